@@ -1,0 +1,60 @@
+"""Turn a design into a torch module.
+
+``build_model`` follows the plan of ``infer_shapes`` (so the editor's table and the real network can
+never disagree), builds each layer for the shape it receives, appends the output head and applies
+the chosen weight initialisation. The result is a plain ``nn.Sequential``: easy to export to ONNX,
+to write out as readable code, and to load from safetensors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from builder.layers import LAYERS
+from builder.shapes import Shape, check_shapes
+from builder.spec import ModelSpec
+
+
+def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int | None = None) -> nn.Sequential:
+    """Build the network for samples of ``input_shape`` with ``n_outputs`` raw outputs.
+
+    Args:
+        spec: the design (hidden layers; the head is added here).
+        input_shape: per-sample shape after preprocessing, e.g. ``(30,)``.
+        n_outputs: 1 for regression and binary tasks, k for k classes.
+        seed: seed for the initial weights, for runs that repeat exactly.
+
+    Returns:
+        ``nn.Sequential`` whose forward maps ``(B, *input_shape)`` to ``(B, n_outputs)``.
+
+    Raises:
+        SpecError / ShapeError: the first problem of the design, with the layer number.
+    """
+    report = check_shapes(spec, input_shape, n_outputs)
+    if seed is not None:
+        torch.manual_seed(seed)
+    modules = [LAYERS.get(row.type).make(row.input_shape, row.params) for row in report.rows]
+    model = nn.Sequential(*modules)
+    initialise(model, spec.init)
+    return model
+
+
+def initialise(model: nn.Module, scheme: str) -> None:
+    """Re-initialise weight matrices in place; biases start at zero for the named schemes.
+
+    "default" keeps PyTorch's per-layer defaults (Kaiming-uniform for Linear), which suit ReLU.
+    "xavier" suits tanh/sigmoid networks; "kaiming" (normal, fan-in) suits deep ReLU networks.
+    """
+    if scheme == "default":
+        return
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if not isinstance(module, nn.Linear) or weight is None:
+            continue
+        if scheme == "xavier":
+            nn.init.xavier_uniform_(weight)
+        elif scheme == "kaiming":
+            nn.init.kaiming_normal_(weight, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,158 @@
+"""Shape inference: the live table beside the layer editor, and the plan ``build_model`` follows.
+
+``infer_shapes`` is one loop over the design: each layer checks the shape it receives, says the
+shape it gives, and is counted (on PyTorch's ``meta`` device, so a huge layer costs no memory).
+The output head, sized to the task, is appended as a locked last row. The first layer that cannot
+take its input stops the shape chain; its problem carries the layer number and, where the fix is
+mechanical, a ``Fix``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from builder.errors import ShapeError, SpecError
+from builder.layers import LAYERS, Fix, LayerProblem, Shape, describe_shape
+from builder.spec import ModelSpec, Problem, layer_label
+
+BYTES_PER_FLOAT = 4
+# Weights, their gradients and Adam's two moment buffers: four floats per parameter while training.
+FLOATS_PER_PARAM_TRAINING = 4
+# Each activation is kept for the backward pass and gets a gradient of the same size.
+FLOATS_PER_ACTIVATION_TRAINING = 2
+
+
+@dataclass
+class ShapeRow:
+    """One row of the editor's live table."""
+
+    index: int  # 0-based; the head's index is len(spec.layers)
+    type: str
+    params: dict[str, Any]
+    input_shape: Shape | None
+    output_shape: Shape | None
+    n_params: int = 0
+    locked: bool = False  # the output head: shown, not editable
+    problem: Problem | None = None
+
+    @property
+    def input_text(self) -> str:
+        return describe_shape(self.input_shape) if self.input_shape else "?"
+
+    @property
+    def output_text(self) -> str:
+        return describe_shape(self.output_shape) if self.output_shape else "?"
+
+
+@dataclass
+class ShapeReport:
+    """Everything the editor shows about a design on given data."""
+
+    rows: list[ShapeRow]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def total_params(self) -> int:
+        return sum(row.n_params for row in self.rows)
+
+    def memory_estimate(self, batch_size: int) -> int:
+        """Rough bytes needed to train one batch: parameters with optimiser state plus activations."""
+        activations = sum(math.prod(row.output_shape) for row in self.rows if row.output_shape)
+        return BYTES_PER_FLOAT * (
+            FLOATS_PER_PARAM_TRAINING * self.total_params
+            + FLOATS_PER_ACTIVATION_TRAINING * batch_size * activations
+        )
+
+
+def head_params(n_outputs: int) -> dict[str, Any]:
+    """The output head's parameters: one Linear layer with one output per predicted value."""
+    return {"out_features": n_outputs, "bias": True}
+
+
+def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeReport:
+    """Walk the design with a per-sample ``input_shape`` and report every layer's shapes.
+
+    Args:
+        spec: the design (hidden layers only; the head is added here).
+        input_shape: shape of one sample after preprocessing, e.g. ``(30,)``.
+        n_outputs: values the head must produce (1 for regression/binary, k for k classes).
+
+    Returns:
+        A ``ShapeReport``; ``report.problems`` lists every problem (parameter problems of all
+        layers, plus the first shape problem).
+    """
+    problems = list(spec.validate())
+    bad_layers = {p.layer_index for p in problems if p.layer_index is not None}
+    rows: list[ShapeRow] = []
+    shape: Shape | None = tuple(input_shape)
+    head = ("Linear", head_params(n_outputs))
+    entries = [(layer.type, layer.params) for layer in spec.layers] + [head]
+    for index, (type_name, params) in enumerate(entries):
+        is_head = index == len(spec.layers)
+        row = ShapeRow(index, type_name, params, shape, None, locked=is_head)
+        rows.append(row)
+        if shape is None or index in bad_layers:
+            shape = None  # the chain is broken above (or here): later shapes are unknown
+            continue
+        try:
+            out = _output_shape(type_name, shape, params, is_head)
+            row.n_params = count_params(type_name, shape, params)
+        except LayerProblem as exc:
+            fix = _place_fix(exc.fix, index, len(spec.layers), is_head)
+            label = "The output layer" if is_head else layer_label(index, type_name)
+            row.problem = Problem(f"{label}: {exc}", None if is_head else index, fix=fix, kind="shape")
+            problems.append(row.problem)
+            shape = None
+            continue
+        row.output_shape = out
+        shape = out
+    return ShapeReport(rows, problems)
+
+
+def _output_shape(type_name: str, shape: Shape, params: dict[str, Any], is_head: bool) -> Shape:
+    layer_type = LAYERS.get(type_name)
+    if is_head and len(shape) != 1:
+        raise LayerProblem(
+            f"the output layer needs a flat input but the last layer gives {describe_shape(shape)}: "
+            "add Flatten at the end.",
+            Fix(label="Add Flatten at the end", action="insert", index=-1, layer={"type": "Flatten"}),
+        )
+    out = layer_type.output_shape(shape, params)
+    if any(d < 1 for d in out):
+        raise LayerProblem(f"its output would be {describe_shape(out)}, which is empty.")
+    return out
+
+
+def _place_fix(fix: Fix | None, index: int, n_layers: int, is_head: bool) -> Fix | None:
+    """Give a layer-relative fix (index -1 = "before this layer") its absolute position."""
+    if fix is None or fix.index != -1:
+        return fix
+    position = n_layers if is_head else index
+    label = fix.label if is_head else f"{fix.label.replace(' before it', '')} before layer {index + 1}"
+    return Fix(label=label, action=fix.action, index=position, layer=fix.layer, param=fix.param, value=fix.value)
+
+
+def count_params(type_name: str, in_shape: Shape, params: dict[str, Any]) -> int:
+    """Count a layer's trainable parameters without allocating them (meta device)."""
+    with torch.device("meta"):
+        module = LAYERS.get(type_name).make(in_shape, params)
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def check_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeReport:
+    """Like ``infer_shapes`` but raise the first problem as ``ShapeError`` (with its fix)."""
+    report = infer_shapes(spec, input_shape, n_outputs)
+    if report.problems:
+        first = report.problems[0]
+        if first.kind != "shape":
+            raise SpecError(first.message)
+        raise ShapeError(first.message, first.layer_index, first.fix)
+    return report

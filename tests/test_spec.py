@@ -1,0 +1,104 @@
+"""ModelSpec: JSON round trips, validation that returns every problem, family rules, the
+parameter counts and shapes the editor shows, and the network ``build_model`` makes from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from builder.errors import SpecError
+from builder.model import build_model
+from builder.shapes import infer_shapes
+from builder.spec import FAMILIES, ModelSpec
+from builder.templates import hidden_width, starter_spec
+
+MLP = {"version": 1, "family": "mlp",
+       "layers": [{"type": "Linear", "out_features": 64}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.2}]}
+
+
+def test_round_trip_through_json_is_exact():
+    spec = ModelSpec.from_dict(MLP)
+    again = ModelSpec.from_json(spec.to_json())
+    assert again == spec
+    assert json.loads(spec.to_json())["layers"][0] == {"type": "Linear", "out_features": 64, "bias": True}
+
+
+def test_validate_returns_all_problems_with_layer_numbers():
+    spec = ModelSpec.from_dict({"family": "mlp", "layers": [
+        {"type": "Linear", "out_features": 0}, {"type": "Dropout", "p": 1.5}, {"type": "Conv9d"},
+        {"type": "ReLU", "inplace": True}]}, strict=False)
+    messages = [p.message for p in spec.validate()]
+    assert len(messages) == 4
+    assert messages[0].startswith("Layer 1 (Linear): 'out_features'") and "got 0" in messages[0]
+    assert messages[1].startswith("Layer 2 (Dropout): 'p'") and "1.5" in messages[1]
+    assert "Layer 3 (Conv9d): unknown layer type" in messages[2] and "Linear" in messages[2]
+    assert "unknown setting 'inplace'" in messages[3]
+
+
+@pytest.mark.parametrize("bad", [[], "mlp", {"family": "mlp", "layers": {}}, {"family": "mlp", "extra": 1},
+                                 {"version": 2, "family": "mlp"}, {"family": "mlp", "layers": [{"units": 3}]}])
+def test_malformed_designs_raise_spec_error(bad):
+    with pytest.raises(SpecError):
+        ModelSpec.from_dict(bad)
+
+
+def test_bad_json_text_is_a_spec_error():
+    with pytest.raises(SpecError, match="not valid JSON"):
+        ModelSpec.from_json("{not json")
+
+
+def test_family_must_fit_the_task_and_hidden_layers_make_an_mlp():
+    linear = ModelSpec(family="linear")
+    assert linear.validate("regression") == []
+    assert "choose logistic regression or MLP" in linear.validate("binary")[0].message
+    assert "linear regression or MLP" in ModelSpec(family="logistic").validate("regression")[0].message
+    assert ModelSpec.from_dict({"family": "linear", "layers": [{"type": "ReLU"}]}).effective_family() == "mlp"
+
+
+def test_linear_family_is_one_linear_layer():
+    model = build_model(ModelSpec(family="linear"), (7,), 1)
+    assert [type(m).__name__ for m in model] == ["Linear"]
+    assert sum(p.numel() for p in model.parameters()) == 8
+
+
+def test_shape_table_counts_match_the_built_model():
+    spec = ModelSpec.from_dict({"family": "mlp", "layers": [
+        {"type": "Linear", "out_features": 32}, {"type": "BatchNorm1d"}, {"type": "GELU"},
+        {"type": "LayerNorm"}, {"type": "Linear", "out_features": 16}, {"type": "LeakyReLU"}]})
+    report = infer_shapes(spec, (10,), 3)
+    model = build_model(spec, (10,), 3, seed=0)
+    assert report.ok
+    assert report.total_params == sum(p.numel() for p in model.parameters())
+    assert [r.output_shape for r in report.rows] == [(32,), (32,), (32,), (32,), (16,), (16,), (3,)]
+    assert report.rows[-1].locked and not any(r.locked for r in report.rows[:-1])
+    assert model.eval()(torch.randn(5, 10)).shape == (5, 3)
+    assert report.memory_estimate(64) > report.memory_estimate(1) > 4 * report.total_params
+
+
+@pytest.mark.parametrize("init", ["default", "xavier", "kaiming"])
+def test_initialisation_schemes_build_and_seed_repeats(init):
+    spec = ModelSpec.from_dict({**MLP, "init": init})
+    a, b = build_model(spec, (6,), 2, seed=1), build_model(spec, (6,), 2, seed=1)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    if init != "default":
+        assert torch.count_nonzero(a[0].bias) == 0
+
+
+def test_unknown_init_is_refused():
+    with pytest.raises(SpecError, match="initialisation"):
+        ModelSpec.from_dict({**MLP, "init": "magic"})
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize(("n_features", "n_rows"), [(4, 150), (30, 569), (50, 200_000)])
+def test_starter_designs_are_valid_and_sized_from_the_data(family, n_features, n_rows):
+    spec = starter_spec(family, n_features, n_rows)
+    assert infer_shapes(spec, (n_features,), 3).ok
+    if family == "mlp":
+        assert spec.layers[0].params["out_features"] == hidden_width(n_features)
+        assert len([la for la in spec.layers if la.type == "Linear"]) == (1 if n_rows < 1000 else 2)
+    else:
+        assert spec.layers == []
