@@ -1,0 +1,55 @@
+"""A diagram of the network as Graphviz DOT text, shapes on the edges.
+
+The app renders it with ``st.graphviz_chart`` (drawn in the browser: no Graphviz binary needed);
+the model card can embed the same text. Problem layers are drawn in red so the picture and the
+table tell the same story.
+"""
+
+from __future__ import annotations
+
+from builder.layers import LAYERS
+from builder.shapes import ShapeReport
+
+COLOURS = {"layer": "#E8F0FE", "head": "#DDEBDD", "problem": "#FDE2E1", "input": "#F1F3F4"}
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def layer_caption(type_name: str, params: dict) -> str:
+    """Short text for a layer box: its type and main setting on a second line."""
+    if type_name not in LAYERS:
+        return type_name
+    layer_type = LAYERS.get(type_name)
+    main = layer_type.main_param
+    if main is None or main not in params:
+        return type_name
+    label = layer_type.param(main).label.lower()
+    return f"{type_name}\n{label}: {params[main]}"
+
+
+def design_dot(report: ShapeReport, input_label: str = "Input") -> str:
+    """Return DOT source drawing the layers top to bottom with each edge labelled by its shape."""
+    lines = [
+        "digraph model {",
+        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.3, bgcolor="transparent"];',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, color="#5F6368"];',
+        '  edge [fontname="Helvetica", fontsize=10, color="#5F6368"];',
+        f'  input [label="{_escape(input_label)}", fillcolor="{COLOURS["input"]}", shape=oval];',
+    ]
+    previous = "input"
+    for row in report.rows:
+        node = f"layer{row.index}"
+        if row.locked:
+            caption, fill = f"Output\n{row.params.get('out_features', '?')} value(s) (locked)", COLOURS["head"]
+        else:
+            caption = f"{row.index + 1}. {layer_caption(row.type, row.params)}"
+            fill = COLOURS["layer"]
+        if row.problem is not None:
+            fill = COLOURS["problem"]
+        lines.append(f'  {node} [label="{_escape(caption)}", fillcolor="{fill}"];')
+        lines.append(f'  {previous} -> {node} [label=" {row.input_text}"];')
+        previous = node
+    lines.append("}")
+    return "\n".join(lines)
