@@ -1,0 +1,235 @@
+"""Background training jobs: a thread per job, owned by a process-wide registry.
+
+Training must outlive the script run that started it (in Streamlit any click, page switch or
+refresh ends a script run), so it runs in a daemon thread. The worker never touches the UI: a
+``JobRecorder`` callback writes events into the ``Job`` under a lock, and the UI polls
+``Job.snapshot()``, a consistent copy it can draw without holding the lock.
+
+Jobs are scoped by owner (the workspace token): ``get`` returns a job only to its owner, and the
+registry is bounded so a long-running server cannot grow without limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from builder.errors import BuilderError
+from builder.train import Callback, TrainControl
+
+log = logging.getLogger(__name__)
+
+# Statuses a job goes through; the last three are final.
+RUNNING, PAUSED, STOPPING, FINISHED, STOPPED, FAILED = "running", "paused", "stopping", "finished", "stopped", "failed"
+FINAL_STATUSES = (FINISHED, STOPPED, FAILED)
+
+MAX_BATCH_POINTS = 2_000  # the live chart downsamples past this; older points are thinned
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of a job's state for drawing (no lock needed)."""
+
+    id: str
+    title: str
+    status: str
+    epoch: int
+    epochs: int
+    elapsed: float
+    eta: float | None
+    epoch_logs: tuple[dict[str, float], ...]
+    batch_points: tuple[tuple[float, float], ...]  # (fractional epoch, running batch loss)
+    device: str
+    error: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
+
+
+@dataclass
+class Job:
+    """One training job. Mutated only by its worker thread (through ``JobRecorder``) under ``lock``."""
+
+    id: str
+    owner: str
+    title: str
+    epochs: int
+    control: TrainControl = field(default_factory=TrainControl)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    status: str = RUNNING
+    epoch: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    epoch_logs: list[dict[str, float]] = field(default_factory=list)
+    batch_points: list[tuple[float, float]] = field(default_factory=list)
+    device: str = ""
+    result: Any = None
+    outputs: dict[str, Any] = field(default_factory=dict)  # what on_done adds, e.g. the saved run id
+    error: str | None = None
+    error_detail: str | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def snapshot(self) -> JobSnapshot:
+        with self.lock:
+            status = self.status
+            if status == RUNNING and self.control.stopped:
+                status = STOPPING
+            elif status == RUNNING and self.control.paused:
+                status = PAUSED
+            elapsed = (self.finished or time.monotonic()) - self.started
+            return JobSnapshot(
+                id=self.id, title=self.title, status=status, epoch=self.epoch, epochs=self.epochs,
+                elapsed=elapsed, eta=self._eta(elapsed), epoch_logs=tuple(dict(d) for d in self.epoch_logs),
+                batch_points=tuple(self.batch_points), device=self.device, error=self.error,
+            )
+
+    def _eta(self, elapsed: float) -> float | None:
+        if self.status in FINAL_STATUSES or self.epoch == 0:
+            return None
+        return elapsed / self.epoch * (self.epochs - self.epoch)
+
+    def stop(self) -> None:
+        """Ask the worker to stop after the current batch; the best model so far is kept."""
+        self.control.stop()
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker ends (for tests and the CLI); return whether it ended."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.status in FINAL_STATUSES
+
+
+class JobRecorder(Callback):
+    """Training callback that records progress into a ``Job`` for the UI to poll."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self._steps_per_epoch = 1
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        with self.job.lock:
+            self.job.device = str(info.get("device", ""))
+            self.job.epochs = int(info.get("epochs", self.job.epochs))
+            self._steps_per_epoch = max(1, int(info.get("steps_per_epoch", 1)))
+
+    def on_batch_end(self, step: int, logs: dict[str, float]) -> None:
+        point = (step / self._steps_per_epoch, float(logs["loss"]))
+        with self.job.lock:
+            points = self.job.batch_points
+            points.append(point)
+            if len(points) > MAX_BATCH_POINTS:
+                del points[::2]  # thin evenly: keeps the curve's shape at half the points
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        with self.job.lock:
+            self.job.epoch = epoch
+            self.job.epoch_logs.append({"epoch": float(epoch), **{k: float(v) for k, v in logs.items()
+                                                                   if isinstance(v, (int, float))}})
+
+
+class JobRegistry:
+    """All jobs of this process, bounded, each visible only to its owner."""
+
+    def __init__(self, max_jobs: int = 64, max_running_per_owner: int = 2):
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self.max_jobs = max_jobs
+        self.max_running_per_owner = max_running_per_owner
+
+    def start(
+        self,
+        owner: str,
+        work: Callable[[TrainControl, Sequence[Callback]], Any],
+        title: str,
+        epochs: int,
+        on_done: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Run ``work(control, callbacks)`` in a daemon thread and return its job at once.
+
+        Args:
+            owner: the workspace token; only it can find the job again.
+            work: the training function; it must pass ``callbacks`` and ``control`` to ``fit``.
+            title: a short label for the UI ("MLP on titanic.csv").
+            epochs: planned epochs, for the progress bar until training reports its own.
+            on_done: called in the worker thread after ``work`` returns, with ``job.result`` set
+                (e.g. to save the run and note its id in ``job.outputs``); an error there marks
+                the job failed but keeps its result.
+
+        Raises:
+            BuilderError: the owner already has the maximum number of running jobs.
+        """
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.owner == owner and j.status not in FINAL_STATUSES]
+            if len(running) >= self.max_running_per_owner:
+                raise BuilderError(
+                    f"{len(running)} trainings are already running in this workspace: stop one "
+                    "before starting another."
+                )
+            self._evict_finished()
+            job = Job(id=secrets.token_urlsafe(8), owner=owner, title=title, epochs=epochs)
+            self._jobs[job.id] = job
+        job.thread = threading.Thread(target=self._run, args=(job, work, on_done), name=f"job-{job.id}",
+                                      daemon=True)
+        job.thread.start()
+        return job
+
+    def _run(self, job: Job, work: Callable, on_done: Callable[[Job], None] | None) -> None:
+        status, result, error, detail = FAILED, None, None, None
+        try:
+            result = work(job.control, [JobRecorder(job)])
+            status = STOPPED if job.control.stopped else FINISHED
+            if on_done is not None:
+                job.result = result
+                on_done(job)
+        except BuilderError as exc:
+            status, error = FAILED, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback for the log and the UI
+            log.exception("training job %s failed", job.id)
+            status = FAILED
+            error = f"Unexpected error during training: {exc}. Please report it with the details below."
+            detail = traceback.format_exc()
+        with job.lock:
+            job.status, job.result, job.error, job.error_detail = status, result, error, detail
+            job.finished = time.monotonic()
+
+    def get(self, owner: str, job_id: str | None) -> Job | None:
+        """Return the job only if ``owner`` started it."""
+        with self._lock:
+            job = self._jobs.get(job_id or "")
+        return job if job is not None and job.owner == owner else None
+
+    def jobs(self, owner: str) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if j.owner == owner]
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every job and wait for the threads (tests, server shutdown)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.control.stop()
+        for job in jobs:
+            job.wait(timeout)
+
+    def _evict_finished(self) -> None:
+        # Oldest finished jobs go first; their results were saved to the workspace by on_done.
+        excess = len(self._jobs) - self.max_jobs + 1
+        for job in [j for j in self._jobs.values() if j.status in FINAL_STATUSES][:max(0, excess)]:
+            del self._jobs[job.id]

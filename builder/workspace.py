@@ -1,0 +1,176 @@
+"""A user's workspace on this machine: the uploaded table, the design, the settings and the runs.
+
+Each workspace is a folder named by an unguessable token (the app keeps it in the URL), so a page
+switch, a browser refresh or a server restart finds everything again, and nobody can list other
+people's workspaces: the token is checked against a strict pattern before it touches a path.
+Small state is JSON written atomically; trained runs are saved with ``export.save_trained``
+(safetensors + JSON, no pickle). Data never leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.errors import BuilderError
+
+HOME_ENV = "BUILDER_HOME"
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+RUN_PATTERN = re.compile(r"^run-[0-9]{8}-[0-9]{6}-[a-z0-9]{4}$")
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def default_home() -> Path:
+    """Where workspaces live: ``$BUILDER_HOME`` or ``~/.model-builder``."""
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".model-builder")
+
+
+def new_token() -> str:
+    """A fresh unguessable workspace token (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def is_valid_token(token: object) -> bool:
+    return isinstance(token, str) and bool(TOKEN_PATTERN.fullmatch(token))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One saved run, as the run list shows it."""
+
+    id: str
+    created: str
+    title: str
+    task: str
+    headline: dict[str, float]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # Write beside the target and rename: a crash mid-write never leaves a half-written file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Workspace:
+    """The folder of one token. Create with ``Workspace.open``."""
+
+    def __init__(self, root: Path, token: str):
+        self.token = token
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def open(cls, token: str | None, home: Path | None = None) -> Workspace:
+        """Open the workspace of ``token``, or create a new one when it is missing or invalid."""
+        home = Path(home) if home is not None else default_home()
+        if not is_valid_token(token) or not (home / token).is_dir():
+            token = new_token()
+        return cls(home / token, token)
+
+    # --- small JSON state (data spec, design, settings, selected run) ---------------------------
+
+    def save_state(self, key: str, value: Any) -> None:
+        _write_atomic(self._state_path(key), json.dumps(value, indent=2))
+
+    def load_state(self, key: str, default: Any = None) -> Any:
+        path = self._state_path(key)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return default
+        except (OSError, json.JSONDecodeError):
+            return default  # a damaged state file is ignored rather than blocking the app
+
+    def _state_path(self, key: str) -> Path:
+        if not re.fullmatch(r"[a-z_]{1,40}", key):
+            raise ValueError(f"invalid state key {key!r}")
+        return self.root / "state" / f"{key}.json"
+
+    # --- the uploaded table ----------------------------------------------------------------------
+
+    def save_table(self, name: str, content: bytes, title: str | None = None) -> Path:
+        """Keep the uploaded file (replacing the previous one) and remember its name.
+
+        Args:
+            name: the file name as uploaded (its extension tells how to read it).
+            content: the file's bytes.
+            title: the name to show, when it is not the file name (e.g. "Iris (sample)").
+        """
+        safe = SAFE_NAME.sub("_", Path(name).name).strip() or "data"
+        folder = self.root / "data"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        path = folder / safe
+        path.write_bytes(content)
+        self.save_state("table", {"name": title or Path(name).name, "file": safe, "saved": time.strftime("%Y-%m-%d %H:%M:%S")})
+        return path
+
+    def table_path(self) -> tuple[str, Path] | None:
+        """The current table's display name and path, or ``None``."""
+        info = self.load_state("table")
+        if not info:
+            return None
+        path = self.root / "data" / info["file"]
+        return (info["name"], path) if path.is_file() else None
+
+    # --- trained runs ------------------------------------------------------------------------------
+
+    def save_run(self, trained: Any, title: str) -> str:
+        """Save a ``TrainedModel`` as a new run and return its id."""
+        from builder.export import save_trained  # export imports torch/onnx: only when saving
+
+        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        folder = self.root / "runs" / run_id
+        save_trained(trained, folder)
+        summary = {"id": run_id, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "title": title,
+                   "task": trained.task, "headline": trained.metrics.get("test", {})}
+        _write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
+        return run_id
+
+    def load_run(self, run_id: str) -> Any:
+        """Load a saved run as a ``TrainedModel``.
+
+        Raises:
+            BuilderError: no such run in this workspace.
+        """
+        folder = self._run_folder(run_id)
+        if not folder.is_dir():
+            raise BuilderError(f"Run {run_id!r} was not found in this workspace: pick one from the list.")
+        from builder.export import load_trained
+
+        return load_trained(folder)
+
+    def list_runs(self) -> list[RunSummary]:
+        """Saved runs, newest first."""
+        runs = []
+        for path in (self.root / "runs").glob("run-*/summary.json"):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                runs.append(RunSummary(data["id"], data["created"], data["title"], data["task"], data["headline"]))
+            except (OSError, KeyError, json.JSONDecodeError):
+                continue  # a run still being written, or damaged: not listed
+        return sorted(runs, key=lambda r: r.id, reverse=True)
+
+    def delete_run(self, run_id: str) -> None:
+        shutil.rmtree(self._run_folder(run_id), ignore_errors=True)
+
+    def _run_folder(self, run_id: str) -> Path:
+        if not RUN_PATTERN.fullmatch(run_id or ""):
+            raise BuilderError(f"{run_id!r} is not a run id.")
+        return self.root / "runs" / run_id

@@ -1,0 +1,58 @@
+"""Workspaces: unguessable tokens, no path tricks, atomic JSON state, the table kept as uploaded."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.errors import BuilderError
+from builder.workspace import Workspace, is_valid_token, new_token
+
+
+def test_new_and_reopened_workspaces(tmp_path):
+    ws = Workspace.open(None, home=tmp_path)
+    assert is_valid_token(ws.token) and ws.root == tmp_path / ws.token
+    ws.save_state("design", {"family": "mlp", "layers": []})
+    again = Workspace.open(ws.token, home=tmp_path)
+    assert again.token == ws.token and again.load_state("design") == {"family": "mlp", "layers": []}
+    assert again.load_state("missing", default=3) == 3
+
+
+@pytest.mark.parametrize("token", ["../../etc", "short", "a" * 65, "x/" + "a" * 30, None, 42])
+def test_invalid_or_unknown_tokens_get_a_fresh_workspace(tmp_path, token):
+    ws = Workspace.open(token, home=tmp_path)
+    assert ws.token != token and ws.root.parent == tmp_path
+    assert Workspace.open(new_token(), home=tmp_path).root.parent == tmp_path  # unknown -> new
+
+
+def test_tokens_are_unguessable():
+    tokens = {new_token() for _ in range(100)}
+    assert len(tokens) == 100 and all(len(t) >= 22 for t in tokens)
+
+
+def test_table_is_kept_with_a_safe_name_and_replaced_on_upload(tmp_path):
+    ws = Workspace.open(None, home=tmp_path)
+    assert ws.table_path() is None
+    ws.save_table("../../sales 2024.csv", b"a,b\n1,2\n")
+    name, path = ws.table_path()
+    assert name == "sales 2024.csv" and path.parent == ws.root / "data" and path.read_bytes() == b"a,b\n1,2\n"
+    ws.save_table("iris.csv", b"x\n1\n", title="Iris (sample)")
+    name, path = ws.table_path()
+    assert name == "Iris (sample)" and [p.name for p in (ws.root / "data").iterdir()] == ["iris.csv"]
+
+
+def test_damaged_state_is_ignored_and_state_keys_are_checked(tmp_path):
+    ws = Workspace.open(None, home=tmp_path)
+    (ws.root / "state").mkdir(parents=True, exist_ok=True)
+    (ws.root / "state" / "design.json").write_text("{half")
+    assert ws.load_state("design", default="fallback") == "fallback"
+    with pytest.raises(ValueError):
+        ws.save_state("../escape", 1)
+
+
+def test_runs_are_addressed_only_by_valid_ids(tmp_path):
+    ws = Workspace.open(None, home=tmp_path)
+    assert ws.list_runs() == []
+    with pytest.raises(BuilderError, match="not a run id"):
+        ws.load_run("../../etc")
+    with pytest.raises(BuilderError, match="was not found"):
+        ws.load_run("run-20260101-000000-abcd")
