@@ -1,0 +1,178 @@
+"""From a table and the user's data choices to training-ready arrays.
+
+``prepare_tabular`` is the one path from a DataFrame to tensors: it checks the column to predict,
+drops rows without a target, splits, fits the ``Preprocessor`` on the training rows only (so nothing
+about validation or test rows leaks into the scaling or the categories) and transforms all three.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from builder.data.preprocess import Preprocessor, missing_mask, parse_numeric
+from builder.data.profile import check_target
+from builder.data.split import split_indices
+from builder.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataSpec:
+    """The user's data choices.
+
+    Attributes:
+        target: the column to predict (``None`` for models without one, e.g. anomaly detection).
+        task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
+        features: the input columns, in order.
+    """
+
+    target: str | None
+    task: str
+    features: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain JSON form."""
+        return {"target": self.target, "task": self.task, "features": list(self.features)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DataSpec:
+        """Rebuild from ``to_dict`` output.
+
+        Raises:
+            DataError: a key is missing or unknown, or ``features`` is not a list of names.
+        """
+        expected = {"target", "task", "features"}
+        missing, unknown = expected - set(data), set(data) - expected
+        if missing or unknown:
+            raise DataError(
+                f"The saved data settings are not valid: missing {sorted(missing) or 'nothing'}, "
+                f"unknown {sorted(unknown) or 'nothing'}. "
+                "Expected the keys target, task and features."
+            )
+        features = data["features"]
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise DataError(
+                f"The saved data settings list the input columns as {features!r}; "
+                "expected a list of column names."
+            )
+        return cls(target=data["target"], task=data["task"], features=list(features))
+
+
+@dataclass
+class PreparedData:
+    """Everything training and evaluation need from a table.
+
+    Attributes:
+        preprocessor: fitted on the training rows; also decodes model outputs.
+        X_train, X_val, X_test: float32 ``(N, F)`` model inputs.
+        y_train, y_val, y_test: encoded targets (float32 ``(N, 1)`` for regression/binary,
+            int64 ``(N,)`` for multiclass); ``None`` when there is no target.
+        raw_test: the test rows exactly as read (all columns), for baselines, parity checks and
+            the evaluation page.
+        train_idx, val_idx, test_idx: positions of each set's rows in the input table.
+        input_shape: shape of one sample, ``(F,)``.
+        n_outputs: 1 for regression/binary, the number of classes for multiclass, and the
+            number of features when there is no target (a model that reconstructs its input).
+    """
+
+    preprocessor: Preprocessor
+    X_train: np.ndarray
+    X_val: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray | None
+    y_val: np.ndarray | None
+    y_test: np.ndarray | None
+    raw_test: pd.DataFrame
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+    input_shape: tuple[int, ...]
+    n_outputs: int
+
+    @property
+    def task(self) -> str:
+        """The task the data was prepared for."""
+        return self.preprocessor.task
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the model's input features (columns of ``X_*``)."""
+        return self.preprocessor.feature_names
+
+    @property
+    def y_scale(self) -> float:
+        """Multiply a regression error in training units by this to get original units."""
+        return self.preprocessor.target_scale
+
+
+def prepare_tabular(
+    df: pd.DataFrame,
+    spec: DataSpec,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 42,
+) -> PreparedData:
+    """Check, split and preprocess a table for training.
+
+    Args:
+        df: the table as read (raw values).
+        spec: target, task and input columns.
+        val_fraction: share of rows for validation.
+        test_fraction: share of rows for the final test.
+        seed: random seed for the split.
+
+    Returns:
+        A ``PreparedData``; rows without a target value are left out (and the count logged).
+
+    Raises:
+        DataError: the target, task, input columns or fractions cannot be used.
+    """
+    target, task = spec.target, spec.task
+    if target is not None:
+        check_target(df, target, task)
+        usable = ~missing_mask(df[target])
+        if task == "regression":
+            usable &= ~np.isnan(parse_numeric(df[target]))
+        dropped = int(len(df) - usable.sum())
+        if dropped:
+            logger.info("Leaving out %d row(s) with no value in %r", dropped, target)
+        kept = np.flatnonzero(usable)
+        labels = df[target].iloc[kept]
+    else:
+        kept = np.arange(len(df))
+        labels = pd.Series(np.zeros(len(df)))
+    parts = split_indices(labels, task, val_fraction, test_fraction, seed)
+    train, val, test = (kept[part] for part in parts)  # positions in the kept rows -> in df
+
+    # Classes come from every usable row, so a class absent from the training split still decodes.
+    classes = pd.unique(labels).tolist() if task in ("binary", "multiclass") and target else None
+    preprocessor = Preprocessor().fit(df.iloc[train], target, task, spec.features, classes=classes)
+
+    def encode(rows: pd.DataFrame) -> np.ndarray | None:
+        return None if target is None else preprocessor.encode_target(rows[target])
+
+    parts = {name: df.iloc[idx] for name, idx in (("train", train), ("val", val), ("test", test))}
+    logger.info(
+        "Prepared %d training, %d validation and %d test rows with %d features",
+        len(train), len(val), len(test), preprocessor.n_features,
+    )
+    return PreparedData(
+        preprocessor=preprocessor,
+        X_train=preprocessor.transform(parts["train"]),
+        X_val=preprocessor.transform(parts["val"]),
+        X_test=preprocessor.transform(parts["test"]),
+        y_train=encode(parts["train"]),
+        y_val=encode(parts["val"]),
+        y_test=encode(parts["test"]),
+        raw_test=parts["test"],
+        train_idx=train,
+        val_idx=val,
+        test_idx=test,
+        input_shape=(preprocessor.n_features,),
+        n_outputs=preprocessor.n_outputs if target is not None else preprocessor.n_features,
+    )

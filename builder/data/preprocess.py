@@ -1,0 +1,842 @@
+"""Fitted preprocessing for tables: raw rows in, a float32 matrix out, model outputs back to labels.
+
+This file is copied verbatim into every export bundle next to a standalone ``predict.py``, so it
+imports only numpy, pandas and the standard library. The app, the CLI and the bundle all run this
+one implementation, which is why an exported model predicts exactly what the app showed.
+
+Each input column is handled by the step registered for its kind (``numeric``, ``boolean``,
+``categorical``/``text``, ``datetime``). A step's fitted state is a plain JSON dict, so
+``Preprocessor.to_dict`` is a copy of that state and a JSON round trip reproduces the transform bit
+for bit. The parsing helpers (``parse_numeric``, ``infer_kind``...) are shared with the profiler, so
+the column types shown to the user are the ones the model is trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import (
+    is_bool_dtype,
+    is_datetime64_any_dtype,
+    is_numeric_dtype,
+)
+from pandas.tseries.api import guess_datetime_format
+
+try:
+    from builder.errors import DataError
+except ImportError:  # copied into an export bundle
+
+    class DataError(ValueError):  # type: ignore[no-redef]
+        """The data cannot be used as it is; the message says what, where and the fix."""
+
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "builder.tabular-preprocessor"
+FORMAT_VERSION = 1
+TASKS = ("regression", "binary", "multiclass")
+TASK_WORDS = {
+    "regression": "predicting a number (regression)",
+    "binary": "a yes/no prediction (binary)",
+    "multiclass": "predicting one of several categories (multiclass)",
+}
+
+# Cells that mean "no value" in exported spreadsheets. Deliberately short: "None" or "-" can be a
+# real category ("Symptoms: None"), so they are left alone.
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "#n/a", "?"})
+TRUE_TOKENS = frozenset({"true", "yes", "y", "t"})
+FALSE_TOKENS = frozenset({"false", "no", "n", "f"})
+# A text column is read as numbers (or dates) when at least this share of its values parse.
+PARSE_SHARE = 0.95
+# Kind detection looks at this many evenly spaced values; enough to judge, fast on 1M rows.
+DETECT_SAMPLE = 50_000
+DATE_SAMPLE = 5_000
+# Standardised values are clipped here so float32 stays finite even for absurd outliers.
+CLIP = 1e6
+DATE_PARTS = ("year", "month", "day of week", "day of year")
+
+# Patterns are plain strings without look-arounds so pandas can run them in pyarrow (RE2), which
+# is ~10x faster than Python's re on large columns.
+_NUMBER_NOISE = "[\\s\u00a0\u202f$€£¥₹%']"  # spaces (also non-breaking), currency, %, Swiss 1'234
+_ACCOUNTING_NEGATIVE = r"^\((.+)\)$"  # (5) -> -5
+_EUROPEAN = r"^[+-]?\d{1,3}(?:\.\d{3})+,\d+$"  # 1.234,56
+_THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"  # 1,234,567.8
+_DECIMAL_COMMA = r"^[+-]?\d+,\d+$"  # 12,5
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers (shared with builder.data.profile)
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_textual(values: pd.Series) -> bool:
+    return not (
+        is_numeric_dtype(values) or is_bool_dtype(values) or is_datetime64_any_dtype(values)
+    )
+
+
+def _per_unique(
+    values: pd.Series, parse: Callable[[pd.Series], np.ndarray], fill: Any
+) -> np.ndarray:
+    """Apply ``parse`` once per distinct value and spread the results back to every row.
+
+    Columns repeat their values, and string parsing is the slow part, so this turns an O(rows)
+    regex pass into O(distinct values). Missing cells get ``fill``.
+    """
+    codes, uniques = pd.factorize(values)
+    parsed = np.asarray(parse(pd.Series(uniques, dtype=values.dtype)))
+    # Code -1 marks a missing cell; it indexes the appended fill value.
+    return np.append(parsed, np.asarray([fill], dtype=parsed.dtype))[codes]
+
+
+def _stripped(values: pd.Series) -> pd.Series:
+    return values.astype("str").str.strip()
+
+
+def missing_mask(values: pd.Series) -> np.ndarray:
+    """Which cells hold no value: NaN/None/NaT, blanks, and tokens such as ``N/A`` or ``?``.
+
+    Args:
+        values: one column.
+
+    Returns:
+        A boolean array, one entry per row.
+    """
+    if not _is_textual(values):
+        return values.isna().to_numpy()
+
+    def blank(uniques: pd.Series) -> np.ndarray:
+        return _stripped(uniques).str.lower().isin(MISSING_TOKENS).to_numpy()
+
+    return _per_unique(values, blank, True).astype(bool)
+
+
+def _parse_number_text(uniques: pd.Series) -> np.ndarray:
+    text = _stripped(uniques)
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    messy = numbers.isna() & text.notna() & ~text.str.lower().isin(MISSING_TOKENS)
+    if messy.any():
+        cleaned = text[messy].str.replace(_NUMBER_NOISE, "", regex=True)
+        cleaned = cleaned.str.replace(_ACCOUNTING_NEGATIVE, r"-\1", regex=True)
+        european = cleaned.str.match(_EUROPEAN)
+        thousands = cleaned.str.match(_THOUSANDS)
+        decimal_comma = cleaned.str.match(_DECIMAL_COMMA) & ~thousands  # "1,234" reads as thousands
+        cleaned = cleaned.where(~european, cleaned.str.replace(".", "", regex=False))
+        comma_decimal = european | decimal_comma
+        cleaned = cleaned.where(~comma_decimal, cleaned.str.replace(",", ".", regex=False))
+        cleaned = cleaned.where(~thousands, cleaned.str.replace(",", "", regex=False))
+        numbers[messy] = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def parse_numeric(values: pd.Series) -> np.ndarray:
+    """Read a column as numbers, including numbers stored as messy text.
+
+    Understands ``"1,234"``, ``" 12 "``, ``"$5"``, ``"7%"`` (-> 7), ``"(5)"`` (-> -5), ``"1.234,5"``
+    and ``"12,5"`` (decimal comma). Booleans become 0/1.
+
+    Args:
+        values: one column, of any dtype.
+
+    Returns:
+        float64 array; NaN where a cell is missing, infinite or not a number.
+    """
+    if is_bool_dtype(values):
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    elif is_numeric_dtype(values):
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    elif is_datetime64_any_dtype(values):
+        return np.full(len(values), np.nan)
+    else:
+        numbers = _per_unique(values, _parse_number_text, np.nan)
+    numbers[~np.isfinite(numbers)] = np.nan
+    return numbers
+
+
+def _parse_boolean_text(uniques: pd.Series) -> np.ndarray:
+    lowered = _stripped(uniques).str.lower()
+    flags = np.select(
+        [lowered.isin(TRUE_TOKENS), lowered.isin(FALSE_TOKENS)], [1.0, 0.0], default=np.nan
+    )
+    # Anything else may still be a number ("1", "0.0"): non-zero means true.
+    numbers = _parse_number_text(uniques)
+    from_numbers = np.where(np.isnan(numbers), np.nan, (numbers != 0).astype("float64"))
+    return np.where(np.isnan(flags), from_numbers, flags)
+
+
+def parse_boolean(values: pd.Series) -> np.ndarray:
+    """Read a yes/no column as 1.0/0.0 (true/yes/y/t/non-zero -> 1; false/no/n/f/0 -> 0).
+
+    Args:
+        values: one column, of any dtype.
+
+    Returns:
+        float64 array of 1.0, 0.0, or NaN where the cell is missing or not a yes/no value.
+    """
+    if is_bool_dtype(values) or is_numeric_dtype(values):
+        numbers = parse_numeric(values)
+        return np.where(np.isnan(numbers), np.nan, (numbers != 0).astype("float64"))
+    return _per_unique(values, _parse_boolean_text, np.nan)
+
+
+def detect_datetime_format(values: pd.Series) -> str | None:
+    """Find the date format that reads at least 95% of a text column, or ``None``.
+
+    Tries ISO 8601 first, then the formats pandas guesses from the first values, both month-first
+    and day-first, so ``31/12/2020`` is not misread as an invalid month-first date.
+
+    Args:
+        values: one text column (missing cells are ignored).
+
+    Returns:
+        A ``strftime`` format, ``"ISO8601"``, or ``None`` when the column is not dates.
+    """
+    # A format is a property of the whole column: a few thousand values are enough to find it.
+    text = _stripped(_evenly_spaced(values[~missing_mask(values)], DATE_SAMPLE))
+    if text.empty or text.str.contains(r"\d", regex=True).mean() < PARSE_SHARE:
+        return None
+    best_rate, best = 0.0, None
+    for fmt in _date_format_candidates(text):
+        rate = pd.to_datetime(text, format=fmt, errors="coerce", utc=True).notna().mean()
+        if rate > best_rate:
+            best_rate, best = rate, fmt
+        if rate == 1.0:
+            break
+    return best if best_rate >= PARSE_SHARE else None
+
+
+def _date_format_candidates(text: pd.Series) -> Iterator[str]:
+    yield "ISO8601"
+    seen = {"ISO8601"}
+    for value in text.iloc[:5]:
+        for dayfirst in (False, True):
+            with warnings.catch_warnings():
+                # pandas warns when dayfirst cannot apply (e.g. ISO dates); we try both anyway.
+                warnings.simplefilter("ignore", UserWarning)
+                guess = guess_datetime_format(value, dayfirst=dayfirst)
+            # A format without a year ("%m/%d", "%H:%M") turns fractions or times into fake dates.
+            if guess and ("%Y" in guess or "%y" in guess) and guess not in seen:
+                seen.add(guess)
+                yield guess
+
+
+def parse_datetime(values: pd.Series, fmt: str | None = None) -> pd.Series:
+    """Read a column as timestamps in UTC (without time zone); unreadable cells become NaT.
+
+    Args:
+        values: one column: datetime dtype, or text.
+        fmt: the format found at fit time; ``None`` detects it from ``values``.
+
+    Returns:
+        A ``datetime64`` series, time-zone naive, in UTC.
+    """
+    if is_datetime64_any_dtype(values):
+        return values if values.dt.tz is None else values.dt.tz_convert("UTC").dt.tz_localize(None)
+    fmt = fmt or detect_datetime_format(values) or "mixed"
+
+    def parse(uniques: pd.Series) -> np.ndarray:
+        text = _stripped(uniques)
+        text = text.mask(text.str.lower().isin(MISSING_TOKENS))
+        stamps = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+        return stamps.dt.tz_localize(None).to_numpy()
+
+    # Dates repeat (many rows per day), so parsing each distinct text once is much faster.
+    return pd.Series(_per_unique(values, parse, np.datetime64("NaT")), index=values.index)
+
+
+def _is_zero_one(numbers: np.ndarray) -> bool:
+    present = numbers[~np.isnan(numbers)]
+    ones = int((present == 1).sum())
+    return bool(np.all((present == 0) | (present == 1))) and 0 < ones < present.size
+
+
+def _evenly_spaced(values: pd.Series, limit: int) -> pd.Series:
+    if len(values) <= limit:
+        return values
+    return values.iloc[np.linspace(0, len(values) - 1, limit).astype(np.int64)]
+
+
+def infer_kind(values: pd.Series) -> str:
+    """Decide how a column is treated: numeric, boolean, datetime, categorical or text.
+
+    Text holding numbers (>= 95% of values parse, e.g. ``"$1,234"``) is numeric; text holding dates
+    is datetime; two values such as yes/no, or numbers that are only 0 and 1, are boolean; long,
+    mostly distinct strings are text; other strings are categorical.
+
+    Args:
+        values: one column.
+
+    Returns:
+        One of ``"numeric"``, ``"boolean"``, ``"datetime"``, ``"categorical"``, ``"text"``.
+    """
+    if is_bool_dtype(values):
+        return "boolean"
+    if is_datetime64_any_dtype(values):
+        return "datetime"
+    present = _evenly_spaced(values[~missing_mask(values)], DETECT_SAMPLE)
+    if is_numeric_dtype(values):
+        return "boolean" if _is_zero_one(parse_numeric(present)) else "numeric"
+    if present.empty:
+        return "categorical"
+    text = _stripped(present)
+    distinct = set(text.str.lower().unique().tolist())
+    if len(distinct) == 2 and distinct & TRUE_TOKENS and distinct & FALSE_TOKENS:
+        return "boolean"
+    numbers = parse_numeric(present)
+    if np.isfinite(numbers).mean() >= PARSE_SHARE:
+        return "boolean" if _is_zero_one(numbers) else "numeric"
+    if detect_datetime_format(present) is not None:
+        return "datetime"
+    if text.str.len().mean() >= 30 and text.nunique() > 0.5 * len(text):
+        return "text"
+    return "categorical"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-kind steps: fit -> JSON state, names, transform -> (N, width) float64
+# ---------------------------------------------------------------------------------------------
+
+
+class _Step(NamedTuple):
+    fit: Callable[[str, str, pd.Series, dict], dict]
+    names: Callable[[dict], list[str]]
+    transform: Callable[[dict, pd.Series], np.ndarray]
+
+
+def _center_scale(numbers: np.ndarray) -> tuple[float, float, float]:
+    """Median (for imputing), mean and std of the finite values; std 0 becomes 1."""
+    present = numbers[~np.isnan(numbers)]
+    if present.size == 0:
+        return 0.0, 0.0, 1.0
+    std = float(present.std())
+    return float(np.median(present)), float(present.mean()), std if std > 1e-12 else 1.0
+
+
+def _standardise(numbers: np.ndarray, fill: float, mean: float, std: float) -> np.ndarray:
+    filled = np.where(np.isnan(numbers), fill, numbers)
+    return np.clip((filled - mean) / std, -CLIP, CLIP)
+
+
+def _fit_numeric(name: str, kind: str, values: pd.Series, settings: dict) -> dict:
+    numbers = parse_numeric(values)
+    fill, mean, std = _center_scale(numbers)
+    # The indicator lets the model learn that "missing" itself carries information.
+    indicator = bool(np.isnan(numbers).any())
+    return {
+        "name": name, "kind": kind, "fill": fill, "mean": mean, "std": std, "indicator": indicator,
+    }
+
+
+def _numeric_names(state: dict) -> list[str]:
+    name = state["name"]
+    return [name, f"{name} (missing)"] if state["indicator"] else [name]
+
+
+def _transform_numeric(state: dict, values: pd.Series) -> np.ndarray:
+    numbers = parse_numeric(values)
+    scaled = _standardise(numbers, state["fill"], state["mean"], state["std"])
+    if state["indicator"]:
+        return np.column_stack([scaled, np.isnan(numbers).astype("float64")])
+    return scaled[:, None]
+
+
+def _fit_boolean(name: str, kind: str, values: pd.Series, settings: dict) -> dict:
+    flags = parse_boolean(values)
+    present = flags[~np.isnan(flags)]
+    fill = 1.0 if present.size and present.mean() > 0.5 else 0.0  # the most frequent value
+    return {"name": name, "kind": kind, "fill": fill}
+
+
+def _transform_boolean(state: dict, values: pd.Series) -> np.ndarray:
+    flags = parse_boolean(values)
+    return np.where(np.isnan(flags), state["fill"], flags)[:, None]
+
+
+def _category_counts(values: pd.Series) -> pd.Series:
+    """Rows per category, with surrounding spaces ignored and missing tokens left out."""
+    counts = values.value_counts()
+    keys = _stripped(pd.Series(counts.index, dtype=values.dtype))
+    keep = ~keys.str.lower().isin(MISSING_TOKENS).to_numpy()
+    return counts[keep].groupby(keys[keep].to_numpy()).sum()
+
+
+def _fit_categorical(name: str, kind: str, values: pd.Series, settings: dict) -> dict:
+    counts = _category_counts(values)
+    # Most frequent first, ties by name, so the same data always gives the same columns.
+    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    kept = counts[counts >= settings["min_category_count"]].iloc[: settings["max_categories"]]
+    fill = str(counts.index[0]) if len(counts) else None  # the most frequent value
+    return {"name": name, "kind": kind, "categories": [str(c) for c in kept.index], "fill": fill}
+
+
+def _categorical_names(state: dict) -> list[str]:
+    name = state["name"]
+    return [f"{name}={c}" for c in state["categories"]] + [f"{name}=(other)"]
+
+
+def _transform_categorical(state: dict, values: pd.Series) -> np.ndarray:
+    categories = state["categories"]
+    other = len(categories)  # unseen and rare values land in the last, "(other)" column
+    lookup = pd.Index(categories, dtype="str")
+    fill = lookup.get_indexer([state["fill"]])[0] if state["fill"] is not None else -1
+    fill = other if fill < 0 else fill
+
+    def column_of(uniques: pd.Series) -> np.ndarray:
+        text = _stripped(uniques)
+        codes = np.where(text.str.lower().isin(MISSING_TOKENS), fill, lookup.get_indexer(text))
+        return np.where(codes < 0, other, codes)
+
+    codes = _per_unique(values, column_of, fill)
+    onehot = np.zeros((len(values), other + 1))
+    onehot[np.arange(len(values)), codes] = 1.0
+    return onehot
+
+
+def _date_parts(values: pd.Series, fmt: str | None) -> np.ndarray:
+    stamps = parse_datetime(values, fmt).dt
+    parts = (stamps.year, stamps.month, stamps.day_of_week, stamps.day_of_year)
+    return np.column_stack([p.to_numpy(dtype="float64", na_value=np.nan) for p in parts])
+
+
+def _fit_datetime(name: str, kind: str, values: pd.Series, settings: dict) -> dict:
+    fmt = detect_datetime_format(values) if _is_textual(values) else None
+    stats = [_center_scale(column) for column in _date_parts(values, fmt).T]
+    return {
+        "name": name,
+        "kind": kind,
+        "format": fmt,
+        "fill": [s[0] for s in stats],
+        "mean": [s[1] for s in stats],
+        "std": [s[2] for s in stats],
+    }
+
+
+def _datetime_names(state: dict) -> list[str]:
+    return [f"{state['name']} ({part})" for part in DATE_PARTS]
+
+
+def _transform_datetime(state: dict, values: pd.Series) -> np.ndarray:
+    parts = _date_parts(values, state["format"])
+    return np.column_stack(
+        [
+            _standardise(parts[:, i], state["fill"][i], state["mean"][i], state["std"][i])
+            for i in range(len(DATE_PARTS))
+        ]
+    )
+
+
+_STEPS: dict[str, _Step] = {
+    "numeric": _Step(_fit_numeric, _numeric_names, _transform_numeric),
+    "boolean": _Step(_fit_boolean, lambda state: [state["name"]], _transform_boolean),
+    "categorical": _Step(_fit_categorical, _categorical_names, _transform_categorical),
+    # Free text in a table gets the categorical treatment: frequent values one-hot, the rest other.
+    "text": _Step(_fit_categorical, _categorical_names, _transform_categorical),
+    "datetime": _Step(_fit_datetime, _datetime_names, _transform_datetime),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Target labels
+# ---------------------------------------------------------------------------------------------
+
+
+def label_value(value: Any) -> Any:
+    """A class label as a plain JSON value: 1.0 -> 1, numpy ints -> int, others -> str."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else float(value)
+    return str(value)
+
+
+def _sorted_labels(labels: list[Any]) -> list[Any]:
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
+        return sorted(labels)
+    if all(isinstance(v, bool) for v in labels):
+        return sorted(labels)
+    return sorted(labels, key=str)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    # exp of a negative number only, so large logits of either sign never overflow.
+    e = np.exp(-np.abs(logits))
+    return np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _quote_list(names: list[Any], limit: int = 20) -> str:
+    shown = ", ".join(repr(str(n)) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _fit_target(values: pd.Series, task: str, target: str, classes: list[Any] | None) -> dict:
+    """Target scaling (regression) or the sorted class labels (classification)."""
+    present = values[~missing_mask(values)]
+    if task == "regression":
+        numbers = parse_numeric(present)
+        numbers = numbers[~np.isnan(numbers)]
+        if numbers.size == 0:
+            raise DataError(
+                f"'{target}' has no numbers in the training rows, so it cannot be "
+                "predicted as a number. Choose another column or another task."
+            )
+        _, mean, std = _center_scale(numbers)
+        return {"mean": mean, "std": std}
+    if classes is None:
+        classes = pd.unique(present).tolist()
+    labels = _sorted_labels(list({str(v): v for v in map(label_value, classes)}.values()))
+    if task == "binary" and len(labels) != 2:
+        raise DataError(
+            f"'{target}' has {len(labels)} distinct value(s) ({_quote_list(labels)}) "
+            "but a yes/no prediction (binary) needs exactly 2. "
+            "Choose multiclass, or another column."
+        )
+    if len(labels) < 2:
+        raise DataError(
+            f"'{target}' has only one value ({_quote_list(labels)}), so there is nothing "
+            "to predict. Choose another column."
+        )
+    return {"classes": labels}
+
+
+# ---------------------------------------------------------------------------------------------
+# The preprocessor
+# ---------------------------------------------------------------------------------------------
+
+
+class Preprocessor:
+    """Turns raw table rows into a float32 matrix and model outputs back into predictions.
+
+    Fit it on the training split only; then ``transform`` any rows that have the input columns
+    (extra columns, including the target, are ignored). Missing values, unseen categories and
+    numbers written as text are all handled, and the output never contains NaN.
+
+    Args:
+        max_categories: most one-hot columns per categorical input; rarer values go to "(other)".
+        min_category_count: a category needs this many training rows to get its own column.
+    """
+
+    def __init__(self, max_categories: int = 30, min_category_count: int = 5):
+        self.max_categories = max_categories
+        self.min_category_count = min_category_count
+        self._columns: list[dict] | None = None  # one JSON state per input column, in order
+        self._target_state: dict | None = None
+        self._task: str | None = None
+        self._target: str | None = None
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        target: str | None,
+        task: str,
+        features: list[str],
+        classes: list[Any] | None = None,
+    ) -> Preprocessor:
+        """Learn every step from the training rows.
+
+        Args:
+            df: the training split (raw values, as read from the file).
+            target: the column to predict, or ``None`` for models without one (e.g. anomaly).
+            task: ``"regression"``, ``"binary"`` or ``"multiclass"`` (any name when no target).
+            features: the input columns, in the order the model sees them.
+            classes: all class labels for classification; defaults to those in ``df`` (pass the
+                labels of the whole table so a class missing from this split still decodes).
+
+        Returns:
+            ``self``, fitted.
+
+        Raises:
+            DataError: unknown task, no or unknown input columns, or an unusable target.
+        """
+        if target is not None and task not in TASKS:
+            raise DataError(
+                f"The task {task!r} is not known. Choose one of: {', '.join(TASKS)}."
+            )
+        features = list(dict.fromkeys(features))
+        if not features:
+            raise DataError(
+                "No input columns are selected. Choose at least one column to learn from."
+            )
+        if target is not None and target in features:
+            raise DataError(
+                f"'{target}' is the column to predict, so it cannot also be an input. "
+                "Remove it from the input columns."
+            )
+        self._check_columns(df, features + ([target] if target is not None else []))
+        settings = {
+            "max_categories": self.max_categories,
+            "min_category_count": self.min_category_count,
+        }
+        columns = []
+        for name in features:
+            kind = infer_kind(df[name])
+            columns.append(_STEPS[kind].fit(name, kind, df[name], settings))
+        target_state = None if target is None else _fit_target(df[target], task, target, classes)
+        # Assign only once everything fitted, so a failed refit leaves the old state intact.
+        self._task, self._target, self._target_state = task, target, target_state
+        self._columns = columns
+        logger.info(
+            "Fitted preprocessing on %d rows: %d input columns -> %d features",
+            len(df), len(features), self.n_features,
+        )
+        return self
+
+    # -- using --------------------------------------------------------------------------------
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """Turn raw rows into the model's input matrix.
+
+        Args:
+            df: rows with (at least) the input columns; the target and other columns are ignored.
+
+        Returns:
+            float32 array ``(N, n_features)``, free of NaN and infinity.
+
+        Raises:
+            DataError: an input column is missing from ``df``.
+        """
+        columns = self._fitted_columns()
+        self._check_columns(df, [c["name"] for c in columns])
+        blocks = [_STEPS[c["kind"]].transform(c, df[c["name"]]) for c in columns]
+        return np.concatenate(blocks, axis=1).astype(np.float32)  # (N, F)
+
+    def encode_target(self, series: pd.Series) -> np.ndarray:
+        """Encode the target column for training.
+
+        Args:
+            series: target values of the rows being encoded (no missing values).
+
+        Returns:
+            regression: float32 ``(N, 1)`` standardised; binary: float32 ``(N, 1)`` of 0/1 (1 is
+            the second class in sorted order); multiclass: int64 ``(N,)`` class indexes.
+
+        Raises:
+            DataError: a value is missing, not a number (regression) or not a known class.
+        """
+        state = self._fitted_target()
+        name = self._target
+        if self._task == "regression":
+            numbers = parse_numeric(series)
+            bad = np.isnan(numbers)
+            if bad.any():
+                example = series[bad].iloc[0]
+                raise DataError(
+                    f"{int(bad.sum())} row(s) of '{name}' have no usable number (for example "
+                    f"{example!r}). Remove those rows or fill in the values."
+                )
+            scaled = (numbers - state["mean"]) / state["std"]
+            return scaled.astype(np.float32)[:, None]  # (N, 1)
+        classes = state["classes"]
+        index = {str(label): i for i, label in enumerate(classes)}
+
+        def class_codes(uniques: pd.Series) -> np.ndarray:
+            # Compare through the JSON label, so 1, 1.0 and np.int64(1) are all class "1".
+            return np.array([index.get(str(label_value(v)), -1) for v in uniques], dtype=np.int64)
+
+        codes = pd.Series(_per_unique(series, class_codes, -2), index=series.index)  # -2: missing
+        if (codes == -2).any():
+            raise DataError(
+                f"{int((codes == -2).sum())} row(s) have no value in '{name}'. "
+                "Remove those rows or fill in the values."
+            )
+        if (codes == -1).any():
+            unknown = pd.unique(series[codes == -1]).tolist()
+            raise DataError(
+                f"'{name}' contains {_quote_list(unknown)}, which did not appear when the model "
+                f"was set up (known values: {_quote_list(classes)}). Remove those rows."
+            )
+        if self._task == "binary":
+            return codes.to_numpy(dtype=np.float32)[:, None]  # (N, 1)
+        return codes.to_numpy(dtype=np.int64)  # (N,)
+
+    def decode_outputs(self, outputs: np.ndarray) -> pd.DataFrame:
+        """Turn raw model outputs into predictions in the user's terms.
+
+        Args:
+            outputs: ``(N, n_outputs)`` raw outputs: a scaled number (regression), one logit
+                (binary) or k logits (multiclass). A 1-D array is read as one output per row.
+
+        Returns:
+            A frame with ``prediction`` (the number in original units, or the label as written in
+            the training data) and, for classification, one ``probability_<class>`` column per
+            class.
+
+        Raises:
+            DataError: the number of outputs per row does not match this task.
+        """
+        state = self._fitted_target()
+        out = np.asarray(outputs, dtype=np.float64)
+        if out.ndim == 1:
+            out = out[:, None]
+        if out.ndim != 2 or out.shape[1] != self.n_outputs:
+            width = out.shape[1] if out.ndim == 2 else out.shape
+            raise DataError(
+                f"The model gave {width} output value(s) per row, but {TASK_WORDS[self._task]} "
+                f"of '{self._target}' needs {self.n_outputs}. The model and its preprocessing "
+                "do not belong together: export them again from the same run."
+            )
+        if self._task == "regression":
+            return pd.DataFrame({"prediction": out[:, 0] * state["std"] + state["mean"]})
+        if self._task == "binary":
+            positive = _sigmoid(out[:, 0])
+            probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
+        else:
+            probabilities = _softmax(out)  # (N, k)
+        classes = state["classes"]
+        labels = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+        frame = {"prediction": pd.Series(labels.tolist())}  # ints stay ints, text stays text
+        for i, label in enumerate(classes):
+            frame[f"probability_{label}"] = probabilities[:, i]
+        return pd.DataFrame(frame)
+
+    # -- description ------------------------------------------------------------------------------
+
+    @property
+    def task(self) -> str:
+        """The task this preprocessor was fitted for."""
+        self._fitted_columns()
+        return self._task  # type: ignore[return-value]
+
+    @property
+    def target(self) -> str | None:
+        """The column to predict (``None`` when there is none)."""
+        self._fitted_columns()
+        return self._target
+
+    @property
+    def features(self) -> list[str]:
+        """The input columns, in the order they are read."""
+        return [c["name"] for c in self._fitted_columns()]
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Input column -> kind (numeric, boolean, categorical, text, datetime)."""
+        return {c["name"]: c["kind"] for c in self._fitted_columns()}
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the output matrix columns, e.g. ``age``, ``age (missing)``, ``color=red``."""
+        return [n for c in self._fitted_columns() for n in _STEPS[c["kind"]].names(c)]
+
+    @property
+    def n_features(self) -> int:
+        """Width of the matrix ``transform`` returns."""
+        return len(self.feature_names)
+
+    @property
+    def classes(self) -> list[Any]:
+        """Class labels in output order, as written in the training data (empty for regression)."""
+        self._fitted_columns()
+        return list((self._target_state or {}).get("classes", []))
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs per row the model needs: 1 (regression, binary) or the number of classes."""
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    @property
+    def target_scale(self) -> float:
+        """Multiply a training-units error by this for original units (1.0 unless regression)."""
+        self._fitted_columns()
+        if self._task == "regression" and self._target_state is not None:
+            return float(self._target_state["std"])
+        return 1.0
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The fitted state as plain JSON (dicts, lists, str, float, int, bool, None)."""
+        return copy.deepcopy(
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "task": self.task,
+                "target": self._target,
+                "settings": {
+                    "max_categories": self.max_categories,
+                    "min_category_count": self.min_category_count,
+                },
+                "columns": self._fitted_columns(),
+                "target_encoding": self._target_state,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Preprocessor:
+        """Rebuild a fitted preprocessor from ``to_dict`` output (e.g. a bundle's preprocess.json).
+
+        Raises:
+            DataError: the state is not preprocessing state, has an unsupported version, or
+                is damaged.
+        """
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise DataError(
+                "This is not a saved table preprocessing file (its 'format' is not "
+                f"{FORMAT!r}). Use the preprocess.json from the same export bundle as the model."
+            )
+        if state.get("version") != FORMAT_VERSION:
+            raise DataError(
+                f"The preprocessing file has version {state.get('version')!r}, but this code reads "
+                f"version {FORMAT_VERSION}. Export the model again with this version of the app."
+            )
+        try:
+            columns = copy.deepcopy(list(state["columns"]))
+            unknown = [c.get("kind") for c in columns if c.get("kind") not in _STEPS]
+            pre = cls(**state["settings"])
+            pre._task, pre._target = state["task"], state["target"]
+            pre._target_state = copy.deepcopy(state["target_encoding"])
+        except (AttributeError, KeyError, TypeError) as error:
+            raise DataError(
+                f"The preprocessing file is incomplete or damaged (problem with {error}). "
+                "Export the model again."
+            ) from None
+        if unknown:
+            raise DataError(
+                f"The preprocessing file uses unknown column kinds {_quote_list(unknown)}. "
+                "Export the model again with this version of the app."
+            )
+        pre._columns = columns
+        return pre
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _fitted_columns(self) -> list[dict]:
+        if self._columns is None:
+            raise RuntimeError("The preprocessor is not fitted yet: call fit() first.")
+        return self._columns
+
+    def _fitted_target(self) -> dict:
+        self._fitted_columns()
+        if self._target_state is None:
+            raise DataError(
+                "This model has no column to predict, so it has no target to encode or decode."
+            )
+        return self._target_state
+
+    @staticmethod
+    def _check_columns(df: pd.DataFrame, needed: list[str]) -> None:
+        missing = [name for name in needed if name not in df.columns]
+        if missing:
+            what = (
+                f"has no column named '{missing[0]}'"
+                if len(missing) == 1
+                else f"is missing {len(missing)} needed columns: {_quote_list(missing)}"
+            )
+            raise DataError(
+                f"The data {what}. Expected columns: {_quote_list(needed, limit=50)}. "
+                "Check the file has the same column names as the training data."
+            )

@@ -1,0 +1,473 @@
+"""Reading a user's table file (CSV/TSV/TXT, Excel, Parquet, JSON) into a DataFrame.
+
+Analysts' files arrive with semicolons, Windows code pages, byte-order marks, blank or repeated
+header cells, trailing empty Excel rows, or are not tables at all. ``read_table`` accepts a path,
+raw bytes or an uploaded file object, repairs what is safe to repair (and logs it), and turns
+everything else into a ``DataError`` that says what is wrong with which file and what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Union
+
+import pandas as pd
+
+from builder.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 200 * 2**20
+SUPPORTED_TABLE_EXTENSIONS = (
+    ".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".json", ".jsonl", ".ndjson",
+)
+# Delimiters the sniffer may choose from; anything else is more likely text than a separator.
+DELIMITERS = ",;\t|"
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+SNIFF_BYTES = 64 * 1024
+
+TableSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes]]
+
+# Signatures of common non-table files, to tell the user what they actually uploaded.
+_MAGIC = {
+    b"PK\x03\x04": "a zip archive or an Excel workbook",
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\xd0\xcf\x11\xe0": "an old-style Office file (.xls or .doc)",
+    b"PAR1": "a Parquet file",
+}
+_WESTERN_SYMBOLS = "€£°²³µ’‘“”–—•…«»¿¡§©®™½¼¾±·"
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def read_table(
+    source: TableSource, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> pd.DataFrame:
+    """Read a table file into a DataFrame with clean, unique column names.
+
+    Args:
+        source: a path, the file's bytes, or a binary file object (e.g. Streamlit's UploadedFile).
+        name: the file name; needed for its extension when ``source`` is bytes. Without any name
+            the format is recognised from the content.
+        max_bytes: refuse files larger than this.
+
+    Returns:
+        The table. Column names are stripped of spaces; blank ones become ``column_3`` (its
+        position) and repeated ones get ``_2``, ``_3`` suffixes. Completely empty rows are dropped.
+
+    Raises:
+        DataError: the file is missing, empty, too large, not a supported format, not a table,
+            or damaged. The message names the file and says what to do.
+    """
+    data, name = _read_bytes(source, name, max_bytes)
+    # Messages read "The file {label} ...": "The file 'sales.csv' is empty." / "The file you
+    # uploaded is empty."
+    label = f"'{name}'" if name else "you uploaded"
+    if not data.strip():
+        raise DataError(f"The file {label} is empty. Choose a file that contains a table.")
+    extension = _extension(name, data, label)
+    frame = _READERS[extension](data, label)
+    return _tidy(frame, label)
+
+
+# ---------------------------------------------------------------------------------------------
+# Getting the bytes
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_bytes(source: TableSource, name: str | None, max_bytes: int) -> tuple[bytes, str | None]:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(
+                f"The file '{path}' does not exist or is a folder. Check the path and try again."
+            )
+        _check_size(path.stat().st_size, path.name, max_bytes)
+        return path.read_bytes(), name or path.name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        name = name or os.path.basename(str(getattr(source, "name", "") or "")) or None
+        size = getattr(source, "size", None)  # Streamlit's UploadedFile knows its size
+        if isinstance(size, int):
+            _check_size(size, name, max_bytes)
+        # An uploaded file may have been read before (e.g. for a preview): start from the top.
+        if getattr(source, "seekable", lambda: False)():
+            source.seek(0)
+        data = source.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            # Count the rest without keeping it, so the message can give the real size.
+            rest = sum(len(chunk) for chunk in iter(lambda: source.read(2**20), type(data)()))
+            _check_size(len(data) + rest, name, max_bytes)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+    else:
+        raise TypeError(
+            f"read_table expects a path, bytes or a file object, got {type(source).__name__}"
+        )
+    _check_size(len(data), name, max_bytes)
+    return data, name
+
+
+def _check_size(size: int, name: str | None, max_bytes: int) -> None:
+    if size > max_bytes:
+        label = f"The file '{name}'" if name else "The uploaded file"
+        raise DataError(
+            f"{label} is {_megabytes(size)}, more than the limit of {_megabytes(max_bytes)}. "
+            "Use a smaller extract (fewer rows or columns), or save it as Parquet, which is "
+            "smaller."
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 1024:.1f} KB"
+
+
+def _extension(name: str | None, data: bytes, label: str) -> str:
+    suffix = Path(name).suffix.lower() if name else ""
+    if suffix in SUPPORTED_TABLE_EXTENSIONS:
+        return suffix
+    if suffix == ".xls":
+        raise DataError(
+            f"The file {label} is an old Excel .xls workbook, which cannot be read. "
+            "Open it in Excel and save it as .xlsx or CSV."
+        )
+    if suffix:
+        raise DataError(
+            f"The file {label} has the extension '{suffix}', which is not a supported table "
+            f"format. Supported: {', '.join(SUPPORTED_TABLE_EXTENSIONS)}. Save or export the "
+            "table as CSV or Excel."
+        )
+    # No extension to go by (bytes without a name): recognise the format from the content.
+    if data.startswith(b"PAR1"):
+        return ".parquet"
+    if data.startswith(b"PK\x03\x04"):
+        return ".xlsx"
+    if data.lstrip()[:1] in (b"[", b"{"):
+        return ".json"
+    return ".csv"
+
+
+# ---------------------------------------------------------------------------------------------
+# Text formats
+# ---------------------------------------------------------------------------------------------
+
+
+def _decode(data: bytes, label: str) -> str:
+    """Bytes to text: BOM first, then UTF-8, then the encoding charset-normalizer detects."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    head = data[:SNIFF_BYTES]
+    if b"\x00" in head:
+        raise DataError(_not_text_message(data, label))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    encoding = _detect_encoding(data)
+    if encoding is None:
+        raise DataError(_not_text_message(data, label))
+    logger.info("The file %s is not UTF-8; reading it as %s", label, encoding)
+    return data.decode(encoding, errors="replace")
+
+
+def _detect_encoding(data: bytes) -> str | None:
+    """Guess the code page of a file that is not UTF-8, or ``None`` when it is not text at all."""
+    # The lines holding non-ASCII bytes are the only evidence of the encoding; in a mostly-ASCII
+    # file a random sample often misses them.
+    lines = re.finditer(rb"[^\n]*[\x80-\xff][^\n]*", data)
+    evidence = b"\n".join(match.group() for _, match in zip(range(2000), lines))
+    # charset-normalizer misjudges short Western samples (it read "España" as Korean johab), and
+    # Excel on Western Windows writes cp1252, so that reading wins whenever it is plausible.
+    if _looks_western(evidence):
+        return "cp1252"
+    from charset_normalizer import from_bytes
+
+    # A looser chaos threshold than the default: short columns of names score high even when right.
+    results = from_bytes(evidence, threshold=0.5)
+    best = results.best()
+    if best is None:
+        return None
+    # Excel on Windows writes its own code pages (cp1250-cp1258); prefer one among near-ties.
+    for match in results:
+        if match.encoding.startswith("cp125") and match.chaos <= best.chaos + 0.02:
+            return match.encoding
+    return best.encoding
+
+
+def _looks_western(evidence: bytes) -> bool:
+    """True when the bytes read as cp1252 give accented Latin letters inside mostly-ASCII words."""
+    try:
+        text = evidence.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    special = re.findall(r"[^\x00-\x7f]", text)
+    if not special or not all(_is_western(ch) for ch in special):
+        return False
+    # Cyrillic or Greek read as cp1252 also gives Latin letters, but whole words of them.
+    clustered = sum(len(run) for run in re.findall(r"[^\x00-\x7f]{3,}", text))
+    return clustered < 0.3 * len(special)
+
+
+def _is_western(ch: str) -> bool:
+    return "LATIN" in unicodedata.name(ch, "") or ch in _WESTERN_SYMBOLS
+
+
+def _not_text_message(data: bytes, label: str) -> str:
+    kind = next((what for magic, what in _MAGIC.items() if data.startswith(magic)), None)
+    found = f"looks like {kind}" if kind else "contains binary data, not text"
+    return (
+        f"The file {label} {found}, so it cannot be read as a text table. Check you chose the "
+        "right file; if it is a spreadsheet, give it its real extension (.xlsx) or save it as CSV."
+    )
+
+
+def _check_garbled(text: str, label: str) -> None:
+    sample = text[:SNIFF_BYTES]
+    odd = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\r\n"))
+    if sample and odd / len(sample) > 0.01:
+        raise DataError(
+            f"The file {label} does not look like text (many unreadable characters). "
+            "Check you chose the right file, or save it again as CSV (UTF-8) from Excel."
+        )
+
+
+def _sniff_delimiter(text: str) -> str:
+    sample = text[:SNIFF_BYTES]
+    if len(text) > SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # whole lines only, or the sniffer miscounts
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _decimal_mark(sample: str, delimiter: str) -> str:
+    """"," when the sample writes decimals with a comma ("1,5"), as European Excel exports do."""
+    if delimiter == ",":
+        return "."
+    commas = len(re.findall(r"\d,\d", sample))
+    return "," if commas > len(re.findall(r"\d\.\d", sample)) else "."
+
+
+def _read_delimited(data: bytes, label: str, delimiter: str | None = None) -> pd.DataFrame:
+    text = _decode(data, label)
+    _check_garbled(text, label)
+    delimiter = delimiter or _sniff_delimiter(text)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            decimal=_decimal_mark(text[:SNIFF_BYTES], delimiter),
+            low_memory=False,
+        )
+        header = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, nrows=1, dtype=str)
+        return _with_raw_header(frame, header)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"The file {label} has no columns. Choose a file that contains a table."
+        ) from None
+    except pd.errors.ParserError as error:
+        detail = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        where = (
+            f"line {detail[2]} has {detail[3]} values but the header has {detail[1]}"
+            if detail else "its rows do not line up with its header"
+        )
+        shown = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        raise DataError(
+            f"The file {label} could not be read as a table: {where} (values separated by "
+            f"{shown}). Check that values containing the separator are in quotes, or save the "
+            "file again as CSV."
+        ) from None
+
+
+def _read_tsv(data: bytes, label: str) -> pd.DataFrame:
+    return _read_delimited(data, label, delimiter="\t")
+
+
+def _read_json(data: bytes, label: str) -> pd.DataFrame:
+    text = _decode(data, label)
+    try:
+        content: Any = json.loads(text)
+    except json.JSONDecodeError as error:
+        content = _json_lines(text, label, error)
+    frame = _frame_from_json(content, label)
+    # Nested lists/objects would make columns unhashable for profiling: keep them as JSON text.
+    for column in frame.columns[frame.dtypes == object]:
+        if frame[column].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[column] = frame[column].map(
+                lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v
+            )
+    return frame
+
+
+def _json_lines(text: str, label: str, whole_file_error: json.JSONDecodeError) -> list[Any]:
+    """Parse JSON Lines (one record per line), or explain where the JSON is broken."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            # If even the first record fails, the file was meant as one JSON document.
+            where = whole_file_error.lineno if not records else number
+            raise DataError(
+                f"The file {label} is not valid JSON (problem at line {where}). Check the file is "
+                "complete; tables are read from a list of records, an object of columns, or one "
+                "record per line (JSON Lines)."
+            ) from None
+    return records
+
+
+def _frame_from_json(content: Any, label: str) -> pd.DataFrame:
+    if isinstance(content, dict) and isinstance(content.get("data"), list):
+        # pandas' "split" ({"columns": [...], "data": [[...]]}) and "table" orientations.
+        if "columns" in content:
+            return pd.DataFrame(content["data"], columns=content["columns"])
+        index_fields = (content.get("schema") or {}).get("primaryKey") or []
+        frame = _frame_from_json(content["data"], label)
+        return frame.drop(columns=[c for c in index_fields if c in frame.columns])
+    if isinstance(content, list) and content and all(isinstance(r, dict) for r in content):
+        return pd.json_normalize(content)
+    if isinstance(content, dict) and content and all(
+        isinstance(v, (list, dict)) for v in content.values()
+    ):
+        try:
+            return pd.DataFrame(content).reset_index(drop=True)
+        except ValueError:
+            pass  # columns of different lengths: fall through to the message
+    if isinstance(content, dict) and content and not any(
+        isinstance(v, (list, dict)) for v in content.values()
+    ):
+        return pd.DataFrame([content])  # a single record
+    if isinstance(content, list) and not content:
+        raise DataError(f"The file {label} holds an empty list: there are no rows to read.")
+    raise DataError(
+        f"The file {label} is JSON but not a table. Use a list of records "
+        '([{"age": 31, "city": "Paris"}, ...]), an object of equally long columns '
+        '({"age": [31, 45], "city": ["Paris", "Rome"]}), or one record per line.'
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary formats
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_excel(data: bytes, label: str) -> pd.DataFrame:
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
+            sheets = book.sheet_names
+            first = sheets[0]
+            if len(sheets) > 1:
+                logger.info("The file %s has %d sheets; reading %r", label, len(sheets), first)
+            frame = pd.read_excel(book, sheet_name=0)
+            header = pd.read_excel(book, sheet_name=0, header=None, nrows=1)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError):
+        raise DataError(
+            f"The file {label} could not be opened as an Excel workbook: it may be damaged, "
+            "password-protected, or not really an .xlsx file. Open it in Excel and save it "
+            "again as .xlsx or CSV."
+        ) from None
+    return _with_raw_header(frame, header)
+
+
+def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
+    import pyarrow
+
+    try:
+        return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+    except (pyarrow.ArrowException, OSError, ValueError):
+        raise DataError(
+            f"The file {label} could not be read as Parquet: it may be damaged or not really a "
+            "Parquet file. Export it again, or save the table as CSV."
+        ) from None
+
+
+_READERS: dict[str, Callable[[bytes, str], pd.DataFrame]] = {
+    ".csv": _read_delimited,
+    ".txt": _read_delimited,
+    ".tsv": _read_tsv,
+    ".xlsx": _read_excel,
+    ".xlsm": _read_excel,
+    ".parquet": _read_parquet,
+    ".json": _read_json,
+    ".jsonl": _read_json,
+    ".ndjson": _read_json,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Clean-up shared by every format
+# ---------------------------------------------------------------------------------------------
+
+
+def _with_raw_header(frame: pd.DataFrame, header: pd.DataFrame) -> pd.DataFrame:
+    """Put back the header as written: pandas renames repeats ("a.1") and blanks ("Unnamed: 2")."""
+    if len(header) and header.shape[1] == frame.shape[1]:
+        names = ["" if pd.isna(v) else str(v) for v in header.iloc[0]]
+        # The names may repeat here; _tidy makes them unique.
+        return frame.set_axis(names, axis=1)
+    return frame
+
+
+def _tidy(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Clean column names, drop empty rows and unnamed empty columns, reject tables without data."""
+    if frame.shape[1] == 0:
+        raise DataError(f"The file {label} has no columns. Choose a file that contains a table.")
+    raw = [str(c).strip() for c in frame.columns]
+    # pandas names blank header cells "Unnamed: 3"; Excel leaves formatted but empty columns.
+    blank = [not name or name.startswith("Unnamed:") for name in raw]
+    empty_unnamed = [i for i, b in enumerate(blank) if b and frame.iloc[:, i].isna().all()]
+    if empty_unnamed and len(empty_unnamed) < frame.shape[1]:
+        logger.info("Dropping %d empty unnamed columns from the file %s", len(empty_unnamed), label)
+        keep = [i for i in range(frame.shape[1]) if i not in set(empty_unnamed)]
+        frame, raw, blank = frame.iloc[:, keep], [raw[i] for i in keep], [blank[i] for i in keep]
+    frame = frame.set_axis(_unique_names(raw, blank, label), axis=1)
+
+    empty_rows = frame.isna().all(axis=1)
+    if empty_rows.any():
+        logger.info("Dropping %d empty rows from the file %s", int(empty_rows.sum()), label)
+        frame = frame.loc[~empty_rows].reset_index(drop=True)
+    if len(frame) == 0:
+        shown = ", ".join(f"'{c}'" for c in frame.columns[:10])
+        raise DataError(
+            f"The file {label} has column names ({shown}) but no rows of data. "
+            "Choose a file that contains the data as well as the header."
+        )
+    return frame
+
+
+def _unique_names(raw: list[str], blank: list[bool], label: str) -> list[str]:
+    names = [f"column_{i}" if empty else name for i, (name, empty) in enumerate(zip(raw, blank), 1)]
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, k = name, 2
+        while candidate in seen:
+            candidate, k = f"{name}_{k}", k + 1
+        seen.add(candidate)
+        unique.append(candidate)
+    renamed = [(old, new) for old, new in zip(raw, unique) if old != new]
+    if renamed:
+        logger.info("Renamed blank or repeated column names in the file %s: %s", label, renamed)
+    return unique
