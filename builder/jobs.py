@@ -42,7 +42,6 @@ class JobSnapshot:
     epoch: int
     epochs: int
     elapsed: float
-    eta: float | None
     epoch_logs: tuple[dict[str, float], ...]
     batch_points: tuple[tuple[float, float], ...]  # (fractional epoch, running batch loss)
     device: str
@@ -53,8 +52,25 @@ class JobSnapshot:
         return self.status in FINAL_STATUSES
 
     @property
+    def epochs_done(self) -> float:
+        """Epochs done, counting the share of the epoch in progress (from the live batch points)."""
+        partial = self.batch_points[-1][0] if self.batch_points else 0.0
+        return max(float(self.epoch), min(partial, self.epoch + 0.999))
+
+    @property
     def fraction(self) -> float:
-        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
+        return min(1.0, self.epochs_done / self.epochs) if self.epochs else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left: the recent epochs' own durations (pauses excluded), else the clock so far."""
+        if self.done:
+            return None
+        left = self.epochs - self.epochs_done
+        recent = [log["seconds"] for log in self.epoch_logs[-5:] if "seconds" in log]
+        if recent:
+            return sum(recent) / len(recent) * left
+        return self.elapsed / self.epochs_done * left if self.epochs_done > 0.05 else None
 
 
 @dataclass
@@ -90,14 +106,9 @@ class Job:
             elapsed = (self.finished or time.monotonic()) - self.started
             return JobSnapshot(
                 id=self.id, title=self.title, status=status, epoch=self.epoch, epochs=self.epochs,
-                elapsed=elapsed, eta=self._eta(elapsed), epoch_logs=tuple(dict(d) for d in self.epoch_logs),
+                elapsed=elapsed, epoch_logs=tuple(dict(d) for d in self.epoch_logs),
                 batch_points=tuple(self.batch_points), device=self.device, error=self.error,
             )
-
-    def _eta(self, elapsed: float) -> float | None:
-        if self.status in FINAL_STATUSES or self.epoch == 0:
-            return None
-        return elapsed / self.epoch * (self.epochs - self.epoch)
 
     def stop(self) -> None:
         """Ask the worker to stop after the current batch; the best model so far is kept."""
@@ -127,7 +138,7 @@ class JobRecorder(Callback):
         with self.job.lock:
             self.job.device = str(info.get("device", ""))
             self.job.epochs = int(info.get("epochs", self.job.epochs))
-            self._steps_per_epoch = max(1, int(info.get("steps_per_epoch", 1)))
+            self._steps_per_epoch = max(1, int(info.get("batches_per_epoch", 1)))
 
     def on_batch_end(self, step: int, logs: dict[str, float]) -> None:
         point = (step / self._steps_per_epoch, float(logs["loss"]))

@@ -90,16 +90,19 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeRe
         layers, plus the first shape problem).
     """
     problems = list(spec.validate())
-    bad_layers = {p.layer_index for p in problems if p.layer_index is not None}
+    first_problem: dict[int, Problem] = {}
+    for problem in problems:
+        if problem.layer_index is not None:
+            first_problem.setdefault(problem.layer_index, problem)
     rows: list[ShapeRow] = []
     shape: Shape | None = tuple(input_shape)
     head = ("Linear", head_params(n_outputs))
     entries = [(layer.type, layer.params) for layer in spec.layers] + [head]
     for index, (type_name, params) in enumerate(entries):
         is_head = index == len(spec.layers)
-        row = ShapeRow(index, type_name, params, shape, None, locked=is_head)
+        row = ShapeRow(index, type_name, params, shape, None, locked=is_head, problem=first_problem.get(index))
         rows.append(row)
-        if shape is None or index in bad_layers:
+        if shape is None or row.problem is not None:
             shape = None  # the chain is broken above (or here): later shapes are unknown
             continue
         try:

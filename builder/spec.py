@@ -258,6 +258,6 @@ def _layer_problems(index: int, layer: LayerSpec) -> list[Problem]:
         except ValueError as exc:
             problems.append(Problem(
                 f"{layer_label(index, layer.type)}: {exc}", index, spec.name,
-                fix=Fix(label=f"Set {spec.name} to {spec.default!r}", action="set", index=index,
+                fix=Fix(label=f"Set {spec.label.lower()} to {spec.default!r}", action="set", index=index,
                         param=spec.name, value=spec.default)))
     return problems

@@ -26,3 +26,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(
                 "CI=true but browser tests were skipped: " + ", ".join(_skipped_browser_tests), red=True
             )
+
+
+# --- the app under AppTest ---------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+APP_FILE = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def builder_home(tmp_path, monkeypatch):
+    """An empty workspace home for the test, so no test sees another's files."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("BUILDER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def app(builder_home):
+    """A fresh ``AppTest`` of app.py; after the test, stop job threads and clear shared caches.
+
+    Both ``st.cache_resource`` and job threads outlive a test (see STACK.md), so they are reset here.
+    """
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP_FILE, default_timeout=60)
+    yield at
+    from pages.components.state import job_registry
+
+    job_registry().stop_all()
+    st.cache_resource.clear()

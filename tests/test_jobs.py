@@ -17,7 +17,7 @@ def fake_training(epochs: int, steps: int = 4, gate: threading.Event | None = No
 
     def work(control, callbacks):
         for cb in callbacks:
-            cb.on_train_begin({"device": "CPU, 2 threads", "epochs": epochs, "steps_per_epoch": steps})
+            cb.on_train_begin({"device": "CPU, 2 threads", "epochs": epochs, "batches_per_epoch": steps})
         for epoch in range(1, epochs + 1):
             for step in range(steps):
                 if gate is not None:

@@ -1,0 +1,68 @@
+"""Visual model builder: the router.
+
+Sets up the page, pays the heavy one-off costs once per process (imports, torch threads, the first
+optimizer), finds the user's workspace from the URL, draws the journey in the sidebar and runs the
+chosen page. All logic lives in ``builder/``; pages only draw it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy  # noqa: F401 - imported before any worker thread (see STACK.md: import races)
+import plotly.graph_objects  # noqa: F401
+import streamlit as st
+import torch
+import torch.optim  # noqa: F401
+
+from builder.device import cap_threads_for_server, choose_device
+from builder.train import warm_up
+from pages.components.state import app_state
+from pages.components.ui import JOURNEY
+
+st.set_page_config(page_title="Model Builder", page_icon=":material/neurology:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Starting the training engine...")
+def start_engine() -> str:
+    """Once per process: keep a core for the web server, and warm up torch's first optimizer."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cap_threads_for_server()
+    warm_up()
+    choice = choose_device("auto")
+    return f"{choice.label}. {choice.reason[:1].upper()}{choice.reason[1:]}."
+
+
+def journey_sidebar(device_text: str) -> None:
+    """The steps with a tick on what is done, and the device training will use.
+
+    Drawn after the page has run (see below), so a step the page just completed is ticked at once.
+    """
+    state = app_state()
+    done = {
+        "Data": state.has_data,
+        "Build": state.has_design and state.has_data,
+        "Train": state.has_model,
+        "Evaluate": state.has_model,
+        "Export": state.exported,
+        "Predict": False,
+    }
+    with st.sidebar:
+        st.markdown("**Your journey**")
+        st.markdown("  \n".join(
+            f"{':material/check_circle:' if done[title] else ':material/radio_button_unchecked:'} {title}"
+            for _, title, _ in JOURNEY
+        ))
+        if state.table_name:
+            st.caption(f"Data: {state.table_name}")
+        st.caption(f":material/memory: {device_text}")
+        st.caption("Bookmark this page's address to come back to your work.")
+
+
+device_text = start_engine()
+navigation = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in JOURNEY])
+try:
+    navigation.run()
+finally:
+    # Also when the page ends early with st.stop() (an empty state): the sidebar always shows.
+    journey_sidebar(device_text)

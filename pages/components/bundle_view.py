@@ -1,0 +1,341 @@
+"""Drawing helpers of the Export and Predict pages, and the one-per-run store of the built bundle.
+
+Building a bundle takes seconds (ONNX export + parity check), so it happens once per run: the zip is
+written into the workspace (``exports/<run id>.zip``) and its report kept as workspace state
+``bundle``. Every later rerun, page switch or refresh reads them back instead of building again.
+
+On the Predict page the model is either the run just trained or an uploaded bundle; both have
+``predict(df)``, ``preprocessor`` and ``data_spec``, so the rest of the page does not care which.
+Uploaded bundles are read once per content (cached by their SHA-256).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from builder.data import parse_numeric, read_table
+from builder.data.preprocess import parse_datetime
+from builder.export import PARITY_TOLERANCE, Bundle, read_bundle, write_bundle
+from builder.safezip import open_zip, read_member
+from builder.spec import FAMILIES
+from pages.components.state import AppState
+from pages.components.ui import COLOURS
+
+BUNDLE_STATE = "bundle"  # workspace state: the report of the bundle built for a run
+SAMPLE_MEMBER = "sample_input.csv"
+EARLIEST, LATEST = datetime.date(1900, 1, 1), datetime.date(2100, 12, 31)  # the form's date picker range
+
+
+# --- Export: build once per run, then reuse -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedBundle:
+    """A bundle built for one run, as the Export page shows it."""
+
+    run_id: str
+    path: Path
+    file_name: str
+    files: list[dict[str, Any]]  # {"name", "size", "purpose"}, in the zip's order
+    parity_max_diff: float
+    parity_rows: int
+    seconds: float
+
+    @property
+    def parity_ok(self) -> bool:
+        return self.parity_max_diff <= PARITY_TOLERANCE
+
+    def data(self) -> bytes:
+        return self.path.read_bytes()
+
+
+def slug(text: str) -> str:
+    """'Iris flowers (sample)' -> 'iris-flowers'; 'Titanic.csv' -> 'titanic'."""
+    text = re.sub(r"\(sample\)|\.(csv|tsv|txt|xlsx|xlsm|parquet|jsonl?|ndjson)$", "", text.strip(), flags=re.I)
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "model"
+
+
+def bundle_file_name(state: AppState) -> str:
+    """The zip's name from the data and the model family, e.g. ``titanic-mlp-bundle.zip``."""
+    family = state.trained.spec.effective_family() if state.trained else "model"
+    return f"{slug(state.table_name or 'model')}-{slug(family)}-bundle.zip"
+
+
+def _bundle_path(state: AppState) -> Path:
+    return state.workspace.root / "exports" / f"{state.run_id or 'current'}.zip"
+
+
+def saved_bundle(state: AppState) -> SavedBundle | None:
+    """The bundle already built for the current run, or ``None``."""
+    info = state.workspace.load_state(BUNDLE_STATE)
+    path = _bundle_path(state)
+    if not info or info.get("run_id") != state.run_id or not path.is_file():
+        return None
+    return SavedBundle(state.run_id, path, info["file_name"], info["files"], float(info["parity_max_diff"]),
+                       int(info["parity_rows"]), float(info["seconds"]))
+
+
+def build_bundle(state: AppState) -> SavedBundle:
+    """Write the current run's bundle into the workspace (replacing older runs' zips) and remember it.
+
+    Raises:
+        BundleError: the model cannot be exported or the ONNX model disagrees with the app.
+    """
+    features = state.trained.preprocessor.features
+    sample = state.df if state.df is not None and set(features) <= set(state.df.columns) else None
+    path = _bundle_path(state)
+    for old in path.parent.glob("*.zip"):
+        old.unlink(missing_ok=True)  # one bundle per workspace is enough: it is rebuilt in seconds
+    report = write_bundle(state.trained, path, sample_rows=sample)
+    info = {"run_id": state.run_id, "file_name": bundle_file_name(state),
+            "files": [{"name": f.name, "size": f.size, "purpose": f.purpose} for f in report.files],
+            "parity_max_diff": report.parity_max_diff, "parity_rows": report.parity_rows,
+            "seconds": report.seconds}
+    state.workspace.save_state(BUNDLE_STATE, info)
+    return saved_bundle(state)
+
+
+def bundle_bytes(state: AppState) -> bytes:
+    """The zip of the current run: built the first time, read back afterwards."""
+    saved = saved_bundle(state) or build_bundle(state)
+    return saved.data()
+
+
+def human_size(size: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024:
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GB"
+
+
+def file_table(saved: SavedBundle) -> None:
+    rows = pd.DataFrame({"File": [f["name"] for f in saved.files],
+                         "Size": [human_size(f["size"]) for f in saved.files],
+                         "What it is for": [f["purpose"] for f in saved.files]})
+    st.dataframe(rows, hide_index=True, width="stretch", height="content",
+                 column_config={"What it is for": st.column_config.TextColumn(width="large")})
+
+
+def how_to_use(saved: SavedBundle, state: AppState) -> None:
+    """Three short recipes with the real file names."""
+    folder = saved.file_name.removesuffix(".zip")
+    names = {f["name"] for f in saved.files}
+    cli, onnx, torch_tab = st.tabs(["Command line (predict.py)", "Python with onnxruntime", "PyTorch (model.py)"])
+    with cli:
+        st.caption("No coding: one command turns a file of new rows into predictions.")
+        st.code(f"unzip {saved.file_name} -d {folder}\ncd {folder}\npip install -r requirements.txt\n"
+                f"python predict.py {SAMPLE_MEMBER if SAMPLE_MEMBER in names else 'new_rows.csv'} > predictions.csv",
+                language="bash")
+    with onnx:
+        st.caption("Inside your own Python code; needs only numpy, pandas and onnxruntime.")
+        st.code("import json\n\nimport onnxruntime as ort\nimport pandas as pd\n\n"
+                "from preprocess import Preprocessor  # the app's own preprocessing, in the bundle\n\n"
+                'pre = Preprocessor.from_dict(json.load(open("preprocess.json")))\n'
+                'session = ort.InferenceSession("model.onnx")\n'
+                f'X = pre.transform(pd.read_csv("{SAMPLE_MEMBER}"))\n'
+                "outputs = session.run(None, {session.get_inputs()[0].name: X})[0]\n"
+                "print(pre.decode_outputs(outputs))  # prediction + probabilities", language="python")
+    with torch_tab:
+        st.caption("To fine-tune or inspect the network; needs torch and safetensors.")
+        st.code("import json\n\nimport pandas as pd\nimport torch\n\n"
+                "from model import load\nfrom preprocess import Preprocessor\n\n"
+                'model = load("model.safetensors")  # the network as plain PyTorch code, in eval mode\n'
+                'pre = Preprocessor.from_dict(json.load(open("preprocess.json")))\n'
+                f'X = torch.from_numpy(pre.transform(pd.read_csv("{SAMPLE_MEMBER}")))\n'
+                "with torch.no_grad():\n    print(pre.decode_outputs(model(X).numpy()))", language="python")
+
+
+def family_title(state: AppState) -> str:
+    family = FAMILIES.get(state.trained.spec.effective_family()) if state.trained else None
+    return family.title if family else "model"
+
+
+def trained_when(state: AppState) -> str:
+    """' on 2026-11-23 15:25' (when the run was trained), or '' when unknown."""
+    stamp = (state.trained.info or {}).get("trained_at") if state.trained else None
+    return f" on {str(stamp)[:16]}" if stamp else ""
+
+
+# --- Predict: the model, its inputs, and the predictions ----------------------------------------------
+
+
+@dataclass
+class LoadedBundle:
+    """An uploaded bundle read back, with the raw sample rows it carries (may be empty)."""
+
+    bundle: Bundle
+    sample: pd.DataFrame
+
+
+@st.cache_resource(show_spinner="Reading the bundle...", max_entries=4)
+def _read_uploaded(digest: str, _data: bytes) -> LoadedBundle:
+    # Keyed by the content's hash: the same file is read once; a different file is a new entry.
+    bundle = read_bundle(_data)
+    sample = pd.DataFrame()
+    with open_zip(_data) as zf:
+        if SAMPLE_MEMBER in zf.namelist():
+            sample = read_table(read_member(zf, SAMPLE_MEMBER, 2**20), name=SAMPLE_MEMBER)
+    return LoadedBundle(bundle, sample)
+
+
+def load_uploaded_bundle(data: bytes) -> tuple[str, LoadedBundle]:
+    """(a short key for widget names, the bundle). Raises ``BundleError`` for a wrong or unsafe file."""
+    digest = hashlib.sha256(data).hexdigest()
+    return digest[:12], _read_uploaded(digest, data)
+
+
+def form_columns(preprocessor: Any) -> list[dict[str, Any]]:
+    """The fitted state of each input column (name, kind, fill, categories...), in input order."""
+    return preprocessor.to_dict()["columns"]
+
+
+def _tidy_number(number: float) -> float:
+    """39.150000000000006 -> 39.15: a median or a parsed cell, as a person would type it."""
+    return float(f"{float(number):.10g}")
+
+
+def _field_value(column: dict[str, Any], raw: Any) -> Any:
+    """A raw table value as the form widget of ``column`` holds it (``None`` when missing)."""
+    kind = column["kind"]
+    if kind == "numeric":
+        number = parse_numeric(pd.Series([raw], dtype=object))[0]
+        return None if np.isnan(number) else _tidy_number(number)
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
+        return None
+    if kind == "boolean":
+        return "yes" if str(raw).strip().lower() in ("true", "yes", "y", "t", "1", "1.0") else "no"
+    if kind == "datetime":
+        stamp = parse_datetime(pd.Series([raw]), column.get("format")).iloc[0]
+        return None if pd.isna(stamp) else stamp.date()
+    return str(raw).strip()
+
+
+def _date_text(column: dict[str, Any], day: datetime.date | None) -> str | None:
+    """A picked date written the way the training file wrote dates, so it parses the same way."""
+    if day is None:
+        return None
+    fmt = column.get("format")
+    return day.strftime(fmt) if fmt and fmt.startswith("%") else day.isoformat()
+
+
+def fill_form(key: str, columns: list[dict[str, Any]], sample: pd.DataFrame) -> None:
+    """Button callback: copy the next sample row into the form's widgets."""
+    if sample.empty:
+        return
+    turn = st.session_state.get(f"{key}:turn", -1) + 1
+    st.session_state[f"{key}:turn"] = turn
+    row = sample.iloc[turn % len(sample)]
+    for column in columns:
+        if column["name"] in row.index:
+            st.session_state[f"{key}:{column['name']}"] = _field_value(column, row[column["name"]])
+
+
+def default_value(column: dict[str, Any]) -> Any:
+    kind, fill = column["kind"], column.get("fill")
+    if kind == "numeric":
+        return _tidy_number(fill) if fill is not None else None
+    if kind == "boolean":
+        return "yes" if fill else "no"
+    if kind == "datetime":
+        return None
+    return fill
+
+
+def one_row_form(key: str, columns: list[dict[str, Any]]) -> pd.DataFrame:
+    """A widget per input column (number, known categories + own text, yes/no); returns one raw row."""
+    values: dict[str, Any] = {}
+    grid = st.columns(3)
+    for i, column in enumerate(columns):
+        name, kind, widget_key = column["name"], column["kind"], f"{key}:{column['name']}"
+        if widget_key not in st.session_state:
+            st.session_state[widget_key] = default_value(column)
+        with grid[i % 3]:
+            if kind == "numeric":
+                big = max(abs(column.get("mean") or 0.0), column.get("std") or 0.0) >= 1000  # no 1.2e+06 for money
+                values[name] = st.number_input(name, key=widget_key, format="%.2f" if big else "%g",
+                                               placeholder="(empty)",
+                                               help=f"A number; left empty, the model uses {column['fill']:g}.")
+            elif kind == "boolean":
+                values[name] = st.selectbox(name, ["yes", "no"], key=widget_key)
+            elif kind == "datetime":
+                picked = st.date_input(name, key=widget_key, format="YYYY-MM-DD", min_value=EARLIEST,
+                                       max_value=LATEST, help="Left empty, the model uses a typical date.")
+                values[name] = _date_text(column, picked)
+            else:
+                values[name] = st.selectbox(name, column["categories"], key=widget_key, accept_new_options=True,
+                                            placeholder="(empty)",
+                                            help="Pick a known value or type another one.")
+    return pd.DataFrame([{name: np.nan if value is None else value for name, value in values.items()}])
+
+
+def predictions_csv(predictions: pd.DataFrame) -> bytes:
+    """The predictions file: one row per input row in input order, ``prediction`` then
+    ``probability_<class>`` columns, as the bundle's predict.py writes it."""
+    return predictions.to_csv(index=False).encode("utf-8")
+
+
+def _probability_columns(predictions: pd.DataFrame) -> list[str]:
+    return [c for c in predictions.columns if str(c).startswith("probability_")]
+
+
+def predictions_table(rows: pd.DataFrame, predictions: pd.DataFrame, features: list[str], target: str | None) -> None:
+    """Predictions (probabilities as %) next to the input rows they belong to."""
+    shown = [c for c in [*features, target] if c is not None and c in rows.columns and c not in predictions.columns]
+    table = pd.concat([predictions.reset_index(drop=True), rows[shown].reset_index(drop=True)], axis=1)
+    config: dict[str, Any] = {"prediction": st.column_config.Column("Prediction")}
+    for column in _probability_columns(predictions):
+        label = column.removeprefix("probability_")
+        config[column] = st.column_config.ProgressColumn(f"Chance of {label}", format="percent",
+                                                         min_value=0.0, max_value=1.0)
+    if target in shown:
+        config[target] = st.column_config.Column(f"{target} (in your file)")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, height=min(38 + 35 * len(table), 420))
+
+
+def probability_figure(predictions: pd.DataFrame) -> go.Figure:
+    """A horizontal bar per class for the first row, the predicted class in the accent colour."""
+    columns = _probability_columns(predictions)
+    labels = [c.removeprefix("probability_") for c in columns]
+    chances = predictions.iloc[0][columns].to_numpy(dtype=np.float64)
+    best = int(chances.argmax())
+    fig = go.Figure(go.Bar(x=chances, y=labels, orientation="h", text=[f"{p:.0%}" for p in chances],
+                           textposition="outside", cliponaxis=False, textfont=dict(size=14),
+                           marker_color=[COLOURS["model"] if i == best else COLOURS["baseline"]
+                                         for i in range(len(labels))]))
+    fig.update_layout(template="plotly_white", height=80 + 44 * len(labels), margin=dict(l=10, r=40, t=10, b=10),
+                      font=dict(family="Inter, Source Sans Pro, sans-serif", size=14, color="#3C4043"),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title_text="chance"),
+                      yaxis=dict(autorange="reversed", tickfont=dict(size=14)), showlegend=False)
+    return fig
+
+
+def score_against_target(rows: pd.DataFrame, predictions: pd.DataFrame, target: str | None, task: str) -> str | None:
+    """When the uploaded rows also hold the answer, say how often the model got it right."""
+    if target is None or target not in rows.columns or not len(rows):
+        return None
+    actual = rows[target].reset_index(drop=True)
+    if task == "regression":
+        numbers = parse_numeric(actual)
+        known = ~np.isnan(numbers)
+        if not known.any():
+            return None
+        error = np.abs(predictions["prediction"].to_numpy(dtype=np.float64)[known] - numbers[known]).mean()
+        return (f"Your file also has '{target}': on its {int(known.sum())} rows the model is off by {error:,.4g} "
+                "on average.")
+    known = actual.notna().to_numpy()
+    if not known.any():
+        return None
+    same = actual[known].astype(str).str.strip().to_numpy() == predictions["prediction"][known].astype(str).to_numpy()
+    return (f"Your file also has '{target}': the model got {int(same.sum())} of {int(known.sum())} rows right "
+            f"({same.mean():.0%}).")

@@ -1,0 +1,250 @@
+"""Plotly figures for the Train and Evaluate pages, built from numpy arrays.
+
+One look everywhere: the same template, margins, fonts and the colours of ``ui.COLOURS`` (training
+blue, validation orange, baseline grey). Series longer than a few thousand points are thinned
+before they reach the browser (STACK.md: plotly with numpy arrays stays fast up to there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from builder.evaluate import downsample
+from pages.components.ui import COLOURS
+
+MAX_LINE_POINTS = 2_000  # points per curve sent to the browser
+MAX_SCATTER_POINTS = 4_000  # dots per scatter plot
+HEIGHT = 340
+LIVE_TRACE = "Training (live)"  # the running loss of the epoch in progress
+
+_FONT = dict(family="Inter, Source Sans Pro, sans-serif", size=13, color="#3C4043")
+
+
+def _layout(fig: go.Figure, x_title: str, y_title: str, height: int = HEIGHT) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white", height=height, font=_FONT, hovermode="x unified",
+        margin=dict(l=10, r=10, t=36, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, title_text=""),
+    )
+    fig.update_xaxes(title_text=x_title, showline=True, linecolor="#DADCE0", gridcolor="#F1F3F4")
+    fig.update_yaxes(title_text=y_title, showline=True, linecolor="#DADCE0", gridcolor="#F1F3F4")
+    return fig
+
+
+def thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_LINE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly spaced points of a curve (first and last kept), at most ``max_points`` of them."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) <= max_points:
+        return x, y
+    idx = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(np.int64))  # (<= max_points,)
+    return x[idx], y[idx]
+
+
+def _as_array(values: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    return np.asarray(values if values is not None else [], dtype=np.float64)
+
+
+def loss_figure(
+    epochs: Sequence[float] | np.ndarray,
+    train_loss: Sequence[float] | np.ndarray,
+    val_loss: Sequence[float] | np.ndarray,
+    batch_x: Sequence[float] | np.ndarray | None = None,
+    batch_loss: Sequence[float] | np.ndarray | None = None,
+    best_epoch: int | None = None,
+) -> go.Figure:
+    """Loss per epoch, training vs validation, plus the running batch loss of the live run.
+
+    Args:
+        epochs: finished epochs (1-based), one per point.
+        train_loss, val_loss: the mean losses of those epochs.
+        batch_x: fractional epochs of the running loss (0.5 = half way through epoch 1).
+        batch_loss: the running mean training loss at those points; it moves before epoch 1 ends.
+        best_epoch: marked with a dotted line (the model kept).
+    """
+    fig = go.Figure()
+    bx, by = thin(_as_array(batch_x), _as_array(batch_loss))
+    if len(bx):
+        fig.add_trace(go.Scatter(x=bx, y=by, name=LIVE_TRACE, mode="lines",
+                                 line=dict(color=COLOURS["batch"], width=1.5),
+                                 hovertemplate="%{y:.4g}"))
+    x = _as_array(epochs)
+    for name, values, colour in (("Training", train_loss, COLOURS["train"]),
+                                 ("Validation", val_loss, COLOURS["validation"])):
+        fig.add_trace(go.Scatter(x=x, y=_as_array(values), name=name, mode="lines+markers",
+                                 line=dict(color=colour, width=2.5), marker=dict(size=6),
+                                 hovertemplate="%{y:.4g}"))
+    _mark_best(fig, best_epoch)
+    _layout(fig, "Epoch", "Loss (lower is better)")
+    fig.update_xaxes(rangemode="tozero")
+    return fig
+
+
+def waiting_figure(message: str, height: int = 260) -> go.Figure:
+    """Empty loss axes with a message: shows where the live curves will appear (and loads the
+    chart library in the browser before training starts, so the first point shows sooner)."""
+    fig = loss_figure([], [], [])
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(color=COLOURS["baseline"], size=13))
+    fig.update_layout(height=height, showlegend=False)
+    fig.update_xaxes(range=[0, 10], showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def metric_figure(
+    epochs: Sequence[float] | np.ndarray,
+    series: dict[str, Sequence[float] | np.ndarray],
+    title: str,
+    percent: bool = False,
+    best_epoch: int | None = None,
+) -> go.Figure:
+    """A quality measure per epoch, e.g. accuracy (training, validation) or validation RMSE.
+
+    Args:
+        epochs: finished epochs (1-based).
+        series: ``{"Training": values, "Validation": values}``; either may be missing.
+        title: the y-axis title, e.g. "Accuracy (higher is better)".
+        percent: values are 0-1 shares, shown as percentages.
+        best_epoch: marked with a dotted line.
+    """
+    fig = go.Figure()
+    x = _as_array(epochs)
+    for name, values in series.items():
+        y = _as_array(values) * (100.0 if percent else 1.0)
+        colour = COLOURS["validation"] if name == "Validation" else COLOURS["train"]
+        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker=dict(size=6),
+                                 line=dict(color=colour, width=2.5),
+                                 hovertemplate="%{y:.1f}%" if percent else "%{y:.4g}"))
+    _mark_best(fig, best_epoch)
+    _layout(fig, "Epoch", title)
+    if percent:
+        fig.update_yaxes(ticksuffix="%")
+    fig.update_xaxes(rangemode="tozero")
+    return fig
+
+
+def _mark_best(fig: go.Figure, best_epoch: int | None) -> None:
+    if best_epoch:
+        fig.add_vline(x=best_epoch, line=dict(color=COLOURS["good"], dash="dot", width=1.5),
+                      annotation_text="model kept", annotation_position="top left",
+                      annotation_font=dict(color=COLOURS["good"], size=11))
+
+
+def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.ndarray | None = None,
+                     show_shares: bool = False) -> go.Figure:
+    """Heat map of true class (rows) against predicted class (columns).
+
+    Args:
+        classes: labels in row/column order.
+        counts: ``(k, k)`` row counts.
+        normalized: ``(k, k)`` row shares; shown (as %) when ``show_shares``.
+        show_shares: colour and label cells by the share of each true class instead of counts.
+    """
+    labels = [str(c) for c in classes]
+    counts = np.asarray(counts)
+    if show_shares and normalized is not None:
+        z = np.asarray(normalized, dtype=np.float64) * 100  # (k, k) percent of each true class
+        text = np.vectorize(lambda v: f"{v:.0f}%")(z) if z.size else z.astype(str)
+        hover = "True %{y}, predicted %{x}: %{z:.1f}% of the true class<extra></extra>"
+    else:
+        z = counts.astype(np.float64)
+        text = counts.astype(np.int64).astype(str)
+        hover = "True %{y}, predicted %{x}: %{z:.0f} rows<extra></extra>"
+    fig = go.Figure(go.Heatmap(
+        z=z, x=labels, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=14),
+        colorscale=[[0, "#FFFFFF"], [1, COLOURS["model"]]], showscale=False, hovertemplate=hover,
+        xgap=2, ygap=2, name="Confusion matrix",
+    ))
+    _layout(fig, "Predicted class", "True class", height=max(300, min(640, 80 + 44 * len(labels))))
+    fig.update_layout(hovermode="closest")
+    fig.update_xaxes(type="category", side="bottom", showgrid=False)
+    fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
+    return fig
+
+
+def per_class_table(classes: Sequence[Any], counts: np.ndarray) -> pd.DataFrame:
+    """Per class: test rows, precision (right when it says the class) and recall (share found).
+
+    Computed from the confusion counts (true rows, predicted columns), in percent; 0 where a class
+    is never predicted or has no test rows.
+    """
+    counts = np.asarray(counts, dtype=np.float64)  # (k, k)
+    found, named, rows = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)  # (k,) each
+    return pd.DataFrame({
+        "Class": [str(c) for c in classes], "Test rows": rows.astype(np.int64),
+        "Precision": 100 * np.divide(found, named, out=np.zeros_like(found), where=named > 0),
+        "Recall": 100 * np.divide(found, rows, out=np.zeros_like(found), where=rows > 0),
+    })
+
+
+def predicted_vs_actual_figure(actual: np.ndarray, predicted: np.ndarray, units: str = "") -> go.Figure:
+    """Each test row as a dot (true value across, prediction up), and the line of perfect answers."""
+    actual, predicted = _as_array(actual), _as_array(predicted)
+    keep = downsample(len(actual), MAX_SCATTER_POINTS)
+    fig = go.Figure(go.Scatter(x=actual[keep], y=predicted[keep], mode="markers", name="Test rows",
+                               marker=dict(color=COLOURS["model"], size=6, opacity=0.55),
+                               hovertemplate="actual %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"))
+    if len(actual):
+        low = float(min(actual.min(), predicted.min()))
+        high = float(max(actual.max(), predicted.max()))
+        fig.add_trace(go.Scatter(x=np.array([low, high]), y=np.array([low, high]), mode="lines",
+                                 name="Perfect prediction", hoverinfo="skip",
+                                 line=dict(color=COLOURS["baseline"], dash="dash", width=2)))
+    suffix = f" ({units})" if units else ""
+    _layout(fig, f"Actual value{suffix}", f"Predicted value{suffix}")
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def residual_histogram(residuals: np.ndarray, units: str = "") -> go.Figure:
+    """How far off the predictions are: a histogram of actual minus predicted, centred on 0."""
+    residuals = _as_array(residuals)
+    bins = int(np.clip(2 * np.sqrt(len(residuals)), 10, 60))  # ~16 bins for 67 rows, 60 from 900 rows
+    fig = go.Figure(go.Histogram(x=residuals, name="Test rows", nbinsx=bins,
+                                 marker=dict(color=COLOURS["model"], line=dict(color="white", width=1)),
+                                 hovertemplate="error %{x}<br>%{y} rows<extra></extra>"))
+    fig.add_vline(x=0, line=dict(color=COLOURS["baseline"], dash="dash", width=2))
+    suffix = f" ({units})" if units else ""
+    _layout(fig, f"Actual minus predicted{suffix}", "Rows")
+    fig.update_layout(hovermode="closest", bargap=0.02)
+    return fig
+
+
+def residual_scatter(predicted: np.ndarray, residuals: np.ndarray, units: str = "") -> go.Figure:
+    """Errors against the prediction: a pattern (funnel, curve) means the model misses something."""
+    predicted, residuals = _as_array(predicted), _as_array(residuals)
+    keep = downsample(len(predicted), MAX_SCATTER_POINTS)
+    fig = go.Figure(go.Scatter(x=predicted[keep], y=residuals[keep], mode="markers", name="Test rows",
+                               marker=dict(color=COLOURS["model"], size=6, opacity=0.55),
+                               hovertemplate="predicted %{x:.4g}<br>error %{y:.4g}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color=COLOURS["baseline"], dash="dash", width=2))
+    suffix = f" ({units})" if units else ""
+    _layout(fig, f"Predicted value{suffix}", f"Actual minus predicted{suffix}")
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def history_figures(history: Any, task: str) -> tuple[go.Figure, go.Figure | None]:
+    """The loss and metric figures of a finished run's ``History``."""
+    loss = loss_figure(history.epoch, history.loss, history.val_loss, best_epoch=history.best_epoch)
+    return loss, metric_history_figure(history.epoch, history.metrics, task, history.best_epoch)
+
+
+def metric_history_figure(epochs: Sequence[float], metrics: dict[str, Sequence[float]], task: str,
+                          best_epoch: int | None = None) -> go.Figure | None:
+    """Accuracy per epoch (classification) or validation RMSE (regression); None if not recorded."""
+    if task == "regression":
+        if not metrics.get("val_rmse"):
+            return None
+        return metric_figure(epochs, {"Validation": metrics["val_rmse"]},
+                             "Typical error, RMSE (lower is better)", best_epoch=best_epoch)
+    series = {name: metrics[key] for name, key in (("Training", "accuracy"), ("Validation", "val_accuracy"))
+              if metrics.get(key)}
+    if not series:
+        return None
+    return metric_figure(epochs, series, "Accuracy (higher is better)", percent=True, best_epoch=best_epoch)

@@ -1,0 +1,190 @@
+"""The one source of truth for a browser session: ``AppState``, kept under one session-state key.
+
+The state is a thin, in-memory view of the user's ``Workspace`` (a folder named by an unguessable
+token in the URL's ``ws`` parameter). Everything worth keeping is written through to the workspace
+as soon as it changes, so a refresh or a new browser tab with the same URL rebuilds the same state.
+Process-wide resources (the job registry, the table cache) are ``st.cache_resource`` singletons,
+scoped by token.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from builder.data import DataSpec, read_table
+from builder.editor import DesignHistory
+from builder.errors import BuilderError
+from builder.jobs import JobRegistry
+from builder.pipeline import TrainedModel
+from builder.spec import ModelSpec
+from builder.train import TrainConfig
+from builder.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "app"
+TOKEN_PARAM = "ws"
+ROUTED_KEY = "routed"  # set once a session has been sent through app.py's router
+
+
+@st.cache_resource(show_spinner=False)
+def job_registry() -> JobRegistry:
+    """The process-wide registry of training jobs (each job visible only to its workspace)."""
+    return JobRegistry()
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _read_table_cached(path: str, mtime: float, size: int) -> pd.DataFrame:
+    # Keyed by path + mtime + size: a pure function of the file's content. Callers treat the frame
+    # as read-only (pandas copy-on-write makes accidental edits copies).
+    return read_table(Path(path))
+
+
+def read_saved_table(path: Path) -> pd.DataFrame:
+    stat = path.stat()
+    return _read_table_cached(str(path), stat.st_mtime, stat.st_size)
+
+
+@dataclass
+class AppState:
+    """What every page reads and writes. Change it through the ``set_*`` methods (they persist)."""
+
+    workspace: Workspace
+    table_name: str | None = None
+    df: pd.DataFrame | None = None
+    data_spec: DataSpec | None = None
+    design: ModelSpec | None = None
+    design_history: DesignHistory = field(default_factory=DesignHistory)
+    config: TrainConfig = field(default_factory=TrainConfig)
+    job_id: str | None = None
+    run_id: str | None = None
+    trained: TrainedModel | None = None
+    editor_version: int = 0  # bumped when the design changes, so the editor rebuilds its frame
+    exported: bool = False
+
+    # --- restore from the workspace ---------------------------------------------------------------
+
+    @classmethod
+    def restore(cls, workspace: Workspace) -> AppState:
+        """Rebuild the state of ``workspace`` after a refresh or a server restart."""
+        state = cls(workspace=workspace)
+        table = workspace.table_path()
+        if table is not None:
+            try:
+                state.table_name, state.df = table[0], read_saved_table(table[1])
+            except BuilderError as exc:
+                log.warning("saved table could not be read again: %s", exc)
+        if (data_spec := workspace.load_state("data_spec")) is not None:
+            state.data_spec = DataSpec.from_dict(data_spec)
+        if (design := workspace.load_state("design")) is not None:
+            try:
+                state.design = ModelSpec.from_dict(design, strict=False)
+            except BuilderError:
+                state.design = None
+        if (config := workspace.load_state("train_config")) is not None:
+            try:
+                state.config = TrainConfig.from_dict(config)
+            except BuilderError:
+                state.config = TrainConfig()
+        state.job_id = workspace.load_state("job_id")
+        state.run_id = workspace.load_state("run_id")
+        if state.run_id:
+            try:
+                state.trained = workspace.load_run(state.run_id)
+            except BuilderError as exc:
+                log.warning("saved run could not be loaded: %s", exc)
+                state.run_id = None
+        bundle = workspace.load_state("bundle") or {}
+        state.exported = bool(state.run_id) and bundle.get("run_id") == state.run_id
+        return state
+
+    # --- changes (each one written through) ---------------------------------------------------------
+
+    def set_table(self, name: str, content: bytes) -> None:
+        """Keep a new upload: read it first, so a bad file never replaces a good one."""
+        df = read_table(content, name=name)
+        self.workspace.save_table(name, content)
+        self.table_name, self.df = name, df
+        self.set_data_spec(None)
+
+    def set_sample(self, name: str, title: str, df: pd.DataFrame) -> None:
+        content = df.to_csv(index=False).encode("utf-8")
+        self.table_name, self.df = f"{title} (sample)", df
+        self.workspace.save_table(f"{name}.csv", content, title=self.table_name)
+        self.set_data_spec(None)
+
+    def set_data_spec(self, data_spec: DataSpec | None) -> None:
+        self.data_spec = data_spec
+        self.workspace.save_state("data_spec", data_spec.to_dict() if data_spec else None)
+
+    def set_design(self, design: ModelSpec | None, record_undo: bool = True) -> None:
+        if design == self.design:
+            return  # unchanged: keep the editor's frame (and any edit in progress) as it is
+        if record_undo and self.design is not None and design != self.design:
+            self.design_history.record(self.design)
+        self.design = design
+        self.editor_version += 1
+        self.workspace.save_state("design", design.to_dict() if design else None)
+
+    def set_config(self, config: TrainConfig) -> None:
+        self.config = config
+        self.workspace.save_state("train_config", config.to_dict())
+
+    def set_job(self, job_id: str | None) -> None:
+        self.job_id = job_id
+        self.workspace.save_state("job_id", job_id)
+
+    def set_trained(self, trained: TrainedModel | None, run_id: str | None) -> None:
+        self.trained, self.run_id, self.exported = trained, run_id, False
+        self.workspace.save_state("run_id", run_id)
+
+    # --- journey ---------------------------------------------------------------------------------
+
+    @property
+    def has_data(self) -> bool:
+        return self.df is not None and self.data_spec is not None
+
+    @property
+    def has_design(self) -> bool:
+        return self.design is not None
+
+    @property
+    def has_model(self) -> bool:
+        return self.trained is not None
+
+
+def ensure_router() -> None:
+    """Make sure the page runs under app.py's ``st.navigation``, never on its own.
+
+    Streamlit flags an app with a ``pages/`` folder as a legacy multipage app when the server
+    starts, until the first run of ``st.navigation``. So the first visit after a restart through a
+    bookmarked page address (``/train?ws=...``) would run that page without app.py: no journey,
+    no engine start-up. Clearing the flag and rerunning sends that run through app.py, which then
+    opens the intended page.
+    """
+    if PagesManager.uses_pages_directory and not st.session_state.get(ROUTED_KEY):
+        # Once per session: Streamlit's test harness resets the flag before every run, and a
+        # rerun on every run would swallow button clicks.
+        st.session_state[ROUTED_KEY] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def app_state() -> AppState:
+    """Return this session's state, restoring it from the URL's workspace token on first use."""
+    ensure_router()
+    state = st.session_state.get(STATE_KEY)
+    if state is None:
+        workspace = Workspace.open(st.query_params.get(TOKEN_PARAM))
+        state = AppState.restore(workspace)
+        st.session_state[STATE_KEY] = state
+    # Page switches can drop query parameters: put the token back on every run.
+    if st.query_params.get(TOKEN_PARAM) != state.workspace.token:
+        st.query_params[TOKEN_PARAM] = state.workspace.token
+    return state

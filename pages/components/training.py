@@ -1,0 +1,202 @@
+"""Training from the Train page: start a background job, poll it live, take over its result.
+
+The job's ``work`` and ``on_done`` run in the worker thread and never touch Streamlit: the run is
+trained, evaluated and saved to the workspace even if the browser is closed half way. The page
+draws the job through ``live_panel``, a fragment that reruns every half second while the job runs
+and hands over to one full rerun (``st.rerun()``) when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from builder.evaluate import HEADLINE_METRIC, METRICS, Comparison, compare_to_baseline, format_metric
+from builder.jobs import FAILED, PAUSED, STOPPING, Job, JobSnapshot
+from builder.pipeline import TrainedModel, train_table
+from builder.spec import FAMILIES
+from builder.train import Callback, TrainConfig, TrainControl
+from pages.components import charts
+from pages.components.state import AppState, job_registry
+
+POLL_SECONDS = 0.5
+
+STOP_REASONS = {
+    "completed": "it ran every planned epoch",
+    "early_stopping": "the validation loss stopped improving (early stopping)",
+    "stopped_by_user": "you pressed Stop",
+    "time_limit": "the time limit was reached",
+    "diverged": "the loss stopped being a number (diverged)",
+    "error": "an error interrupted it",
+}
+
+
+def run_title(state: AppState) -> str:
+    family = FAMILIES.get(state.design.family) if state.design else None
+    name = family.title if family else "Model"
+    return f"{name} on {state.table_name or 'your table'}"
+
+
+def start_training(state: AppState, config: TrainConfig) -> Job:
+    """Save the settings and start training in the background; the job id goes into the state.
+
+    Raises:
+        BuilderError: too many trainings already run in this workspace.
+    """
+    state.set_config(config)
+    df, data_spec, design, workspace = state.df, state.data_spec, state.design, state.workspace
+    title = run_title(state)
+
+    def work(control: TrainControl, callbacks: Sequence[Callback]) -> TrainedModel:
+        return train_table(df, data_spec, config, spec=design, callbacks=callbacks, control=control)
+
+    def on_done(job: Job) -> None:  # worker thread: the run is saved even if nobody is watching
+        job.outputs["run_id"] = workspace.save_run(job.result, title)
+
+    job = job_registry().start(workspace.token, work, title, config.epochs, on_done)
+    state.set_job(job.id)
+    return job
+
+
+def current_job(state: AppState) -> Job | None:
+    """The job this workspace last started, if the registry still holds it."""
+    return job_registry().get(state.workspace.token, state.job_id) if state.job_id else None
+
+
+def take_over_if_done(state: AppState, job: Job) -> str:
+    """Look at the job: "running", "failed", "adopted" (its saved run just became the current model)
+    or "finished" (adopted on an earlier run of the page).
+
+    A failed job leaves the previously trained model in place. The job id stays in the state until
+    the next Start or until an earlier run is opened, so the page can say how the last training ended.
+    """
+    if not job.snapshot().done:
+        return "running"
+    run_id = job.outputs.get("run_id")
+    if job.status == FAILED or not run_id or job.result is None:
+        return "failed"
+    if state.run_id == run_id:
+        return "finished"
+    state.set_trained(job.result, run_id)
+    return "adopted"
+
+
+def show_failure(job: Job) -> None:
+    st.error(f"Training did not finish: {job.error}", icon=":material/error:")
+    if job.error_detail:
+        with st.expander("Details for a bug report"):
+            st.code(job.error_detail, language="text")
+    if job.result is not None:
+        st.caption("The model was trained but could not be saved; the previous model is still the current one.")
+
+
+def _progress_text(snap: JobSnapshot) -> tuple[float, str]:
+    """Share done and "Epoch 3 of 30 · about 12 s left", counting the epoch in progress."""
+    fraction, eta = snap.fraction, snap.eta
+    current = min(snap.epochs, snap.epoch + 1)
+    if snap.status == PAUSED:
+        return fraction, f"Paused at epoch {current} of {snap.epochs} · press Resume to go on"
+    if snap.status == STOPPING:
+        return fraction, f"Stopping at epoch {current} of {snap.epochs} · keeping the best model so far"
+    left = f" · about {_duration(eta)} left" if eta is not None else " · estimating time left..."
+    return fraction, f"Epoch {current} of {snap.epochs}{left}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _live_charts(snap: JobSnapshot, task: str) -> None:
+    logs = snap.epoch_logs
+    epochs = [log["epoch"] for log in logs]
+    best = int(logs[-1]["best_epoch"]) if logs and logs[-1].get("best_epoch") else None
+    batch_x = [x for x, _ in snap.batch_points]
+    batch_y = [y for _, y in snap.batch_points]
+    left, right = st.columns(2)
+    left.plotly_chart(charts.loss_figure(epochs, [log["loss"] for log in logs], [log["val_loss"] for log in logs],
+                                         batch_x, batch_y, best_epoch=best), key="live_loss")
+    metrics = {key: [log[key] for log in logs if key in log] for key in ("accuracy", "val_accuracy", "val_rmse")}
+    figure = charts.metric_history_figure(epochs, metrics, task, best)
+    if figure is not None:
+        right.plotly_chart(figure, key="live_metric")
+    else:
+        right.info("The quality chart appears when the first epoch ends.", icon=":material/hourglass_top:")
+
+
+def live_panel(job: Job, task: str) -> None:
+    """Progress, live charts and Stop/Pause of a running job, redrawn every half second."""
+
+    def draw() -> None:
+        snap = job.snapshot()
+        if snap.done:
+            st.rerun()  # once: the full run takes over the result and drops run_every
+        fraction, text = _progress_text(snap)
+        st.progress(fraction, text=text)
+        stop, pause, device = st.columns([1, 1, 3], vertical_alignment="center")
+        if stop.button("Stop", icon=":material/stop_circle:", disabled=snap.status == STOPPING,
+                       help="End training now and keep the best model found so far.", width="stretch"):
+            job.stop()
+        if snap.status == PAUSED:
+            if pause.button("Resume", icon=":material/play_arrow:", width="stretch"):
+                job.resume()
+        elif pause.button("Pause", icon=":material/pause:", disabled=snap.status == STOPPING, width="stretch"):
+            job.pause()
+        device.caption(f":material/memory: Training on {snap.device or 'the chosen device'} · "
+                       f"{_duration(snap.elapsed)} so far")
+        _live_charts(snap, task)
+
+    st.fragment(run_every=POLL_SECONDS)(draw)()
+
+
+def baseline_delta(comparison: Comparison) -> tuple[str, str]:
+    """The st.metric delta and colour for one metric against the baseline.
+
+    Shares read "+6.2 points vs logistic regression"; errors "-12% vs ridge regression" with the
+    colours inverted (lower is better), so green always means the network is ahead.
+    """
+    sentence = comparison.sentence
+    if sentence.startswith("about the same"):
+        return sentence, "off"
+    if METRICS[comparison.metric].higher_is_better:
+        return sentence, "normal"
+    if not comparison.baseline:  # an exact baseline: no percentage, keep the sentence
+        return sentence, "inverse"
+    percent = (comparison.model - comparison.baseline) / abs(comparison.baseline) * 100
+    return f"{percent:+.1f}% vs {sentence.split(' than ', 1)[-1]}", "inverse"
+
+
+def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
+    """What the current model is: epochs, why it stopped, best epoch, time, device, test score,
+    and (``with_curves``) its loss and quality curves."""
+    history = trained.history
+    headline = HEADLINE_METRIC[trained.task]
+    test = trained.metrics.get("test", {})
+    why = STOP_REASONS.get(history.stopped_reason, history.stopped_reason)
+    cards = st.columns([1, 1, 1, 2])  # the test score's card has room for its baseline sentence
+    cards[0].metric("Epochs run", history.epochs_run, help=f"Training stopped because {why}.", border=True)
+    cards[1].metric("Best epoch", history.best_epoch or "none", border=True,
+                    help="The epoch with the lowest validation loss: its model is the one kept.")
+    cards[2].metric("Training time", _duration(trained.seconds), help=f"On {trained.device}.", border=True)
+    if headline in test:
+        info = METRICS[headline]
+        delta, colour = None, "off"
+        if trained.baseline is not None:
+            found = compare_to_baseline(trained.task, test, trained.baseline.metrics)
+            delta, colour = next((baseline_delta(c) for c in found if c.metric == headline), (None, "off"))
+        cards[3].metric(f"Test {info.label[0].lower()}{info.label[1:]}", format_metric(headline, test[headline]),
+                        delta=delta, delta_color=colour, border=True,
+                        help=f"{info.help} Measured on rows kept aside for the final score.")
+    st.caption(f"Stopped because {why}. Trained on {trained.device}.")
+    if with_curves:
+        loss, metric = charts.history_figures(history, trained.task)
+        left, right = st.columns(2, gap="large")
+        left.plotly_chart(loss, key="result_loss")
+        if metric is not None:
+            right.plotly_chart(metric, key="result_metric")

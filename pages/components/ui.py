@@ -1,0 +1,90 @@
+"""Small UI building blocks every page uses: headers, empty states, error display, generic widgets.
+
+``param_input`` is the one generic renderer: a ``ParamSpec``'s constraint picks the widget (number
+input, select box or toggle), its label and help come from the same declaration that validates it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import streamlit as st
+
+from builder.errors import BuilderError
+from builder.params import ParamSpec
+
+log = logging.getLogger(__name__)
+
+# The journey, in order: (page file, title, material icon). app.py builds the navigation from it.
+JOURNEY = (
+    ("pages/data.py", "Data", ":material/table_chart:"),
+    ("pages/build.py", "Build", ":material/account_tree:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/evaluate.py", "Evaluate", ":material/insights:"),
+    ("pages/export.py", "Export", ":material/download:"),
+    ("pages/predict.py", "Predict", ":material/online_prediction:"),
+)
+PAGE_BY_TITLE = {title: (path, icon) for path, title, icon in JOURNEY}
+
+# Chart colours shared by every page: train vs validation, model vs baseline.
+COLOURS = {"train": "#1A73E8", "validation": "#E8710A", "model": "#1A73E8", "baseline": "#9AA0A6",
+           "batch": "#A8C7FA", "good": "#188038", "bad": "#D93025"}
+
+
+def page_header(title: str, subtitle: str) -> None:
+    st.title(title)
+    st.caption(subtitle)
+
+
+def go_to(title: str, label: str | None = None) -> None:
+    """A link to another step of the journey, by its title ("Data", "Build"...)."""
+    path, icon = PAGE_BY_TITLE[title]
+    st.page_link(path, label=label or f"Go to {title}", icon=icon)
+
+
+def empty_state(message: str, next_page: str, label: str | None = None) -> None:
+    """Say what is missing and link to the page that provides it, then end the page's run."""
+    st.info(message, icon=":material/info:")
+    go_to(next_page, label)
+    st.stop()
+
+
+@contextlib.contextmanager
+def user_errors(where: str = "") -> Iterator[None]:
+    """Show a ``BuilderError`` as a plain message at this place in the page, and carry on.
+
+    Anything else is a bug: it is logged with its traceback and shown as such, never hidden.
+    """
+    try:
+        yield
+    except BuilderError as exc:
+        st.error(f"{where}{exc}" if where else str(exc), icon=":material/error:")
+    except Exception as exc:  # noqa: BLE001 - a bug; the page stays usable and the log has details
+        log.exception("unexpected error in the app")
+        st.error(f"Something went wrong that is not your fault ({type(exc).__name__}). "
+                 "Your data and trained models are safe; please report this.", icon=":material/bug_report:")
+        st.exception(exc)
+
+
+def param_input(spec: ParamSpec, value: Any, key: str, disabled: bool = False) -> Any:
+    """Draw the widget that fits ``spec`` and return the value the user set."""
+    constraint = spec.constraint
+    help_text = f"{spec.help} Allowed: {constraint.describe()}." if spec.help else constraint.describe()
+    if value is None:
+        value = spec.default
+    if constraint.widget == "bool":
+        return st.toggle(spec.label, value=bool(value), key=key, help=help_text, disabled=disabled)
+    if constraint.widget == "choice":
+        options = list(constraint.options)
+        index = options.index(value) if value in options else 0
+        return st.selectbox(spec.label, options, index=index, key=key, help=help_text, disabled=disabled)
+    if constraint.widget == "int":
+        return st.number_input(spec.label, value=int(value), step=1, key=key, help=help_text,
+                               min_value=constraint.low, max_value=constraint.high, disabled=disabled)
+    if constraint.widget == "float":
+        return st.number_input(spec.label, value=float(value), key=key, help=help_text, format="%g",
+                               disabled=disabled)
+    return st.text_input(spec.label, value=str(value), key=key, help=help_text, disabled=disabled)

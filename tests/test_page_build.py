@@ -1,0 +1,189 @@
+"""The Build page under AppTest: families, the layer editor, live shapes, problems and fixes, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from builder.data import DataSpec, load_sample, prepare_tabular
+from builder.shapes import infer_shapes
+from builder.spec import ModelSpec
+from pages.components.build_view import design_file_bytes, humanise_bytes, shape_table
+from tests.conftest import APP_FILE
+
+
+def state(at: AppTest):
+    return at.session_state["app"]
+
+
+def open_build(at: AppTest, sample: str | None = "iris") -> AppTest:
+    at.run()
+    if sample is not None:
+        at.switch_page("pages/data.py").run()
+        at.button(key=f"sample_{sample}").click().run()
+    at.switch_page("pages/build.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def shapes(at: AppTest):
+    """The live table (the second data frame; the first is the layer editor)."""
+    return at.dataframe[1].value
+
+
+def edit(at: AppTest, delta: dict) -> AppTest:
+    key = f"layer_editor_{state(at).editor_version}"
+    at.session_state[key] = {"edited_rows": {}, "added_rows": [], "deleted_rows": [], **delta}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def expected_report(sample: str, design: ModelSpec):
+    """What builder says about ``design`` on the sample, computed without the app."""
+    df = load_sample(sample)
+    guess = {"iris": ("species", "multiclass"), "diabetes": ("progression", "regression")}[sample]
+    features = [c for c in df.columns if c != guess[0]]
+    prepared = prepare_tabular(df, DataSpec(guess[0], guess[1], features))
+    return infer_shapes(design, prepared.input_shape, prepared.n_outputs)
+
+
+def test_without_data_the_page_says_so_and_links_to_data(app):
+    at = open_build(app, sample=None)
+    assert "Choose your data first" in at.info[0].value
+    assert [link.proto.label for link in at.get("page_link")] == ["Go to Data to pick a table"]
+    assert not at.get("arrow_data_frame") and state(at).design is None
+
+
+def test_the_starter_mlp_and_its_live_table(app):
+    at = open_build(app)
+    design = state(at).design
+    assert design.family == "mlp" and [la.type for la in design.layers] == ["Linear", "ReLU", "Dropout"]
+    table = shapes(at)
+    assert list(table["Layer"]) == ["Linear", "ReLU", "Dropout", "Output (locked)"]
+    head = table.iloc[-1]
+    assert head["#"] == "out" and head["Status"].startswith("Locked") and head["Output"] == "3"
+    report = expected_report("iris", design)
+    assert int(table["Parameters"].sum()) == report.total_params == int(head["Running total"])
+    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{report.total_params:,}"
+    assert "Memory per batch" in {m.label for m in at.metric}
+    assert any("Next: train this model" == link.proto.label for link in at.get("page_link"))
+    assert "Input: 4 number(s) per row" in at.get("graphviz_chart")[0].proto.spec
+
+
+def test_an_edit_changes_units_and_the_table(app):
+    at = open_build(app)
+    edit(at, {"edited_rows": {0: {"out_features": 16}}})
+    assert state(at).design.layers[0].params["out_features"] == 16
+    table = shapes(at)
+    assert table.iloc[0]["Output"] == "16" and table.iloc[-1]["Input"] == "16"
+    assert int(table["Parameters"].sum()) == expected_report("iris", state(at).design).total_params
+    # Rows added at the bottom of the editor become layers; a deleted row goes away.
+    edit(at, {"added_rows": [{"type": "Tanh"}], "deleted_rows": [2]})
+    assert [la.type for la in state(at).design.layers] == ["Linear", "ReLU", "Tanh"]
+    # A new row whose layer type is not picked yet changes nothing, and keeps the editor as it is.
+    version = state(at).editor_version
+    edit(at, {"added_rows": [{"out_features": 8}]})
+    assert len(state(at).design.layers) == 3 and state(at).editor_version == version
+
+
+def test_a_bad_value_is_shown_on_its_row_and_one_click_fixes_it(app):
+    at = open_build(app)
+    edit(at, {"edited_rows": {2: {"p": 1.5}}})
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("Layer 3 (Dropout)") and "1.5" in errors[0]
+    assert at.dataframe[0].value.iloc[2]["check"].startswith("⚠")
+    assert shapes(at).iloc[2]["Status"] != "OK" and shapes(at).iloc[0]["Status"] == "OK"
+    assert at.get("graphviz_chart")[0].proto.spec.count("#FDE2E1") == 1  # the picture agrees
+    assert not any(link.proto.label.startswith("Next") for link in at.get("page_link"))
+    at.button(key="fix_0").click().run()
+    assert state(at).design.layers[2].params["p"] == 0.2
+    assert not at.error and set(shapes(at)["Status"][:-1]) == {"OK"}
+
+
+def test_undo_move_add_and_delete(app):
+    at = open_build(app)
+    before = state(at).design
+    edit(at, {"edited_rows": {0: {"out_features": 8}}})
+    at.button(key="layer_undo").click().run()
+    assert state(at).design == before
+    at.selectbox(key="build_layer_pick").set_value(2).run()
+    at.button(key="layer_up").click().run()
+    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU"]
+    assert at.selectbox(key="build_layer_pick").value == 1  # the selection follows the layer
+    at.button(key="add_BatchNorm1d").click().run()
+    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "BatchNorm1d", "ReLU"]
+    at.button(key="layer_delete").click().run()
+    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU"]
+    at.button(key="layer_undo").click().run()
+    assert len(state(at).design.layers) == 4
+
+
+def test_families_fit_the_task_and_edited_designs_ask_before_replacing(app):
+    at = open_build(app)  # iris: a category to predict
+    assert at.button(key="family_linear").disabled and at.button(key="family_mlp").disabled
+    at.button(key="family_logistic").click().run()  # the starter is unedited: no question asked
+    assert state(at).design == ModelSpec("logistic", [])
+    assert list(shapes(at)["Layer"]) == ["Output (locked)"]
+    at.button(key="add_Linear").click().run()
+    assert any("now has hidden layers, so it is an MLP" in i.value for i in at.info)
+    assert "This replaces the layers you edited" in at.warning[0].value
+    at.button(key="family_mlp").click().run()  # the confirm button inside the popover
+    assert state(at).design.family == "mlp" and len(state(at).design.layers) == 3
+    at.button(key="layer_undo").click().run()
+    assert state(at).design.family == "logistic" and len(state(at).design.layers) == 1
+
+
+def test_regression_data_offers_linear_regression(app):
+    at = open_build(app, sample="diabetes")
+    assert at.button(key="family_logistic").disabled and not at.button(key="family_linear").disabled
+    at.button(key="family_linear").click().run()
+    assert shapes(at).iloc[-1]["Output"] == "1"
+    assert int(shapes(at)["Parameters"].sum()) == 11  # 10 weights and a bias
+
+
+def test_load_a_design_file_and_refuse_a_bad_one(app):
+    at = open_build(app)
+    mine = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "out_features": 5},
+                                                            {"type": "GELU"}]})
+    at.get("file_uploader")[0].upload("design.json", design_file_bytes(mine), "application/json").run()
+    assert not at.exception and state(at).design == mine and not at.error
+    at.get("file_uploader")[0].upload("notes.json", b"{not json", "application/json").run()
+    assert any("notes.json" in e.value and "not valid JSON" in e.value and "unchanged" in e.value
+               for e in at.error), [e.value for e in at.error]
+    assert state(at).design == mine
+
+
+def test_the_design_survives_a_new_session(app):
+    at = open_build(app)
+    edit(at, {"edited_rows": {0: {"out_features": 12}}})
+    fresh = AppTest.from_file(APP_FILE, default_timeout=60)
+    fresh.query_params["ws"] = state(at).workspace.token
+    fresh.run()
+    fresh.switch_page("pages/build.py").run()
+    assert state(fresh).design.layers[0].params["out_features"] == 12
+    assert shapes(fresh).iloc[0]["Output"] == "12"
+
+
+def test_design_file_bytes_round_trip():
+    design = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "out_features": 7},
+                                                              {"type": "Dropout", "p": 0.3}]})
+    content = design_file_bytes(design)
+    assert content.endswith(b"\n") and json.loads(content)["layers"][0] == {"type": "Linear", "out_features": 7,
+                                                                           "bias": True}
+    assert ModelSpec.from_json(content) == design
+
+
+def test_shape_table_marks_a_shape_problem_and_the_locked_head():
+    design = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "out_features": 4}]})
+    table = shape_table(infer_shapes(design, (3,), 2))
+    assert list(table["Running total"]) == [16, 26]
+    assert table.iloc[-1]["Layer"] == "Output (locked)"
+
+
+@pytest.mark.parametrize("size, text", [(512, "512 bytes"), (2048, "2.0 KB"), (5 * 2**20, "5.0 MB"),
+                                        (3 * 2**30, "3.0 GB")])
+def test_humanise_bytes(size, text):
+    assert humanise_bytes(size) == text

@@ -1,0 +1,121 @@
+"""AppTest of the Export page: empty state, building the bundle once, the parity sentence, the zip."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from builder.data import SAMPLES, DataSpec, load_sample
+from builder.export import read_bundle
+from builder.pipeline import train_table
+from builder.train import TrainConfig
+from builder.workspace import Workspace
+
+PAGE = "pages/export.py"
+
+
+@pytest.fixture(scope="module")
+def iris_model():
+    """One small model for the whole file (training is the slow part)."""
+    info, df = SAMPLES["iris"], load_sample("iris")
+    data_spec = DataSpec(info.target, info.task, [c for c in df.columns if c != info.target])
+    return df, data_spec, train_table(df, data_spec, TrainConfig(epochs=3), with_baseline=False)
+
+
+def make_workspace(home, model=None) -> Workspace:
+    """A workspace as the Data and Train pages leave it: table, data settings and (optionally) a run."""
+    workspace = Workspace.open(None, home=home)
+    if model is not None:
+        df, data_spec, trained = model
+        workspace.save_table("iris.csv", df.to_csv(index=False).encode(), title="Iris flowers (sample)")
+        workspace.save_state("data_spec", data_spec.to_dict())
+        workspace.save_state("run_id", workspace.save_run(trained, "MLP on Iris flowers"))
+    return workspace
+
+
+def open_page(app, workspace: Workspace):
+    app.query_params["ws"] = workspace.token
+    app.run()
+    return app.switch_page(PAGE).run()
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def build(at):
+    at = button(at, "Build the bundle").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_without_a_model_the_page_points_to_train(app, builder_home):
+    at = open_page(app, make_workspace(builder_home))
+    assert not at.exception
+    assert "no trained model" in at.info[0].value
+    assert [link.proto.label for link in at.get("page_link")] == ["Go to Train"]
+    assert not at.button
+
+
+def test_building_shows_files_parity_and_one_download(app, builder_home, iris_model):
+    at = open_page(app, make_workspace(builder_home, iris_model))
+    assert not at.exception
+    assert not at.session_state["app"].exported
+    at = build(at)
+
+    files = at.dataframe[0].value
+    for name in ("model.onnx", "predict.py", "preprocess.json", "preprocess.py", "model.py", "model.safetensors",
+                 "README.md", "requirements.txt"):
+        assert name in set(files["File"]), name
+    assert files["What it is for"].str.len().min() > 10  # every file says why it is there
+    assert "gives the same answers as the app: largest difference" in at.success[0].value
+    assert "rows" in at.success[0].value
+    assert not at.error
+    downloads = at.get("download_button")
+    assert len(downloads) == 1
+    assert "iris-flowers-mlp-bundle.zip" in downloads[0].proto.label
+    assert at.session_state["app"].exported  # the sidebar tick
+    assert [t.label for t in at.tabs] == ["Command line (predict.py)", "Python with onnxruntime", "PyTorch (model.py)"]
+    assert any("python predict.py" in c.value for c in at.code)
+    assert any("iris-flowers-mlp-bundle.zip" in c.value for c in at.code)
+
+
+def test_the_bundle_is_built_once_per_run(app, builder_home, iris_model, monkeypatch):
+    workspace = make_workspace(builder_home, iris_model)
+    at = build(open_page(app, workspace))
+
+    def no_second_build(*args, **kwargs):
+        raise AssertionError("the bundle was built again")
+
+    monkeypatch.setattr("pages.components.bundle_view.write_bundle", no_second_build)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.success and len(at.get("download_button")) == 1
+    # A refresh (new session, same workspace) finds it too, and ticks the sidebar again.
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP_FILE
+
+    again = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace)
+    assert not again.exception, again.exception
+    assert again.session_state["app"].exported
+    assert len(again.get("download_button")) == 1
+
+
+def test_bundle_bytes_make_a_zip_that_read_bundle_reads(builder_home, iris_model):
+    from pages.components.bundle_view import bundle_bytes
+    from pages.components.state import AppState
+
+    df, _, trained = iris_model
+    state = AppState.restore(make_workspace(builder_home, iris_model))
+    data = bundle_bytes(state)
+    assert zipfile.is_zipfile(io.BytesIO(data))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert {"model.onnx", "predict.py", "preprocess.json", "sample_input.csv"} <= set(zf.namelist())
+    bundle = read_bundle(data)
+    got, expected = bundle.predict(df), trained.predict(df)
+    assert (got["prediction"] == expected["prediction"]).all()
+    assert abs(got.drop(columns="prediction") - expected.drop(columns="prediction")).max().max() < 1e-5
+    assert bundle_bytes(state) == data  # the second call reads the same zip back

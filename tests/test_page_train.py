@@ -1,0 +1,181 @@
+"""AppTest of the Train page: empty states, a live run to the end, Stop, bad settings, failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+
+from builder.data import SAMPLES, DataSpec, load_sample
+from builder.templates import starter_spec
+from builder.workspace import Workspace
+from pages.components import charts
+
+PAGE = "pages/train.py"
+
+
+def make_workspace(home, sample: str | None = "iris", family: str = "mlp", design: bool = True) -> Workspace:
+    """A workspace holding a sample table, its data spec and a starter design, as the Data and
+    Build pages would have left it."""
+    workspace = Workspace.open(None, home=home)
+    if sample is not None:
+        info, df = SAMPLES[sample], load_sample(sample)
+        workspace.save_table(f"{sample}.csv", df.to_csv(index=False).encode(), title=f"{info.title} (sample)")
+        features = [c for c in df.columns if c != info.target]
+        workspace.save_state("data_spec", DataSpec(info.target, info.task, features).to_dict())
+        if design:
+            workspace.save_state("design", starter_spec(family, len(features), len(df)).to_dict())
+    return workspace
+
+
+def open_page(app, workspace: Workspace, page: str = PAGE):
+    app.query_params["ws"] = workspace.token
+    app.run()
+    return app.switch_page(page).run()
+
+
+def values(array) -> np.ndarray:
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array)
+
+
+def figures(at) -> list[dict[str, dict]]:
+    """Every plotly chart on the page as {trace name: trace}."""
+    return [{t.get("name"): t for t in json.loads(chart.proto.spec)["data"]} for chart in at.get("plotly_chart")]
+
+
+def running_job(at):
+    from pages.components.state import job_registry
+
+    state = at.session_state["app"]
+    return job_registry().get(state.workspace.token, state.job_id)
+
+
+def poll_until(at, done, timeout: float = 45.0):
+    """run_every never fires in AppTest: rerun the page until ``done(at)``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return at
+        time.sleep(0.2)
+    raise AssertionError("the page did not reach the expected state in time")
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_without_data_the_page_points_to_data(app, builder_home):
+    at = open_page(app, make_workspace(builder_home, sample=None))
+    assert "Load a table" in at.info[0].value
+    assert not at.exception
+
+
+def test_without_design_the_page_points_to_build(app, builder_home):
+    at = open_page(app, make_workspace(builder_home, design=False))
+    assert "model design" in at.info[0].value
+
+
+def test_training_runs_live_to_the_end_and_is_saved(app, builder_home):
+    workspace = make_workspace(builder_home, "iris")
+    at = open_page(app, workspace)
+    assert at.number_input(key="train_epochs").value == 30  # defaults from TrainConfig
+    at.number_input(key="train_epochs").set_value(4)
+    at.number_input(key="train_early_stopping_patience").set_value(0)
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    poll_until(at, lambda at: at.session_state["app"].has_model)
+
+    state = at.session_state["app"]
+    assert state.trained.history.epochs_run == 4
+    assert any("Training finished" in s.value for s in at.success)
+    runs = workspace.list_runs()
+    assert [r.id for r in runs] == [state.run_id]
+    assert runs[0].headline["accuracy"] > 0
+    loss = next(f for f in figures(at) if "Validation" in f and "Training" in f)
+    assert len(values(loss["Training"]["y"])) == 4 and len(values(loss["Validation"]["y"])) == 4
+    assert any(m.label == "Epochs run" and m.value == "4" for m in at.metric)
+    assert any(link.proto.page == "evaluate" for link in at.get("page_link"))
+    assert any(b.label == "Open" for b in at.button) is False  # the only run is the current one
+
+
+def test_stop_keeps_the_history_and_a_page_switch_finds_the_job_again(app, builder_home):
+    at = open_page(app, make_workspace(builder_home, "breast_cancer"))
+    at.number_input(key="train_epochs").set_value(100_000)
+    at.number_input(key="train_batch_size").set_value(8)
+    at.number_input(key="train_early_stopping_patience").set_value(0)
+    at.button(key="train_start").click().run()
+    job = running_job(at)
+    deadline = time.monotonic() + 30
+    while job.snapshot().epoch < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    at.switch_page("pages/evaluate.py").run()
+    at.switch_page(PAGE).run()  # the running job is found again, with its live charts
+    assert "Epoch" in at.get("progress")[0].proto.text
+    live = next(f for f in figures(at) if charts.LIVE_TRACE in f)
+    assert len(values(live["Validation"]["y"])) >= 2
+
+    button(at, "Stop").click().run()
+    poll_until(at, lambda at: at.session_state["app"].has_model)
+    history = at.session_state["app"].trained.history
+    assert history.stopped_reason == "stopped_by_user"
+    assert history.epochs_run >= 2 and len(history.loss) == len(history.val_loss) == history.epochs_run
+    assert "you pressed Stop" in " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train_lr", 0.0, "The learning rate must be a number in (0, 10]; got 0"),
+    ("train_val_fraction", 0.6, "validation fraction must be"),
+])
+def test_a_bad_setting_shows_its_message_and_blocks_start(app, builder_home, key, value, message):
+    at = open_page(app, make_workspace(builder_home))
+    at.number_input(key=key).set_value(value).run()
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="train_start").disabled
+
+
+def test_a_failed_job_shows_its_plain_error(app, builder_home):
+    # A linear-regression design cannot predict a category: training fails with a plain message.
+    at = open_page(app, make_workspace(builder_home, "iris", family="linear"))
+    at.button(key="train_start").click().run()
+    poll_until(at, lambda at: any("Training did not finish" in e.value for e in at.error))
+    assert any("Linear regression cannot do" in e.value for e in at.error)
+    assert not at.session_state["app"].has_model
+    assert not at.button(key="train_start").disabled  # the user can fix the design and try again
+
+
+def test_an_earlier_run_can_be_opened(app, builder_home):
+    workspace = make_workspace(builder_home, "iris")
+    at = open_page(app, workspace)
+    at.number_input(key="train_epochs").set_value(2)
+    for _ in range(2):
+        at.button(key="train_start").click().run()
+        poll_until(at, lambda at: any("Training finished" in s.value for s in at.success))
+        time.sleep(1.1)  # run ids carry the second they were saved in
+    first, second = sorted(r.id for r in workspace.list_runs())
+    assert at.session_state["app"].run_id == second
+    at.button(key=f"open_{first}").click().run()
+    assert at.session_state["app"].run_id == first
+
+
+@pytest.mark.parametrize("status, expected", [
+    ("running", "Epoch 3 of 10 · about 16 s left"),  # 2 s per epoch (pauses excluded) x 8 left
+    ("paused", "Paused at epoch 3 of 10"),
+    ("stopping", "Stopping at epoch 3 of 10"),
+])
+def test_progress_text_counts_the_epoch_in_progress(status, expected):
+    from builder.jobs import JobSnapshot
+    from pages.components.training import _progress_text
+
+    logs = tuple({"epoch": float(e), "seconds": 2.0} for e in (1, 2))
+    snap = JobSnapshot(id="x", title="t", status=status, epoch=2, epochs=10, elapsed=60.0,
+                       epoch_logs=logs, batch_points=((2.0, 0.5),), device="CPU", error=None)
+    fraction, text = _progress_text(snap)
+    assert fraction == pytest.approx(0.2) and text.startswith(expected)
