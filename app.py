@@ -33,11 +33,8 @@ def start_engine() -> str:
     return f"{choice.label}. {choice.reason[:1].upper()}{choice.reason[1:]}."
 
 
-def journey_sidebar(device_text: str) -> None:
-    """The steps with a tick on what is done, and the device training will use.
-
-    Drawn after the page has run (see below), so a step the page just completed is ticked at once.
-    """
+def journey_sidebar(slot, device_text: str) -> None:
+    """Draw, into ``slot``, the steps with a tick on what is done and the device training uses."""
     state = app_state()
     done = {
         "Data": state.has_data,
@@ -47,7 +44,7 @@ def journey_sidebar(device_text: str) -> None:
         "Export": state.exported,
         "Predict": False,
     }
-    with st.sidebar:
+    with slot.container():
         st.markdown("**Your journey**")
         st.markdown("  \n".join(
             f"{':material/check_circle:' if done[title] else ':material/radio_button_unchecked:'} {title}"
@@ -61,8 +58,11 @@ def journey_sidebar(device_text: str) -> None:
 
 device_text = start_engine()
 navigation = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in JOURNEY])
+# Drawn before the page (so it shows while a page works) and again after it, so a step the page
+# just completed is ticked at once, also when the page ends early with st.stop().
+sidebar = st.sidebar.empty()
+journey_sidebar(sidebar, device_text)
 try:
     navigation.run()
 finally:
-    # Also when the page ends early with st.stop() (an empty state): the sidebar always shows.
-    journey_sidebar(device_text)
+    journey_sidebar(sidebar, device_text)

@@ -48,7 +48,7 @@ BATCH_EVENT_INTERVAL_S = 0.2  # on_batch_end fires at most 5 times a second (eac
 class TrainConfig:
     """How to train. Defaults suit a small table; the UI shows ``SETTING_HELP`` beside a field."""
 
-    epochs: int = 30  # full passes over the training rows
+    epochs: int = 100  # full passes over the training rows (early stopping usually ends sooner)
     batch_size: int = 64  # rows per optimizer step (clamped to the number of training rows)
     lr: float = 1e-3  # learning rate: size of each optimizer step
     optimizer: str = "adam"  # one of OPTIMIZERS
@@ -527,9 +527,9 @@ class _Diverged(Exception):
         self.epoch = epoch
 
 
-# Validation runs in chunks of at most 2048 rows and about 1M input values (4 MB of float32):
-# big enough to keep the matmuls efficient, small enough that activations add little to peak
-# memory (8192-row chunks cost W1 +47 MB of peak RSS, 2048-row chunks +15 MB, at the same speed).
+# Validation runs in chunks of at most 2048 rows and about 1M input values (4 MB of float32).
+# Measured on W1 (30k rows, MLP 256-256): 1024-2048-row chunks are the fastest (their activations
+# stay in cache; 8192 rows: +25%, one 30k chunk: +75%) and add ~15 MB to peak RSS (8192: +47 MB).
 _VAL_CHUNK_VALUES = 1 << 20
 _VAL_CHUNK_MAX_ROWS = 2048
 

@@ -101,3 +101,53 @@ def make_messy_table(n: int = 600, seed: int = 0, task: str = "binary") -> pd.Da
             TARGET: target,
         }
     )
+
+
+def make_interaction_table(n: int = 2000, seed: int = 0, task: str = "binary") -> pd.DataFrame:
+    """A messy table whose target depends on interactions a linear model cannot express.
+
+    Like a churn table: ``tenure_months`` (~6% missing), ``monthly_fee`` (money as text),
+    ``plan`` (basic/plus/pro with ~4% missing and a rare 'legacy'), ``support_calls``, ``region``
+    and a date column. The score has a U-shape in tenure, a plan x fee interaction and a threshold
+    on support calls, so the network should beat a linear baseline clearly.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    rng = np.random.default_rng(seed)
+    tenure = rng.uniform(0, 72, size=n).round(0)
+    fee = rng.uniform(10, 120, size=n).round(2)
+    plan = rng.choice(["basic", "plus", "pro", "legacy"], size=n, p=[0.45, 0.3, 0.23, 0.02])
+    calls = rng.poisson(2, size=n)
+    region = rng.choice(["north", "south", "east", "west"], size=n)
+    days = rng.integers(0, 4 * 365, size=n)
+    started = pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")
+
+    pricey_for_plan = np.where(plan == "basic", fee > 60, np.where(plan == "pro", fee < 40, fee > 90))
+    score = (
+        ((tenure - 36) / 18) ** 2  # new and very old customers leave; the middle stays
+        + 1.5 * pricey_for_plan
+        + 1.2 * (calls >= 4)
+        + rng.normal(0, 0.25, size=n)
+    )
+    if task == "binary":
+        target: object = np.where(score > np.quantile(score, 0.6), "churned", "stayed")
+    elif task == "multiclass":
+        target = np.select([score < np.quantile(score, 1 / 3), score < np.quantile(score, 2 / 3)],
+                           ["low", "medium"], "high")
+    else:
+        target = (100 * score).round(2)
+
+    tenure_with_holes = tenure.copy()
+    tenure_with_holes[rng.random(n) < 0.06] = np.nan
+    plan_with_holes = plan.astype(object)
+    plan_with_holes[rng.random(n) < 0.04] = None
+    return pd.DataFrame({
+        "account": [f"A-{i:05d}" for i in range(n)],
+        "tenure_months": tenure_with_holes,
+        "monthly_fee": _money_text(fee, rng),
+        "plan": pd.Series(plan_with_holes, dtype="str"),
+        "support_calls": calls,
+        "region": region,
+        "started": started.strftime("%d/%m/%Y"),
+        TARGET: target,
+    })

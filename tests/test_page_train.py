@@ -11,6 +11,7 @@ import pytest
 
 from builder.data import SAMPLES, DataSpec, load_sample
 from builder.templates import starter_spec
+from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components import charts
 
@@ -85,7 +86,7 @@ def test_without_design_the_page_points_to_build(app, builder_home):
 def test_training_runs_live_to_the_end_and_is_saved(app, builder_home):
     workspace = make_workspace(builder_home, "iris")
     at = open_page(app, workspace)
-    assert at.number_input(key="train_epochs").value == 30  # defaults from TrainConfig
+    assert at.number_input(key="train_epochs").value == TrainConfig().epochs  # defaults from TrainConfig
     at.number_input(key="train_epochs").set_value(4)
     at.number_input(key="train_early_stopping_patience").set_value(0)
     at.button(key="train_start").click().run()

@@ -1,0 +1,82 @@
+"""The whole table journey through ``train_table``, with default settings only.
+
+"Defaults must be good without tuning": on messy tables (missing values, categories, dates, money
+written as text) the default MLP must match the scikit-learn linear baseline where the truth is
+linear, and beat it clearly where it is not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from builder.data import DataSpec, profile_table, suggest_features
+from builder.errors import SpecError
+from builder.evaluate import HEADLINE_METRIC
+from builder.pipeline import train_table
+from builder.spec import ModelSpec
+from builder.train import TrainConfig
+from tabular_fixtures import TARGET, make_interaction_table, make_messy_table
+
+
+def train_with_defaults(df: pd.DataFrame, task: str):
+    features = suggest_features(profile_table(df), TARGET)
+    return train_table(df, DataSpec(TARGET, task, features), TrainConfig())
+
+
+def headline(trained) -> tuple[float, float]:
+    metric = HEADLINE_METRIC[trained.task]
+    return trained.metrics["test"][metric], trained.baseline.metrics[metric]
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_default_mlp_matches_the_linear_baseline_on_a_linear_messy_table(task):
+    trained = train_with_defaults(make_messy_table(n=1500, seed=1, task=task), task)
+    model, baseline = headline(trained)
+    if task == "binary":
+        assert model >= baseline - 0.03  # within 3 accuracy points of the ideal (linear) model
+    else:
+        assert model <= baseline * 1.06  # RMSE within 6% of the ideal (linear) model
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_default_mlp_beats_the_linear_baseline_when_columns_interact(task):
+    trained = train_with_defaults(make_interaction_table(n=2000, seed=0, task=task), task)
+    model, baseline = headline(trained)
+    if task == "regression":
+        assert model < 0.7 * baseline  # RMSE at least 30% lower
+    else:
+        assert model > baseline + 0.15  # at least 15 accuracy points better
+    assert trained.history.stopped_reason in ("early_stopping", "completed")
+
+
+def test_predictions_keep_row_order_and_decode_labels_and_probabilities():
+    df = make_messy_table(n=800, seed=3, task="multiclass")
+    trained = train_with_defaults(df, "multiclass")
+    new = df.drop(columns=[TARGET]).iloc[::-1].head(50).copy()
+    new.loc[new.index[0], "color"] = "never-seen"  # an unseen category
+    new.loc[new.index[1], "age"] = np.nan
+    out = trained.predict(new)
+    assert len(out) == 50 and set(out["prediction"]) <= {"bronze", "silver", "gold"}
+    probabilities = out[[f"probability_{c}" for c in ("bronze", "gold", "silver")]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    single = trained.predict(new.iloc[[7]])
+    assert single["prediction"].iloc[0] == out["prediction"].iloc[7]
+
+
+def test_a_real_table_breast_cancer_reaches_a_good_accuracy():
+    data = load_breast_cancer(as_frame=True)
+    df = data.frame.assign(diagnosis=np.where(data.target == 0, "malignant", "benign")).drop(columns="target")
+    features = [c for c in df.columns if c != "diagnosis"]
+    trained = train_table(df, DataSpec("diagnosis", "binary", features), TrainConfig())
+    assert trained.metrics["test"]["accuracy"] > 0.93
+    assert trained.info["rows"]["train"] + trained.info["rows"]["validation"] + trained.info["rows"]["test"] == 569
+
+
+def test_a_design_that_does_not_fit_the_task_is_refused_before_training():
+    df = make_messy_table(n=300, seed=0, task="binary")
+    with pytest.raises(SpecError, match="Linear regression cannot do yes/no prediction"):
+        train_table(df, DataSpec(TARGET, "binary", ["age", "color"]), TrainConfig(epochs=2),
+                    spec=ModelSpec(family="linear"))
