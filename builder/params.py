@@ -6,7 +6,10 @@ the help text. Constraints are data that print themselves, in the manner of scik
 ``Interval`` and ``StrOptions``:
 
     >>> FloatRange(0, 1, high_inclusive=False).describe()
-    'a number from 0 up to (not including) 1'
+    'a number of at least 0 and below 1'
+
+Layer parameters (``builder.layers``) and training settings (``builder.train``) are both declared
+this way, so every "must be ...; got ...; try ..." sentence in the product comes from one template.
 """
 
 from __future__ import annotations
@@ -37,15 +40,14 @@ def _num(x: float) -> str:
 
 
 def _bound_text(low: float | None, high: float | None, low_inc: bool, high_inc: bool, noun: str) -> str:
-    if low is not None and high is not None:
-        lo = "from" if low_inc else "above"
-        hi = "to" if high_inc else "up to (not including)"
-        return f"{noun} {lo} {_num(low)} {hi} {_num(high)}"
+    if low is not None and high is not None and low_inc and high_inc:
+        return f"{noun} from {_num(low)} to {_num(high)}"
+    parts = []
     if low is not None:
-        return f"{noun} of at least {_num(low)}" if low_inc else f"{noun} above {_num(low)}"
+        parts.append(f"of at least {_num(low)}" if low_inc else f"above {_num(low)}")
     if high is not None:
-        return f"{noun} of at most {_num(high)}" if high_inc else f"{noun} below {_num(high)}"
-    return noun
+        parts.append(f"{'' if parts else 'of '}at most {_num(high)}" if high_inc else f"below {_num(high)}")
+    return " ".join([noun, " and ".join(parts)]) if parts else noun
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,32 @@ class Boolean(Constraint):
 
 
 @dataclass(frozen=True)
+class Nullable(Constraint):
+    """``None`` (shown as an empty field, meaning "off") or a value ``inner`` accepts."""
+
+    inner: Constraint
+
+    @property
+    def widget(self) -> str:  # type: ignore[override]
+        return self.inner.widget
+
+    def check(self, value: Any) -> Any:
+        return None if value is None else self.inner.check(value)
+
+    def describe(self) -> str:
+        return f"empty or {self.inner.describe()}"
+
+
+def show_value(value: Any) -> str:
+    """A value as a message shows it: -1, 0.001, 'adamx', nothing."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
+@dataclass(frozen=True)
 class ParamSpec:
     """One setting: its torch keyword name, what it accepts, its default, label and short help."""
 
@@ -138,11 +166,15 @@ class ParamSpec:
     help: str = ""
 
     def check(self, value: Any) -> Any:
-        """Return the normalised value or raise ``ValueError`` with the standard sentence."""
+        """Return the normalised value or raise ``ValueError`` with the one standard sentence:
+        "drop share ('p') must be a number of at least 0 and below 1; got 1.5. Try 0.2."
+        """
         try:
             return self.constraint.check(value)
         except ValueError:
+            label = self.label.lower()
+            named = label if label == self.name else f"{label} ('{self.name}')"
+            fix = "leaving it empty" if self.default is None else show_value(self.default)
             raise ValueError(
-                f"'{self.name}' ({self.label.lower()}) must be {self.constraint.describe()}; "
-                f"got {value!r}. Try {self.default!r}."
+                f"{named} must be {self.constraint.describe()}; got {show_value(value)}. Try {fix}."
             ) from None

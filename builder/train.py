@@ -31,6 +31,7 @@ from torch import nn
 
 from builder.device import DEVICE_PREFERENCES, DeviceChoice, choose_device
 from builder.errors import SpecError, TrainingError
+from builder.params import Choice, Constraint, FloatRange, IntRange, Nullable, ParamSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ BATCH_EVENT_INTERVAL_S = 0.2  # on_batch_end fires at most 5 times a second (eac
 
 @dataclass
 class TrainConfig:
-    """How to train. Defaults suit a small table; the UI shows ``SETTING_HELP`` beside a field."""
+    """How to train. Defaults suit a small table; each field is declared in ``SETTINGS``."""
 
     epochs: int = 100  # full passes over the training rows (early stopping usually ends sooner)
     batch_size: int = 64  # rows per optimizer step (clamped to the number of training rows)
@@ -63,16 +64,16 @@ class TrainConfig:
 
     def problems(self) -> list[str]:
         """Every invalid setting, one full sentence each (empty when the config is valid)."""
-        found = [
-            message
-            for name in _RULES
-            if (message := _setting_problem(name, getattr(self, name))) is not None
-        ]
-        fractions = (self.val_fraction, self.test_fraction)
-        each_ok = all(_RULES[name].accepts(v) for name, v in zip(_FRACTIONS, fractions))
-        if each_ok and sum(fractions) > 0.8:
+        found = []
+        for name, spec in SETTINGS.items():
+            try:
+                spec.check(getattr(self, name))
+            except ValueError as exc:
+                found.append(f"{str(exc)[0].upper()}{str(exc)[1:]}")
+        fractions_ok = not any("share" in message for message in found)
+        if fractions_ok and self.val_fraction + self.test_fraction > 0.8:
             found.append(
-                "The validation and test fractions together must leave at least 20% of the rows "
+                "The validation and test shares together must leave at least 20% of the rows "
                 f"for training; got {self.val_fraction:g} + {self.test_fraction:g}. Try 0.15 each."
             )
         return found
@@ -85,7 +86,7 @@ class TrainConfig:
 
         Raises:
             SpecError: naming each bad setting, the value received, the allowed range and a fix,
-                e.g. "The learning rate must be a number in (0, 10]; got -1. Try 0.001."
+                e.g. "The learning rate ('lr') must be a number above 0 and at most 10; got -1. Try 0.001."
         """
         found = self.problems()
         if found:
@@ -107,46 +108,53 @@ class TrainConfig:
         return cls(**values).validate()
 
 
-SETTING_LABELS = {
-    "epochs": "number of epochs",
-    "batch_size": "batch size",
-    "lr": "learning rate",
-    "optimizer": "optimizer",
-    "momentum": "momentum",
-    "weight_decay": "weight decay",
-    "seed": "seed",
-    "device": "device",
-    "early_stopping_patience": "early-stopping patience",
-    "max_minutes": "time limit in minutes",
-    "val_fraction": "validation fraction",
-    "test_fraction": "test fraction",
-}
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
-SETTING_HELP = {
-    "epochs": "How many times the model sees every training row. More epochs learn more, but too "
-    "many start to memorise the training rows; early stopping guards against that.",
-    "batch_size": "How many rows the model looks at before each small correction. Larger batches "
-    "run faster per epoch; smaller ones make more, noisier corrections. 32-256 is typical.",
-    "lr": "How big each correction is. Too high and the loss jumps around or becomes 'not a "
-    "number'; too low and training crawls. 0.001 is a good start for Adam, 0.01-0.1 for SGD.",
-    "optimizer": "The rule that turns errors into weight corrections. Adam works well almost "
-    "everywhere; see the description of each choice.",
-    "momentum": "Only for the 'momentum' optimizer: how much of the previous correction carries "
-    "into the next one (0.9 is standard). Smooths and speeds up plain SGD.",
-    "weight_decay": "A gentle pull of every weight towards zero, which fights overfitting. 0 means "
-    "off; 0.0001-0.01 is typical (use it with AdamW).",
-    "seed": "Fixes the random choices (shuffling, dropout). The same seed on the same data gives "
-    "the same model, so results can be reproduced.",
-    "device": "Where training runs. 'auto' uses a GPU when the machine has one (CUDA on "
-    "NVIDIA, MPS on Apple silicon) and the CPU otherwise.",
-    "early_stopping_patience": "Stop when the validation loss has not improved for this many "
-    "epochs; the best epoch's model is kept either way. 0 or empty turns it off.",
-    "max_minutes": "Stop after this many minutes of training and keep the best model so far. "
-    "Empty means no limit.",
-    "val_fraction": "Share of rows kept aside and checked after every epoch, to pick the best "
-    "epoch and to stop early. Never used to fit the weights.",
-    "test_fraction": "Share of rows kept aside until the very end, for an honest final score.",
-}
+
+def _setting(name: str, constraint: Constraint, label: str, help_text: str) -> ParamSpec:
+    return ParamSpec(name, constraint, _DEFAULTS[name], label, help_text)
+
+
+# One declaration per setting drives validation, the Train page's labels and help, and the messages.
+SETTINGS: dict[str, ParamSpec] = {spec.name: spec for spec in (
+    _setting("epochs", IntRange(1, 100_000), "Epochs",
+             "How many times the model sees every training row. More epochs learn more, but too "
+             "many start to memorise the training rows; early stopping guards against that."),
+    _setting("batch_size", IntRange(1, 1_048_576), "Batch size",
+             "How many rows the model looks at before each small correction. Larger batches run "
+             "faster per epoch; smaller ones make more, noisier corrections. 32-256 is typical."),
+    _setting("lr", FloatRange(0, 10, low_inclusive=False), "Learning rate",
+             "How big each correction is. Too high and the loss jumps around or becomes 'not a "
+             "number'; too low and training crawls. 0.001 is a good start for Adam, 0.01-0.1 for SGD."),
+    _setting("optimizer", Choice(OPTIMIZERS), "Optimizer",
+             "The rule that turns errors into weight corrections. Adam works well almost "
+             "everywhere; see the description of each choice."),
+    _setting("momentum", FloatRange(0, 1, high_inclusive=False), "Momentum",
+             "Only for the 'momentum' optimizer: how much of the previous correction carries "
+             "into the next one (0.9 is standard). Smooths and speeds up plain SGD."),
+    _setting("weight_decay", FloatRange(0, 1), "Weight decay",
+             "A gentle pull of every weight towards zero, which fights overfitting. 0 means "
+             "off; 0.0001-0.01 is typical (use it with AdamW)."),
+    _setting("seed", IntRange(0, 2**32 - 1), "Seed",  # numpy's and torch's common seed range
+             "Fixes the random choices (shuffling, dropout). The same seed on the same data gives "
+             "the same model, so results can be reproduced."),
+    _setting("device", Choice(DEVICE_PREFERENCES), "Device",
+             "Where training runs. 'auto' uses a GPU when the machine has one (CUDA on "
+             "NVIDIA, MPS on Apple silicon) and the CPU otherwise."),
+    _setting("early_stopping_patience", Nullable(IntRange(0, 10_000)), "Early-stopping patience",
+             "Stop when the validation loss has not improved for this many epochs; the best "
+             "epoch's model is kept either way. 0 or empty turns it off."),
+    _setting("max_minutes", Nullable(FloatRange(0, 10_080, low_inclusive=False)),  # up to a week
+             "Time limit in minutes",
+             "Stop after this many minutes of training and keep the best model so far. "
+             "Empty means no limit."),
+    _setting("val_fraction", FloatRange(0, 0.5, low_inclusive=False),  # the best epoch needs rows
+             "Validation share",
+             "Share of rows kept aside and checked after every epoch, to pick the best "
+             "epoch and to stop early. Never used to fit the weights."),
+    _setting("test_fraction", FloatRange(0, 0.5), "Test share",
+             "Share of rows kept aside until the very end, for an honest final score."),
+)}
 
 OPTIMIZER_HELP = {
     "sgd": "Plain stochastic gradient descent: the simplest rule, one fixed step size. Needs a "
@@ -162,75 +170,6 @@ OPTIMIZER_HELP = {
     "adamw": "Adam with weight decay applied the right way. Prefer it over Adam when you set a "
     "weight decay (for example 0.01), especially for transformers.",
 }
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """One setting's constraint; it prints itself, so one template writes every error message."""
-
-    kind: type  # int, float or str
-    low: float = 0
-    high: float = 0
-    low_open: bool = False  # (low, ... instead of [low, ...
-    high_open: bool = False  # ..., high) instead of ..., high]
-    choices: tuple[str, ...] = ()
-    optional: bool = False  # None is allowed and means "off"
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.optional
-        if self.kind is str:
-            return value in self.choices
-        numeric = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, numeric):
-            return False  # True is an int to Python, never a number of epochs to a user
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below  # NaN fails both comparisons
-
-    def describe(self) -> str:
-        if self.kind is str:
-            return "one of " + ", ".join(self.choices)
-        noun = "a whole number" if self.kind is int else "a number"
-        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        interval = f"{left}{_show(self.low)}, {_show(self.high)}{right}"
-        return f"{'empty or ' if self.optional else ''}{noun} in {interval}"
-
-
-_RULES = {
-    "epochs": _Rule(int, 1, 100_000),
-    "batch_size": _Rule(int, 1, 1_048_576),
-    "lr": _Rule(float, 0, 10, low_open=True),
-    "optimizer": _Rule(str, choices=OPTIMIZERS),
-    "momentum": _Rule(float, 0, 1, high_open=True),
-    "weight_decay": _Rule(float, 0, 1),
-    "seed": _Rule(int, 0, 2**32 - 1),  # numpy's and torch's common seed range
-    "device": _Rule(str, choices=DEVICE_PREFERENCES),
-    "early_stopping_patience": _Rule(int, 0, 10_000, optional=True),
-    "max_minutes": _Rule(float, 0, 10_080, low_open=True, optional=True),  # up to a week
-    "val_fraction": _Rule(float, 0, 0.5, low_open=True),  # picking the best epoch needs val rows
-    "test_fraction": _Rule(float, 0, 0.5),
-}
-_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
-_FRACTIONS = ("val_fraction", "test_fraction")
-
-
-def _setting_problem(name: str, value: Any) -> str | None:
-    """The error sentence for one setting, or None when its value is allowed."""
-    rule = _RULES[name]
-    if rule.accepts(value):
-        return None
-    default = _DEFAULTS[name]
-    fix = "leaving it empty" if default is None else _show(default).strip("'")
-    return f"The {SETTING_LABELS[name]} must be {rule.describe()}; got {_show(value)}. Try {fix}."
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(value)
 
 
 def _reject_unknown_keys(cls: type, values: Mapping[str, Any], what: str) -> None:

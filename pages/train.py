@@ -7,7 +7,7 @@ import streamlit as st
 from builder.device import choose_device
 from builder.errors import BuilderError
 from builder.evaluate import HEADLINE_METRIC, format_metric
-from builder.train import OPTIMIZER_HELP, OPTIMIZERS, SETTING_HELP, TrainConfig
+from builder.train import OPTIMIZER_HELP, OPTIMIZERS, SETTINGS, TrainConfig
 from pages.components import charts
 from pages.components.state import AppState, app_state
 from pages.components.training import (current_job, live_panel, result_summary, show_failure, start_training,
@@ -20,9 +20,10 @@ DEVICE_NAMES = {"auto": "Automatic (GPU if there is one)", "cpu": "CPU", "cuda":
                 "mps": "Apple GPU (MPS)"}
 
 
-def number(label: str, name: str, value, disabled: bool, **kwargs):
-    """A number box for one setting, with the engine's help text under the (?)."""
-    return st.number_input(label, value=value, key=f"train_{name}", help=SETTING_HELP[name], disabled=disabled,
+def number(name: str, value, disabled: bool, **kwargs):
+    """A number box for one setting, labelled and explained by the engine's declaration of it."""
+    setting = SETTINGS[name]
+    return st.number_input(setting.label, value=value, key=f"train_{name}", help=setting.help, disabled=disabled,
                            **kwargs)
 
 
@@ -31,32 +32,32 @@ def settings_form(config: TrainConfig, disabled: bool) -> TrainConfig:
     st.subheader("Settings")
     left, right = st.columns(2)
     with left:
-        epochs = number("Epochs", "epochs", config.epochs, disabled, step=1)
-        lr = number("Learning rate", "lr", config.lr, disabled, step=0.0005, format="%g")
-        seed = number("Seed", "seed", config.seed, disabled, step=1)
+        epochs = number("epochs", config.epochs, disabled, step=1)
+        lr = number("lr", config.lr, disabled, step=0.0005, format="%g")
+        seed = number("seed", config.seed, disabled, step=1)
     with right:
-        batch_size = number("Batch size", "batch_size", config.batch_size, disabled, step=8)
-        val_fraction = number("Validation share", "val_fraction", config.val_fraction, disabled, step=0.05,
+        batch_size = number("batch_size", config.batch_size, disabled, step=8)
+        val_fraction = number("val_fraction", config.val_fraction, disabled, step=0.05,
                               format="%g")
-        optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(config.optimizer),
+        optimizer = st.selectbox(SETTINGS["optimizer"].label, OPTIMIZERS, index=OPTIMIZERS.index(config.optimizer),
                                  format_func=OPTIMIZER_NAMES.get, key="train_optimizer", disabled=disabled,
-                                 help=SETTING_HELP["optimizer"])
+                                 help=SETTINGS["optimizer"].help)
     st.caption(f":material/lightbulb: {OPTIMIZER_HELP[optimizer]}")
     with st.expander("Advanced settings"):
         a, b = st.columns(2)
         with a:
-            weight_decay = number("Weight decay", "weight_decay", config.weight_decay, disabled, step=0.0001,
+            weight_decay = number("weight_decay", config.weight_decay, disabled, step=0.0001,
                                   format="%g")
-            patience = number("Early-stopping patience (epochs)", "early_stopping_patience",
+            patience = number("early_stopping_patience",
                               config.early_stopping_patience or 0, disabled, step=1)
-            test_fraction = number("Test share", "test_fraction", config.test_fraction, disabled, step=0.05,
+            test_fraction = number("test_fraction", config.test_fraction, disabled, step=0.05,
                                    format="%g")
         with b:
-            momentum = number("Momentum", "momentum", config.momentum, disabled, step=0.05, format="%g")
-            minutes = number("Time limit (minutes)", "max_minutes", config.max_minutes, disabled, step=1.0,
+            momentum = number("momentum", config.momentum, disabled, step=0.05, format="%g")
+            minutes = number("max_minutes", config.max_minutes, disabled, step=1.0,
                              format="%g", placeholder="no limit")
-            device = st.selectbox("Device", list(DEVICE_NAMES), index=list(DEVICE_NAMES).index(config.device),
-                                  format_func=DEVICE_NAMES.get, key="train_device", help=SETTING_HELP["device"],
+            device = st.selectbox(SETTINGS["device"].label, list(DEVICE_NAMES), index=list(DEVICE_NAMES).index(config.device),
+                                  format_func=DEVICE_NAMES.get, key="train_device", help=SETTINGS["device"].help,
                                   disabled=disabled)
     return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
                        weight_decay=weight_decay, seed=seed, device=device, early_stopping_patience=patience or None,

@@ -312,7 +312,7 @@ ERROR_CASES = {
         ["--epochs", "whole number", "'ten'"]),
     "epochs out of range": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip", "--epochs", "0"],
-        ["epochs", "got 0"]),
+        ["Epochs must be", "got 0"]),
     "bad choice": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip", "--optimizer", "fast"],
         ["--optimizer", "'fast'", "adam"]),

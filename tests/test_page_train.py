@@ -132,8 +132,8 @@ def test_stop_keeps_the_history_and_a_page_switch_finds_the_job_again(app, build
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("train_lr", 0.0, "The learning rate must be a number in (0, 10]; got 0"),
-    ("train_val_fraction", 0.6, "validation fraction must be"),
+    ("train_lr", 0.0, "Learning rate ('lr') must be a number above 0 and at most 10; got 0"),
+    ("train_val_fraction", 0.6, "Validation share ('val_fraction') must be"),
 ])
 def test_a_bad_setting_shows_its_message_and_blocks_start(app, builder_home, key, value, message):
     at = open_page(app, make_workspace(builder_home))

@@ -31,8 +31,8 @@ def test_validate_returns_all_problems_with_layer_numbers():
         {"type": "ReLU", "inplace": True}]}, strict=False)
     messages = [p.message for p in spec.validate()]
     assert len(messages) == 4
-    assert messages[0].startswith("Layer 1 (Linear): 'out_features'") and "got 0" in messages[0]
-    assert messages[1].startswith("Layer 2 (Dropout): 'p'") and "1.5" in messages[1]
+    assert messages[0].startswith("Layer 1 (Linear): units ('out_features') must be") and "got 0" in messages[0]
+    assert messages[1].startswith("Layer 2 (Dropout): drop share ('p')") and "1.5" in messages[1]
     assert "Layer 3 (Conv9d): unknown layer type" in messages[2] and "Linear" in messages[2]
     assert "unknown setting 'inplace'" in messages[3]
 
