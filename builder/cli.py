@@ -442,7 +442,7 @@ def _logging_to_stderr(debug: bool) -> Iterator[_StderrLog]:
     finally:
         _ACTIVE_LOG.remove(handler)
         logging.captureWarnings(False)
-        for lg, (level, propagate) in zip(loggers, saved):
+        for lg, (level, propagate) in zip(loggers, saved, strict=False):
             lg.removeHandler(handler)
             lg.setLevel(level)
             lg.propagate = propagate
@@ -828,7 +828,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def _design_on_data(args: argparse.Namespace) -> tuple[ModelSpec, tuple[int, ...], int, str | None]:
     """A design file sized from the data exactly as training would size it."""
-    from builder.data import DataSpec, Preprocessor, prepare_tabular, profile_table, suggest_features
+    from builder.data import Preprocessor, prepare_tabular, profile_table, suggest_features
     from builder.train import TrainConfig
 
     # Not strict: a design with bad values still gets its table, with every problem listed.
@@ -910,7 +910,7 @@ def _format_inspect(table: dict[str, Any]) -> str:
 
     def render(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
 
     family = table["effective_family"]
     out = [f"Design: {family}, input {_shape_text(table['input_shape'])} per row", "",

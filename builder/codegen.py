@@ -211,7 +211,7 @@ def model_source(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, about: 
         where = "output layer" if row.locked else f"layer {row.index + 1}"
         comments.append(f"# {where}: {describe_shape(row.input_shape)} -> {describe_shape(row.output_shape)}")
     width = max(len(c) for c in calls)
-    body = "\n".join(f"        {call.ljust(width)}  {comment}" for call, comment in zip(calls, comments))
+    body = "\n".join(f"        {call.ljust(width)}  {comment}" for call, comment in zip(calls, comments, strict=False))
     own = _own_class_sources(classes)
     own_text = ("\n\n\n".join(own) + "\n\n\n") if own else ""
     total = report.total_params

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from builder.data import DataSpec, Preprocessor, PreparedData, prepare_tabular
+from builder.data import DataSpec, PreparedData, Preprocessor, prepare_tabular
 from builder.errors import SpecError
 from builder.evaluate import BaselineResult, compute_metrics, fit_baseline
 from builder.model import build_model

@@ -6,10 +6,20 @@ import streamlit as st
 
 from builder.spec import FAMILIES, ModelSpec
 from builder.templates import starter_spec
-from pages.components.build_view import (LOAD_KEY, build_infer, data_dims, design_file_bytes,
-                                         design_problems, family_cards, layer_editor, layer_toolbar,
-                                         network_diagram, on_design_upload, problem_list,
-                                         shape_panel)
+from pages.components.build_view import (
+    LOAD_KEY,
+    build_infer,
+    data_dims,
+    design_file_bytes,
+    design_problems,
+    family_cards,
+    layer_editor,
+    layer_toolbar,
+    network_diagram,
+    on_design_upload,
+    problem_list,
+    shape_panel,
+)
 from pages.components.state import app_state
 from pages.components.ui import empty_state, go_to, page_header, user_errors
 

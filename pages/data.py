@@ -5,9 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.data import DataSpec, check_target, health_warnings
-from pages.components.data_view import (FILE_TYPES, TASK_PHRASES, column_table, default_target,
-                                        left_out_notes, sample_cards, table_profile, task_and_features,
-                                        use_sample, use_upload, widget_suffix)
+from pages.components.data_view import (
+    FILE_TYPES,
+    TASK_PHRASES,
+    column_table,
+    default_target,
+    left_out_notes,
+    sample_cards,
+    table_profile,
+    task_and_features,
+    use_sample,
+    use_upload,
+    widget_suffix,
+)
 from pages.components.state import app_state
 from pages.components.ui import go_to, page_header, user_errors
 

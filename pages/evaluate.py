@@ -9,8 +9,16 @@ import pandas as pd
 import streamlit as st
 
 from builder.data import parse_numeric, prepare_tabular
-from builder.evaluate import (HEADLINE_METRIC, METRICS, compare_to_baseline, compute_metrics, confusion,
-                              format_metric, regression_diagnostics, verdict)
+from builder.evaluate import (
+    HEADLINE_METRIC,
+    METRICS,
+    compare_to_baseline,
+    compute_metrics,
+    confusion,
+    format_metric,
+    regression_diagnostics,
+    verdict,
+)
 from builder.pipeline import TrainedModel
 from builder.spec import FAMILIES
 from pages.components import charts
@@ -47,7 +55,7 @@ def metric_cards(trained: TrainedModel) -> None:
     base = trained.baseline.metrics if trained.baseline is not None else {}
     comparisons = {c.metric: c for c in compare_to_baseline(trained.task, test, base)} if base else {}
     cards = [card for start in range(0, len(test), 3) for card in st.columns(3)]  # rows of 3: room to read
-    for card, (metric, value) in zip(cards, test.items()):
+    for card, (metric, value) in zip(cards, test.items(), strict=False):
         info = METRICS[metric]
         delta, colour = baseline_delta(comparisons[metric]) if metric in comparisons else (None, "off")
         baseline_text = f" Baseline: {format_metric(metric, base[metric])}." if metric in base else ""

@@ -5,8 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.export import PARITY_TOLERANCE
-from pages.components.bundle_view import (build_bundle, family_title, file_table, how_to_use, human_size,
-                                          saved_bundle, trained_when)
+from pages.components.bundle_view import (
+    build_bundle,
+    family_title,
+    file_table,
+    how_to_use,
+    human_size,
+    saved_bundle,
+    trained_when,
+)
 from pages.components.state import app_state
 from pages.components.ui import empty_state, go_to, page_header, user_errors
 

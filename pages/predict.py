@@ -6,9 +6,19 @@ import pandas as pd
 import streamlit as st
 
 from builder.data import SUPPORTED_TABLE_EXTENSIONS, read_table
-from pages.components.bundle_view import (family_title, fill_form, form_columns, load_uploaded_bundle, one_row_form,
-                                          predictions_csv, predictions_table, probability_figure, score_against_target,
-                                          slug, trained_when)
+from pages.components.bundle_view import (
+    family_title,
+    fill_form,
+    form_columns,
+    load_uploaded_bundle,
+    one_row_form,
+    predictions_csv,
+    predictions_table,
+    probability_figure,
+    score_against_target,
+    slug,
+    trained_when,
+)
 from pages.components.state import app_state
 from pages.components.ui import empty_state, page_header, user_errors
 

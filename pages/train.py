@@ -10,8 +10,14 @@ from builder.evaluate import HEADLINE_METRIC, format_metric
 from builder.train import OPTIMIZER_HELP, OPTIMIZERS, SETTINGS, TrainConfig
 from pages.components import charts
 from pages.components.state import AppState, app_state
-from pages.components.training import (current_job, live_panel, result_summary, show_failure, start_training,
-                                       take_over_if_done)
+from pages.components.training import (
+    current_job,
+    live_panel,
+    result_summary,
+    show_failure,
+    start_training,
+    take_over_if_done,
+)
 from pages.components.ui import empty_state, go_to, page_header, user_errors
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop",

@@ -19,7 +19,7 @@ def _money_text(amounts: np.ndarray, rng: np.random.Generator) -> list[str | Non
     """Write amounts the way spreadsheets do: '$45,000', ' 52000 ', '61,250.50', 'n/a'."""
     styles = rng.integers(0, 4, size=len(amounts))
     written: list[str | None] = []
-    for amount, style in zip(amounts, styles):
+    for amount, style in zip(amounts, styles, strict=False):
         if style == 0:
             written.append(f"${amount:,.0f}")
         elif style == 1:

@@ -51,3 +51,13 @@ def test_pages_do_not_import_each_other_and_components_stay_below_pages():
         assert "pages" not in {n for n in _imports(path)} or all(
             "components" in line for line in path.read_text().splitlines() if line.startswith("from pages")
         ), f"{path} imports a page"
+
+
+def test_lint_is_clean():
+    """Unused imports, undefined names, bugbear patterns and import order (ruff.toml)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from builder.export import read_bundle
+
 from tabular_fixtures import TARGET, make_interaction_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

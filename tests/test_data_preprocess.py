@@ -18,6 +18,7 @@ import pytest
 import builder.data.preprocess as preprocess_module
 from builder.data import DataSpec, Preprocessor, prepare_tabular
 from builder.errors import DataError
+
 from tabular_fixtures import TARGET, make_messy_table
 
 FEATURES = ["customer_id", "age", "income", "color", "signup_date", "member", "visits"]
@@ -387,7 +388,7 @@ def test_prepare_tabular_end_to_end(task):
     assert not set(np.concatenate(parts)) & {5, 50, 500}
     assert len(set(np.concatenate(parts))) == 597
     assert [len(p) for p in parts] == [417, 90, 90]
-    for X, idx in zip((data.X_train, data.X_val, data.X_test), parts):
+    for X, idx in zip((data.X_train, data.X_val, data.X_test), parts, strict=False):
         assert X.dtype == np.float32 and X.shape == (len(idx), data.input_shape[0])
         assert np.isfinite(X).all()
     pd.testing.assert_frame_equal(data.raw_test, df.iloc[data.test_idx])

@@ -10,6 +10,7 @@ import pytest
 
 from builder.data import split_indices
 from builder.errors import DataError
+
 from tabular_fixtures import TARGET, make_messy_table
 
 
@@ -47,7 +48,7 @@ def test_same_seed_same_split_other_seed_other_split():
     first = split_indices(y, "binary", seed=7)
     again = split_indices(y, "binary", seed=7)
     other = split_indices(y, "binary", seed=8)
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=False):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[2], other[2])
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from builder.diagram import design_dot
-from builder.editor import (DesignHistory, add_layer, apply_edits, design_rows, editor_columns,
-                            move_layer)
+from builder.editor import DesignHistory, add_layer, apply_edits, design_rows, editor_columns, move_layer
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
 

@@ -13,6 +13,8 @@ from builder.templates import starter_spec
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 
+from app_helpers import open_page
+
 PAGE = "pages/evaluate.py"
 
 
@@ -33,27 +35,19 @@ def trained_workspace(home, sample: str | None, epochs: int = 40) -> Workspace:
     return workspace
 
 
-def open_page(app, workspace: Workspace):
-    app.query_params["ws"] = workspace.token
-    app.run()
-    at = app.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def traces(at) -> list[dict]:
     return [trace for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec)["data"]]
 
 
 def test_without_a_model_the_page_points_to_train(app, builder_home):
-    at = open_page(app, trained_workspace(builder_home, None))
+    at = open_page(app, trained_workspace(builder_home, None), PAGE)
     assert "Train a model first" in at.info[0].value
     assert any(link.proto.page == "train" for link in at.get("page_link"))
 
 
 @pytest.mark.parametrize("sample", ["iris", "breast_cancer"])
 def test_classification_cards_verdict_and_confusion_matrix(app, builder_home, sample):
-    at = open_page(app, trained_workspace(builder_home, sample))
+    at = open_page(app, trained_workspace(builder_home, sample), PAGE)
     cards = {m.label: m for m in at.metric}
     assert list(cards)[0] == "Accuracy"
     assert "vs logistic regression" in cards["Accuracy"].proto.delta
@@ -75,7 +69,7 @@ def test_classification_cards_verdict_and_confusion_matrix(app, builder_home, sa
 
 
 def test_regression_shows_errors_against_ridge_and_residual_plots(app, builder_home):
-    at = open_page(app, trained_workspace(builder_home, "diabetes", epochs=60))
+    at = open_page(app, trained_workspace(builder_home, "diabetes", epochs=60), PAGE)
     cards = {m.label: m for m in at.metric}
     assert list(cards)[:2] == ["Typical error (RMSE)", "Average error (MAE)"]
     rmse = cards["Typical error (RMSE)"]
@@ -94,6 +88,6 @@ def test_a_different_table_explains_why_the_plots_are_missing(app, builder_home)
     workspace = trained_workspace(builder_home, "iris", epochs=5)
     df = load_sample("iris").iloc[:120]
     workspace.save_table("iris.csv", df.to_csv(index=False).encode(), title="Iris, fewer rows")
-    at = open_page(app, workspace)
+    at = open_page(app, workspace, PAGE)
     assert any("table the model was trained on" in i.value for i in at.info)
     assert at.metric  # the stored scores are still shown

@@ -13,6 +13,8 @@ from builder.pipeline import train_table
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 
+from app_helpers import button, open_page
+
 PAGE = "pages/export.py"
 
 
@@ -35,16 +37,6 @@ def make_workspace(home, model=None) -> Workspace:
     return workspace
 
 
-def open_page(app, workspace: Workspace):
-    app.query_params["ws"] = workspace.token
-    app.run()
-    return app.switch_page(PAGE).run()
-
-
-def button(at, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
 def build(at):
     at = button(at, "Build the bundle").click().run()
     assert not at.exception, at.exception
@@ -52,7 +44,7 @@ def build(at):
 
 
 def test_without_a_model_the_page_points_to_train(app, builder_home):
-    at = open_page(app, make_workspace(builder_home))
+    at = open_page(app, make_workspace(builder_home), PAGE)
     assert not at.exception
     assert "no trained model" in at.info[0].value
     assert [link.proto.label for link in at.get("page_link")] == ["Go to Train"]
@@ -60,7 +52,7 @@ def test_without_a_model_the_page_points_to_train(app, builder_home):
 
 
 def test_building_shows_files_parity_and_one_download(app, builder_home, iris_model):
-    at = open_page(app, make_workspace(builder_home, iris_model))
+    at = open_page(app, make_workspace(builder_home, iris_model), PAGE)
     assert not at.exception
     assert not at.session_state["app"].exported
     at = build(at)
@@ -84,7 +76,7 @@ def test_building_shows_files_parity_and_one_download(app, builder_home, iris_mo
 
 def test_the_bundle_is_built_once_per_run(app, builder_home, iris_model, monkeypatch):
     workspace = make_workspace(builder_home, iris_model)
-    at = build(open_page(app, workspace))
+    at = build(open_page(app, workspace, PAGE))
 
     def no_second_build(*args, **kwargs):
         raise AssertionError("the bundle was built again")
@@ -98,7 +90,7 @@ def test_the_bundle_is_built_once_per_run(app, builder_home, iris_model, monkeyp
 
     from tests.conftest import APP_FILE
 
-    again = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace)
+    again = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace, PAGE)
     assert not again.exception, again.exception
     assert again.session_state["app"].exported
     assert len(again.get("download_button")) == 1

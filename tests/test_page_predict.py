@@ -14,6 +14,8 @@ from builder.train import TrainConfig
 from builder.workspace import Workspace
 from tests.tabular_fixtures import make_messy_table
 
+from app_helpers import open_page
+
 PAGE = "pages/predict.py"
 FEATURES = ["age", "income", "color", "signup_date", "member", "visits"]  # numbers, money text, category, date, yes/no
 
@@ -36,14 +38,6 @@ def make_workspace(home, model=None) -> Workspace:
     return workspace
 
 
-def open_page(app, workspace: Workspace):
-    app.query_params["ws"] = workspace.token
-    app.run()
-    at = app.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def new_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows as a user would bring them: some holes, a category never seen, an extra column, no target."""
     rows = df.drop(columns="target").head(12).copy()
@@ -61,7 +55,7 @@ def upload_rows(at, name: str, content: bytes):
 
 
 def test_without_a_model_the_page_points_to_train(app, builder_home):
-    at = open_page(app, make_workspace(builder_home))
+    at = open_page(app, make_workspace(builder_home), PAGE)
     assert "No model is trained yet" in at.info[0].value
     assert [link.proto.label for link in at.get("page_link")] == ["Go to Train"]
     at = at.radio(key="predict_source").set_value("A bundle file").run()
@@ -71,7 +65,7 @@ def test_without_a_model_the_page_points_to_train(app, builder_home):
 
 def test_uploaded_rows_get_one_prediction_each_like_the_app(app, builder_home, messy_model):
     df, trained = messy_model
-    at = open_page(app, make_workspace(builder_home, messy_model))
+    at = open_page(app, make_workspace(builder_home, messy_model), PAGE)
     rows = new_rows(df)
     at = upload_rows(at, "new customers.csv", rows.to_csv(index=False).encode())
     assert not at.exception, at.exception
@@ -91,7 +85,7 @@ def test_uploaded_rows_get_one_prediction_each_like_the_app(app, builder_home, m
 
 def test_rows_missing_a_column_say_which_and_list_the_expected_ones(app, builder_home, messy_model):
     df, trained = messy_model
-    at = open_page(app, make_workspace(builder_home, messy_model))
+    at = open_page(app, make_workspace(builder_home, messy_model), PAGE)
     at = upload_rows(at, "rows.csv", new_rows(df).drop(columns="color").to_csv(index=False).encode())
     assert not at.exception
     message = at.error[0].value
@@ -102,7 +96,7 @@ def test_rows_missing_a_column_say_which_and_list_the_expected_ones(app, builder
 
 
 def test_a_wrong_bundle_file_is_refused_and_the_trained_model_stays(app, builder_home, messy_model):
-    at = open_page(app, make_workspace(builder_home, messy_model))
+    at = open_page(app, make_workspace(builder_home, messy_model), PAGE)
     at = at.radio(key="predict_source").set_value("A bundle file").run()
     at = at.get("file_uploader")[0].upload("model.zip", b"these are not the bytes of a zip", "application/zip").run()
     assert not at.exception
@@ -119,7 +113,7 @@ def test_an_exported_bundle_predicts_like_the_trained_model(app, builder_home, m
 
     df, trained = messy_model
     write_bundle(trained, tmp_path / "crm-mlp-bundle.zip", sample_rows=df)
-    at = open_page(app, make_workspace(builder_home))
+    at = open_page(app, make_workspace(builder_home), PAGE)
     at = at.radio(key="predict_source").set_value("A bundle file").run()
     at = at.get("file_uploader")[0].upload("crm-mlp-bundle.zip", (tmp_path / "crm-mlp-bundle.zip").read_bytes(),
                                            "application/zip").run()
@@ -133,7 +127,7 @@ def test_an_exported_bundle_predicts_like_the_trained_model(app, builder_home, m
 
 def test_the_form_predicts_one_row(app, builder_home, messy_model):
     df, trained = messy_model
-    at = open_page(app, make_workspace(builder_home, messy_model))
+    at = open_page(app, make_workspace(builder_home, messy_model), PAGE)
     at = at.radio(key="predict_mode").set_value("Fill in one row").run()
     assert not at.exception, at.exception
     assert {s.label for s in at.selectbox} == {"color", "member"}

@@ -15,6 +15,8 @@ from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components import charts
 
+from app_helpers import button, open_page
+
 PAGE = "pages/train.py"
 
 
@@ -30,12 +32,6 @@ def make_workspace(home, sample: str | None = "iris", family: str = "mlp", desig
         if design:
             workspace.save_state("design", starter_spec(family, len(features), len(df)).to_dict())
     return workspace
-
-
-def open_page(app, workspace: Workspace, page: str = PAGE):
-    app.query_params["ws"] = workspace.token
-    app.run()
-    return app.switch_page(page).run()
 
 
 def values(array) -> np.ndarray:
@@ -68,24 +64,20 @@ def poll_until(at, done, timeout: float = 45.0):
     raise AssertionError("the page did not reach the expected state in time")
 
 
-def button(at, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
 def test_without_data_the_page_points_to_data(app, builder_home):
-    at = open_page(app, make_workspace(builder_home, sample=None))
+    at = open_page(app, make_workspace(builder_home, sample=None), PAGE)
     assert "Load a table" in at.info[0].value
     assert not at.exception
 
 
 def test_without_design_the_page_points_to_build(app, builder_home):
-    at = open_page(app, make_workspace(builder_home, design=False))
+    at = open_page(app, make_workspace(builder_home, design=False), PAGE)
     assert "model design" in at.info[0].value
 
 
 def test_training_runs_live_to_the_end_and_is_saved(app, builder_home):
     workspace = make_workspace(builder_home, "iris")
-    at = open_page(app, workspace)
+    at = open_page(app, workspace, PAGE)
     assert at.number_input(key="train_epochs").value == TrainConfig().epochs  # defaults from TrainConfig
     at.number_input(key="train_epochs").set_value(4)
     at.number_input(key="train_early_stopping_patience").set_value(0)
@@ -107,7 +99,7 @@ def test_training_runs_live_to_the_end_and_is_saved(app, builder_home):
 
 
 def test_stop_keeps_the_history_and_a_page_switch_finds_the_job_again(app, builder_home):
-    at = open_page(app, make_workspace(builder_home, "breast_cancer"))
+    at = open_page(app, make_workspace(builder_home, "breast_cancer"), PAGE)
     at.number_input(key="train_epochs").set_value(100_000)
     at.number_input(key="train_batch_size").set_value(8)
     at.number_input(key="train_early_stopping_patience").set_value(0)
@@ -136,7 +128,7 @@ def test_stop_keeps_the_history_and_a_page_switch_finds_the_job_again(app, build
     ("train_val_fraction", 0.6, "Validation share ('val_fraction') must be"),
 ])
 def test_a_bad_setting_shows_its_message_and_blocks_start(app, builder_home, key, value, message):
-    at = open_page(app, make_workspace(builder_home))
+    at = open_page(app, make_workspace(builder_home), PAGE)
     at.number_input(key=key).set_value(value).run()
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="train_start").disabled
@@ -144,7 +136,7 @@ def test_a_bad_setting_shows_its_message_and_blocks_start(app, builder_home, key
 
 def test_a_failed_job_shows_its_plain_error(app, builder_home):
     # A linear-regression design cannot predict a category: training fails with a plain message.
-    at = open_page(app, make_workspace(builder_home, "iris", family="linear"))
+    at = open_page(app, make_workspace(builder_home, "iris", family="linear"), PAGE)
     at.button(key="train_start").click().run()
     poll_until(at, lambda at: any("Training did not finish" in e.value for e in at.error))
     assert any("Linear regression cannot do" in e.value for e in at.error)
@@ -154,7 +146,7 @@ def test_a_failed_job_shows_its_plain_error(app, builder_home):
 
 def test_an_earlier_run_can_be_opened(app, builder_home):
     workspace = make_workspace(builder_home, "iris")
-    at = open_page(app, workspace)
+    at = open_page(app, workspace, PAGE)
     at.number_input(key="train_epochs").set_value(2)
     for _ in range(2):
         at.button(key="train_start").click().run()

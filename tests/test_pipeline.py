@@ -18,6 +18,7 @@ from builder.evaluate import HEADLINE_METRIC
 from builder.pipeline import train_table
 from builder.spec import ModelSpec
 from builder.train import TrainConfig
+
 from tabular_fixtures import TARGET, make_interaction_table, make_messy_table
 
 

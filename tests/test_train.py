@@ -155,7 +155,7 @@ def test_events_fire_in_order_with_the_documented_keys():
     for _, epoch, logs in recorder.of("epoch"):
         assert EPOCH_KEYS | {"accuracy", "val_accuracy"} <= logs.keys()
         assert logs["epoch"] == epoch and logs["epochs"] == 3
-    for _, step, logs in recorder.of("batch"):
+    for _, _step, logs in recorder.of("batch"):
         assert BATCH_KEYS <= logs.keys()
     info = recorder.of("begin")[0][1]
     assert info["device"].startswith("CPU")

@@ -18,10 +18,10 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
 
 from builder.data.preprocess import (
-    TASKS,
     TASK_WORDS,
-    label_value,
+    TASKS,
     infer_kind,
+    label_value,
     missing_mask,
     parse_numeric,
 )

@@ -18,7 +18,7 @@ import unicodedata
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import pandas as pd
 
@@ -35,7 +35,7 @@ DELIMITERS = ",;\t|"
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
 SNIFF_BYTES = 64 * 1024
 
-TableSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes]]
+TableSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
 
 # Signatures of common non-table files, to tell the user what they actually uploaded.
 _MAGIC = {
@@ -192,7 +192,7 @@ def _detect_encoding(data: bytes) -> str | None:
     # The lines holding non-ASCII bytes are the only evidence of the encoding; in a mostly-ASCII
     # file a random sample often misses them.
     lines = re.finditer(rb"[^\n]*[\x80-\xff][^\n]*", data)
-    evidence = b"\n".join(match.group() for _, match in zip(range(2000), lines))
+    evidence = b"\n".join(match.group() for _, match in zip(range(2000), lines, strict=False))
     # charset-normalizer misjudges short Western samples (it read "España" as Korean johab), and
     # Excel on Western Windows writes cp1252, so that reading wins whenever it is plausible.
     if _looks_western(evidence):
@@ -458,7 +458,7 @@ def _tidy(frame: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def _unique_names(raw: list[str], blank: list[bool], label: str) -> list[str]:
-    names = [f"column_{i}" if empty else name for i, (name, empty) in enumerate(zip(raw, blank), 1)]
+    names = [f"column_{i}" if empty else name for i, (name, empty) in enumerate(zip(raw, blank, strict=False), 1)]
     seen: set[str] = set()
     unique = []
     for name in names:
@@ -467,7 +467,7 @@ def _unique_names(raw: list[str], blank: list[bool], label: str) -> list[str]:
             candidate, k = f"{name}_{k}", k + 1
         seen.add(candidate)
         unique.append(candidate)
-    renamed = [(old, new) for old, new in zip(raw, unique) if old != new]
+    renamed = [(old, new) for old, new in zip(raw, unique, strict=False) if old != new]
     if renamed:
         logger.info("Renamed blank or repeated column names in the file %s: %s", label, renamed)
     return unique

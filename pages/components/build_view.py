@@ -90,7 +90,7 @@ def _use_family(family: str, dims: DataDims) -> None:
 def family_cards(design: ModelSpec, task: str, dims: DataDims) -> None:
     """One card per family; only those that fit the task can be picked."""
     edited = is_edited(design, dims)
-    for column, family in zip(st.columns(len(FAMILIES)), FAMILIES.values()):
+    for column, family in zip(st.columns(len(FAMILIES)), FAMILIES.values(), strict=False):
         with column.container(border=True, height="stretch", vertical_alignment="distribute"):
             current = design.family == family.key
             with st.container(gap="small"):

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from builder.data import (SAMPLES, TableProfile, infer_task, load_sample, profile_table,
-                          suggest_features)
+from builder.data import SAMPLES, TableProfile, infer_task, load_sample, profile_table, suggest_features
 from builder.data.preprocess import missing_mask, parse_numeric
 from pages.components.state import AppState
 from pages.components.ui import user_errors
@@ -77,7 +76,7 @@ def sample_cards() -> str | None:
     """One small card per sample; returns the name of the sample picked in this run, if any."""
     picked = None
     columns = st.columns(len(SAMPLES))
-    for column, (name, sample) in zip(columns, SAMPLES.items()):
+    for column, (name, sample) in zip(columns, SAMPLES.items(), strict=False):
         # Cards of one height, text at the top and the button at the bottom, whatever the text length.
         with column.container(border=True, height="stretch", vertical_alignment="distribute"):
             with st.container(gap="small"):

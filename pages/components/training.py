@@ -9,7 +9,6 @@ and hands over to one full rerun (``st.rerun()``) when it ends.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import streamlit as st
 
