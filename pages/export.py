@@ -10,12 +10,11 @@ from pages.components.bundle_view import (
     family_title,
     file_table,
     how_to_use,
-    human_size,
     saved_bundle,
     trained_when,
 )
 from pages.components.state import app_state
-from pages.components.ui import empty_state, go_to, page_header, user_errors
+from pages.components.ui import empty_state, go_to, human_bytes, page_header, user_errors
 
 state = app_state()
 page_header("Export", "Take your model out of the app: one zip file that gives the same answers anywhere.")
@@ -73,7 +72,7 @@ with right:
         f"Download {saved.file_name}", data=saved.data(), file_name=saved.file_name, mime="application/zip",
         type="primary", icon=":material/download:", width="stretch", disabled=not saved.parity_ok,
     )
-    st.caption(f"{human_size(saved.path.stat().st_size)}, built in {saved.seconds:.1f} s from the model trained"
+    st.caption(f"{human_bytes(saved.path.stat().st_size)}, built in {saved.seconds:.1f} s from the model trained"
                f"{trained_when(state)}. "
                "Of your data it holds only 5 example rows (sample_input.csv).")
 if not saved.parity_ok and st.button("Build again", icon=":material/refresh:"):

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from builder.data import DataSpec, load_sample, prepare_tabular
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
-from pages.components.build_view import design_file_bytes, humanise_bytes, shape_table
+from pages.components.build_view import design_file_bytes, human_bytes, shape_table
 from tests.conftest import APP_FILE
 
 
@@ -185,5 +185,5 @@ def test_shape_table_marks_a_shape_problem_and_the_locked_head():
 
 @pytest.mark.parametrize("size, text", [(512, "512 bytes"), (2048, "2.0 KB"), (5 * 2**20, "5.0 MB"),
                                         (3 * 2**30, "3.0 GB")])
-def test_humanise_bytes(size, text):
-    assert humanise_bytes(size) == text
+def test_human_bytes(size, text):
+    assert human_bytes(size) == text

@@ -24,6 +24,7 @@ from builder.spec import FAMILIES, ModelSpec, Problem
 from builder.templates import starter_spec
 from pages.components.data_view import table_key
 from pages.components.state import AppState, app_state, read_saved_table
+from pages.components.ui import human_bytes
 
 LAYER_PICK_KEY = "build_layer_pick"
 STATUS_COLUMN = "check"
@@ -331,7 +332,7 @@ def shape_panel(report: ShapeReport, batch_size: int) -> None:
                   help="Your layers plus the output layer, which is sized to your data and locked.")
     total.metric("Parameters", f"{report.total_params:,}", border=True,
                  help="How many numbers the model learns. More can fit more patterns, and overfit more.")
-    memory.metric("Memory per batch", humanise_bytes(report.memory_estimate(batch_size)), border=True,
+    memory.metric("Memory per batch", human_bytes(report.memory_estimate(batch_size)), border=True,
                   help=f"Rough memory to train one batch of {batch_size} rows (weights, optimizer, activations).")
     table = shape_table(report)
     st.dataframe(table.style.map(_status_style, subset=["Status"]), hide_index=True,
@@ -345,14 +346,6 @@ def shape_panel(report: ShapeReport, batch_size: int) -> None:
                          help="Parameters up to and including this layer."),
                      "Status": st.column_config.TextColumn(width="large"),
                  })
-
-
-def humanise_bytes(size: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{size:,.1f} GB"
 
 
 # --- save / load --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from builder.export import PARITY_TOLERANCE, Bundle, read_bundle, write_bundle
 from builder.safezip import open_zip, read_member
 from builder.spec import FAMILIES
 from pages.components.state import AppState
-from pages.components.ui import COLOURS
+from pages.components.ui import COLOURS, human_bytes
 
 BUNDLE_STATE = "bundle"  # workspace state: the report of the bundle built for a run
 SAMPLE_MEMBER = "sample_input.csv"
@@ -111,17 +111,9 @@ def bundle_bytes(state: AppState) -> bytes:
     return saved.data()
 
 
-def human_size(size: float) -> str:
-    for unit in ("bytes", "KB", "MB"):
-        if size < 1024:
-            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{size:,.1f} GB"
-
-
 def file_table(saved: SavedBundle) -> None:
     rows = pd.DataFrame({"File": [f["name"] for f in saved.files],
-                         "Size": [human_size(f["size"]) for f in saved.files],
+                         "Size": [human_bytes(f["size"]) for f in saved.files],
                          "What it is for": [f["purpose"] for f in saved.files]})
     st.dataframe(rows, hide_index=True, width="stretch", height="content",
                  column_config={"What it is for": st.column_config.TextColumn(width="large")})

@@ -34,6 +34,15 @@ COLOURS = {"train": "#1A73E8", "validation": "#E8710A", "model": "#1A73E8", "bas
            "batch": "#A8C7FA", "good": "#188038", "bad": "#D93025"}
 
 
+def human_bytes(size: float) -> str:
+    """A size for people: "812 bytes", "4.6 KB", "1.2 GB"."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def page_header(title: str, subtitle: str) -> None:
     st.title(title)
     st.caption(subtitle)
