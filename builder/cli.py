@@ -478,11 +478,11 @@ def _check_table_file(file: Path, option: str) -> None:
                         "not available yet: use a table file (CSV, TSV, TXT, Excel, Parquet or JSON).")
 
 
-def _read_table(file: Path, option: str) -> pd.DataFrame:
+def _read_table(file: Path, option: str, drop_empty_rows: bool = True) -> pd.DataFrame:
     from builder.data import read_table
 
     _check_table_file(file, option)
-    df = read_table(file)
+    df = read_table(file, drop_empty_rows=drop_empty_rows)
     log.info("read %s: %d rows, %d columns", file.name, len(df), len(df.columns))
     return df
 
@@ -770,12 +770,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
     bundle_file = _input_file(args.bundle, "--bundle")
     data_file = _input_file(args.data, "--data")
-    _check_table_file(data_file, "--data")
     to_stdout = args.out == "-"
     out_file = None if to_stdout else _output_file(args.out, "--out", "predictions.csv")
     with contextlib.redirect_stdout(sys.stderr):
         bundle = read_bundle(bundle_file)
-        df = _read_table(data_file, "--data")
+        df = _read_table(data_file, "--data", drop_empty_rows=False)  # one prediction per input row
         predictions = bundle.predict(df)
     if to_stdout:
         predictions.to_csv(sys.stdout, index=False)

@@ -81,6 +81,7 @@ FILE_PURPOSES = {
     "README.md": "Model card: data, task, quality against a simple baseline, limits, how to use",
     "predict.py": "Standalone script: python predict.py input.csv > predictions.csv",
     "preprocess.py": "The app's preprocessing code, copied unchanged (used by predict.py)",
+    "read.py": "The app's file reader, copied unchanged (used by predict.py)",
     "preprocess.json": "Fitted preprocessing steps (fills, scales, categories) as plain JSON",
     "model.onnx": "The network in ONNX format, for onnxruntime in any language",
     "model.safetensors": "Trained weights (safetensors; the design is in its metadata)",
@@ -93,6 +94,7 @@ FILE_PURPOSES = {
 }
 
 _PREPROCESS_SOURCE = Path(__file__).resolve().parent / "data" / "preprocess.py"
+_READ_SOURCE = Path(__file__).resolve().parent / "data" / "read.py"
 _PREDICT_TEMPLATE = Path(__file__).resolve().parent / "bundle_files" / "predict.py"
 
 
@@ -445,6 +447,7 @@ def _bundle_members(trained: TrainedModel, onnx_model: bytes, sample_rows: pd.Da
         "README.md": model_card(trained, metrics).encode(),
         "predict.py": _PREDICT_TEMPLATE.read_bytes(),
         "preprocess.py": _PREPROCESS_SOURCE.read_bytes(),  # verbatim: one implementation
+        "read.py": _READ_SOURCE.read_bytes(),  # files are read exactly as the app reads them
         "preprocess.json": _json_bytes(preprocess_state),
         "model.onnx": onnx_model,
         WEIGHTS: weights,
@@ -550,9 +553,10 @@ def _requirements() -> str:
         f"numpy=={np.__version__}\n"
         f"pandas=={pd.__version__}\n"
         f"onnxruntime=={onnxruntime.__version__}\n"
-        "# Optional: reading Excel (.xlsx) or Parquet input\n"
-        "# openpyxl\n"
-        "# pyarrow\n"
+        "# Optional: reading Excel (.xlsx) or Parquet input, and guessing unusual text encodings\n"
+        f"# openpyxl=={_version('openpyxl')}\n"
+        f"# pyarrow=={_version('pyarrow')}\n"
+        f"# charset-normalizer=={_version('charset-normalizer')}\n"
         "# Optional: model.py (the network as PyTorch code) needs\n"
         f"# torch=={torch.__version__.split('+')[0]}\n"
         f"# safetensors=={_version('safetensors')}\n"

@@ -30,8 +30,8 @@ class Fix:
 
     Attributes:
         label: button text, e.g. "Insert Flatten before layer 4".
-        action: "insert" (``layer`` at ``index``), "set" (``param`` = ``value`` on layer ``index``)
-            or "remove" (layer ``index``).
+        action: "insert" (``layer`` at ``index``), "set" (``param`` = ``value`` on layer ``index``),
+            "unset" (drop ``param`` from layer ``index``) or "remove" (layer ``index``).
         index: 0-based position in the design's layer list.
     """
 

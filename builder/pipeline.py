@@ -24,7 +24,7 @@ from builder.evaluate import BaselineResult, compute_metrics, fit_baseline
 from builder.model import build_model
 from builder.spec import ModelSpec
 from builder.templates import default_family, starter_spec
-from builder.train import Callback, History, TensorData, TrainConfig, TrainControl, fit
+from builder.train import Callback, FitError, History, TensorData, TrainConfig, TrainControl, fit
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,16 @@ def train_table(
     model = build_model(spec, prepared.input_shape, prepared.n_outputs, seed=config.seed)
     data = TensorData(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val,
                       y_scale=prepared.preprocessor.target_scale)
-    result = fit(model, data, data_spec.task, config, callbacks=callbacks, control=control)
+    warning = None
+    try:
+        result = fit(model, data, data_spec.task, config, callbacks=callbacks, control=control)
+    except FitError as exc:
+        best = exc.result.history.best_epoch if exc.result is not None else None
+        if best is None:
+            raise  # nothing was learnt before the failure: there is no model to keep
+        result = exc.result
+        warning = f"{exc} The model of epoch {best}, the best before that, was kept."
+        log.warning("%s", warning)
     trained = TrainedModel(
         model=result.model, spec=spec, data_spec=data_spec, preprocessor=prepared.preprocessor,
         input_shape=tuple(prepared.input_shape), config=config, history=result.history,
@@ -147,14 +156,15 @@ def train_table(
         info={"rows": {"train": len(prepared.X_train), "validation": len(prepared.X_val),
                        "test": len(prepared.X_test)},
               "n_features": int(prepared.input_shape[0]),
-              "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+              "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+              **({"warning": warning} if warning else {})},
     )
     trained.metrics = evaluate_splits(trained, prepared)
     if with_baseline:
         started = time.perf_counter()
         trained.baseline = fit_baseline(
             data_spec.task, prepared.X_train, prepared.y_train, prepared.X_test,
-            prepared.raw_test[data_spec.target], prepared.preprocessor.decode_outputs,
+            prepared.true_targets("test"), prepared.preprocessor.decode_outputs,
             classes=prepared.preprocessor.classes,
         )
         log.info("baseline %s fitted in %.2f s", trained.baseline.name, time.perf_counter() - started)
@@ -163,18 +173,12 @@ def train_table(
 
 def evaluate_splits(trained: TrainedModel, prepared: PreparedData) -> dict[str, dict[str, float]]:
     """Metrics of the trained network on the validation and test rows, in original units."""
-    target = trained.data_spec.target
-    raw_targets = {
-        "val": prepared.raw_val[target] if hasattr(prepared, "raw_val") else None,
-        "test": prepared.raw_test[target],
-    }
     out: dict[str, dict[str, float]] = {}
     for split, X in (("val", prepared.X_val), ("test", prepared.X_test)):
-        y_true = raw_targets[split]
-        if y_true is None or len(X) == 0:
+        if len(X) == 0:
             continue
         decoded = trained.preprocessor.decode_outputs(trained.predict_outputs(X))
-        out[split] = compute_metrics(trained.task, y_true.to_numpy(), decoded["prediction"].to_numpy(),
+        out[split] = compute_metrics(trained.task, prepared.true_targets(split), decoded["prediction"].to_numpy(),
                                      proba=_probabilities(decoded), classes=trained.preprocessor.classes)
     return out
 

@@ -20,6 +20,9 @@ from builder.layers import LAYERS, Fix, LayerProblem, Shape, describe_shape
 from builder.spec import ModelSpec, Problem, layer_label
 
 BYTES_PER_FLOAT = 4
+# A design above this many parameters is refused before anything is allocated: training it would
+# take more than ~0.8 GB for weights and optimiser state alone, and the app's server is shared.
+MAX_PARAMETERS = 50_000_000
 # Weights, their gradients and Adam's two moment buffers: four floats per parameter while training.
 FLOATS_PER_PARAM_TRAINING = 4
 # Each activation is kept for the backward pass and gets a gradient of the same size.
@@ -95,6 +98,7 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeRe
         if problem.layer_index is not None:
             first_problem.setdefault(problem.layer_index, problem)
     rows: list[ShapeRow] = []
+    total = 0
     shape: Shape | None = tuple(input_shape)
     head = ("Linear", head_params(n_outputs))
     entries = [(layer.type, layer.params) for layer in spec.layers] + [head]
@@ -117,6 +121,14 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeRe
             continue
         row.output_shape = out
         shape = out
+        total += row.n_params
+        if total > MAX_PARAMETERS:
+            label = "The output layer" if is_head else layer_label(index, type_name)
+            row.problem = Problem(
+                f"{label} brings the model to {total:,} parameters; the limit is {MAX_PARAMETERS:,}. "
+                "Use fewer units in this or an earlier layer.", None if is_head else index, kind="shape")
+            problems.append(row.problem)
+            shape = None
     return ShapeReport(rows, problems)
 
 

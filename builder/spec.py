@@ -185,6 +185,8 @@ class ModelSpec:
             layers.insert(fix.index, LayerSpec(new.type, {**LAYERS.get(new.type).defaults(), **new.params}))
         elif fix.action == "set":
             layers[fix.index].params[fix.param] = fix.value
+        elif fix.action == "unset":
+            layers[fix.index].params.pop(fix.param, None)
         elif fix.action == "remove":
             del layers[fix.index]
         else:
@@ -238,6 +240,11 @@ def _normalised(spec, value: Any) -> Any:
         return value
 
 
+# Sizes the builder fills from the previous layer or the data; a design never stores them.
+DERIVED_SIZES = ("in_features", "in_channels", "input_size", "num_features", "normalized_shape",
+                 "num_embeddings", "d_model")
+
+
 def _layer_problems(index: int, layer: LayerSpec) -> list[Problem]:
     if layer.type not in LAYERS:
         return [Problem(f"{layer_label(index, layer.type)}: unknown layer type. Choose one of: "
@@ -247,7 +254,12 @@ def _layer_problems(index: int, layer: LayerSpec) -> list[Problem]:
     known = {p.name for p in layer_type.params}
     problems = []
     for name in layer.params:
-        if name not in known:
+        if name in DERIVED_SIZES and name not in known:
+            problems.append(Problem(
+                f"{layer_label(index, layer.type)}: '{name}' is set by the builder from the layer "
+                "before it; remove it from the design.", index, name,
+                fix=Fix(label=f"Remove '{name}'", action="unset", index=index, param=name)))
+        elif name not in known:
             allowed = ", ".join(sorted(known)) or "no settings"
             problems.append(Problem(
                 f"{layer_label(index, layer.type)}: unknown setting '{name}'. It takes {allowed}.",

@@ -152,7 +152,8 @@ SETTINGS: dict[str, ParamSpec] = {spec.name: spec for spec in (
              "Validation share",
              "Share of rows kept aside and checked after every epoch, to pick the best "
              "epoch and to stop early. Never used to fit the weights."),
-    _setting("test_fraction", FloatRange(0, 0.5), "Test share",
+    _setting("test_fraction", FloatRange(0, 0.5, low_inclusive=False),  # the score needs rows
+             "Test share",
              "Share of rows kept aside until the very end, for an honest final score."),
 )}
 
@@ -553,7 +554,7 @@ class _Trainer:
             failure = FitError(
                 f"Training diverged at epoch {exc.epoch} (loss is not a number): lower the "
                 f"learning rate (now {self.config.lr:g}), for example to {self.config.lr / 10:g}, "
-                "and check that the inputs are scaled. The best model before that point is kept."
+                "and check that the inputs are scaled."
             )
         except torch.OutOfMemoryError as exc:
             self.history.stopped_reason = "error"

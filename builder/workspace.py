@@ -111,13 +111,15 @@ class Workspace:
             content: the file's bytes.
             title: the name to show, when it is not the file name (e.g. "Iris (sample)").
         """
-        safe = SAFE_NAME.sub("_", Path(name).name).strip() or "data"
+        safe = SAFE_NAME.sub("_", Path(name).name).strip().lstrip(".") or "data"
         folder = self.root / "data"
+        # Write the new file beside the old one first: a failed write never loses the old table.
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".upload-"))
+        (staging / safe).write_bytes(content)
         if folder.exists():
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        staging.rename(folder)
         path = folder / safe
-        path.write_bytes(content)
         self.save_state("table", {"name": title or Path(name).name, "file": safe, "saved": time.strftime("%Y-%m-%d %H:%M:%S")})
         return path
 

@@ -73,7 +73,7 @@ if mode == UPLOAD_ROWS:
         st.info("Upload a file of rows, or choose 'Fill in one row' to try a single case.", icon=":material/info:")
         st.stop()
     with user_errors():
-        rows = read_table(rows_file.getvalue(), name=rows_file.name)
+        rows = read_table(rows_file.getvalue(), name=rows_file.name, drop_empty_rows=False)
         predictions = model.predict(rows)
 else:
     columns = form_columns(preprocessor)

@@ -231,6 +231,22 @@ def test_predict_one_row_per_input_in_order(capsys: pytest.CaptureFixture, cance
     assert (predictions["prediction"].to_numpy() == rows.loc[shuffled.index, "target"].to_numpy()).mean() > 0.85
 
 
+def test_predict_keeps_empty_rows_so_rows_line_up(capsys: pytest.CaptureFixture, cancer_run: dict,
+                                                  data_dir: Path, tmp_path: Path) -> None:
+    rows = pd.read_csv(data_dir / "cancer.csv").drop(columns="target").head(5)
+    text = rows.to_csv(index=False).splitlines()
+    text.insert(3, "," * (len(rows.columns) - 1))  # a row with no value at all, as Excel exports leave
+    (tmp_path / "holes.csv").write_text("\n".join(text) + "\n")
+    out_file = tmp_path / "holes-predictions.csv"
+    code, _, err = run_cli(capsys, "predict", "--bundle", cancer_run["bundle"], "--data", tmp_path / "holes.csv",
+                           "--out", out_file)
+    assert code == 0, err
+    predictions = pd.read_csv(out_file)
+    assert len(predictions) == 6
+    expected = read_bundle(cancer_run["bundle"]).predict(rows)["prediction"].tolist()
+    assert predictions["prediction"].tolist()[:2] + predictions["prediction"].tolist()[3:] == expected
+
+
 # ----------------------------------------------------------------------------------------------
 # inspect
 

@@ -423,3 +423,9 @@ def test_data_spec_round_trip_and_errors():
         DataSpec.from_dict({"target": "y", "features": []})
     with pytest.raises(DataError, match="list of column names"):
         DataSpec.from_dict({"target": "y", "task": "binary", "features": "age"})
+
+
+def test_numbers_too_large_to_scale_are_refused_naming_the_column():
+    df = pd.DataFrame({"x": [1e308, -1e308, 5.0, 2.0] * 10, "t": range(40)})
+    with pytest.raises(DataError, match="'x' holds numbers too large"):
+        Preprocessor().fit(df, "t", "regression", ["x"])

@@ -69,11 +69,11 @@ def test_zero_fractions_give_empty_sets():
 @pytest.mark.parametrize(
     ("val", "test", "fragments"),
     [
-        (0.5, 0.1, ["validation share (val_fraction)", "got 0.5"]),
+        (0.55, 0.1, ["validation share (val_fraction)", "got 0.55"]),
         (0.1, -0.1, ["test share (test_fraction)", "got -0.1"]),
         (0.1, "0.2", ["test share (test_fraction)", "got '0.2'"]),
         (0.1, True, ["test share (test_fraction)"]),
-        (0.45, 0.4, ["(val_fraction + test_fraction) add up to 0.85", "below 0.8"]),
+        (0.45, 0.4, ["(val_fraction + test_fraction) add up to 0.85", "at most 0.8"]),
     ],
 )
 def test_fractions_are_validated_by_name(val, test, fragments):

@@ -104,7 +104,7 @@ def messy_new_rows(table: pd.DataFrame, with_target: bool) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 EXPECTED_FILES = {
-    "README.md", "predict.py", "preprocess.py", "preprocess.json", "model.onnx", "model.safetensors",
+    "README.md", "predict.py", "preprocess.py", "read.py", "preprocess.json", "model.onnx", "model.safetensors",
     "model.py", "spec.json", "metrics.json", "requirements.txt", "sample_input.csv", "bundle.json",
 }
 
@@ -123,8 +123,9 @@ def test_bundle_holds_every_file_with_its_purpose(exported, task):
 
 
 def test_preprocess_py_is_the_apps_file_verbatim(exported):
-    copied = (exported["binary"].folder / "preprocess.py").read_bytes()
-    assert copied == (ROOT / "builder" / "data" / "preprocess.py").read_bytes()
+    for name in ("preprocess.py", "read.py"):
+        copied = (exported["binary"].folder / name).read_bytes()
+        assert copied == (ROOT / "builder" / "data" / name).read_bytes()
     assert (exported["binary"].folder / "predict.py").read_bytes() == (
         ROOT / "builder" / "bundle_files" / "predict.py").read_bytes()
 

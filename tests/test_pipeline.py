@@ -76,6 +76,31 @@ def test_a_real_table_breast_cancer_reaches_a_good_accuracy():
     assert trained.info["rows"]["train"] + trained.info["rows"]["validation"] + trained.info["rows"]["test"] == 569
 
 
+def test_money_written_as_text_is_a_number_target_with_metrics_on_validation_and_test():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    df = pd.DataFrame({"x": x, "price": [f"${1000 + 300 * v:,.2f}" for v in x]})
+    trained = train_table(df, DataSpec("price", "regression", ["x"]), TrainConfig(epochs=40))
+    assert set(trained.metrics) == {"val", "test"}
+    assert trained.metrics["test"]["r2"] > 0.9 and trained.baseline.metrics["r2"] > 0.9
+
+
+def test_a_run_that_diverges_after_learning_keeps_its_best_epoch(monkeypatch):
+    import builder.pipeline as pipeline
+    from builder.train import FitError, fit
+
+    def diverging_fit(*args, **kwargs):
+        result = fit(*args, **kwargs)
+        result.history.stopped_reason = "diverged"
+        raise FitError("Training diverged at epoch 6 (loss is not a number): lower the learning rate.", result)
+
+    monkeypatch.setattr(pipeline, "fit", diverging_fit)
+    df = make_messy_table(n=300, seed=0, task="binary")
+    trained = train_table(df, DataSpec(TARGET, "binary", ["age", "color", "member"]), TrainConfig(epochs=30))
+    assert trained.history.stopped_reason == "diverged" and trained.metrics["test"]["accuracy"] > 0.55
+    assert "the best before that, was kept" in trained.info["warning"]
+
+
 def test_a_design_that_does_not_fit_the_task_is_refused_before_training():
     df = make_messy_table(n=300, seed=0, task="binary")
     with pytest.raises(SpecError, match="Linear regression cannot do yes/no prediction"):

@@ -102,3 +102,22 @@ def test_starter_designs_are_valid_and_sized_from_the_data(family, n_features, n
         assert len([la for la in spec.layers if la.type == "Linear"]) == (1 if n_rows < 1000 else 2)
     else:
         assert spec.layers == []
+
+
+def test_sizes_the_builder_fills_are_refused_with_a_fix_that_removes_them():
+    spec = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "in_features": 3}]}, strict=False)
+    problem = spec.validate()[0]
+    assert "'in_features' is set by the builder" in problem.message and problem.message.startswith("Layer 1")
+    assert spec.apply_fix(problem.fix).validate() == []
+
+
+def test_a_design_too_big_to_train_is_refused_at_the_layer_that_crosses_the_limit():
+    from builder.shapes import MAX_PARAMETERS
+
+    spec = ModelSpec.from_dict({"family": "mlp", "layers": [
+        {"type": "Linear", "out_features": 1000}, {"type": "ReLU"}, {"type": "Linear", "out_features": 1_000_000}]})
+    report = infer_shapes(spec, (10,), 1)
+    problem = report.problems[0]
+    assert problem.layer_index == 2 and "1,001,011,000 parameters" in problem.message
+    assert f"{MAX_PARAMETERS:,}" in problem.message  # counted on the meta device: 4 GB never allocated
+    assert report.rows[-1].output_shape is None  # nothing after the refused layer is sized

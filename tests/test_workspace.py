@@ -56,3 +56,12 @@ def test_runs_are_addressed_only_by_valid_ids(tmp_path):
         ws.load_run("../../etc")
     with pytest.raises(BuilderError, match="was not found"):
         ws.load_run("run-20260101-000000-abcd")
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden.csv", "../.."])
+def test_odd_upload_names_stay_inside_the_data_folder(tmp_path, name):
+    ws = Workspace.open(None, home=tmp_path)
+    ws.save_table("first.csv", b"a\n1\n")
+    ws.save_table(name, b"b\n2\n")
+    _, path = ws.table_path()
+    assert path.parent == ws.root / "data" and path.read_bytes() == b"b\n2\n"

@@ -9,8 +9,8 @@ Usage::
 It needs only numpy, pandas and onnxruntime (Excel input also needs openpyxl, Parquet input
 pyarrow). The input holds raw rows with the same columns as the training file; the column the model
 predicts may be there or not (it is ignored), values may be missing and categories may be new. The
-rows go through ``preprocess.py``, which is the app's own preprocessing code copied here unchanged,
-then through ``model.onnx``. The output has one row per input row, in the same order: a
+file is read by ``read.py`` and the rows go through ``preprocess.py``: the app's own reading and
+preprocessing code, copied here unchanged. Then through ``model.onnx``. The output has one row per input row, in the same order: a
 ``prediction`` column (the label as written in the training data, or the number) and, for
 classification, one ``probability_<class>`` column per class.
 
@@ -20,8 +20,6 @@ Exit status 2 with one sentence on stderr when the input cannot be used.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -31,121 +29,24 @@ import onnxruntime as ort
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # preprocess.py lives next to this file
+sys.path.insert(0, str(HERE))  # preprocess.py and read.py live next to this file
 
 from preprocess import DataError, Preprocessor  # noqa: E402  (needs the path above)
+from read import DataError as ReadError  # noqa: E402
+from read import read_table  # noqa: E402
 
 CHUNK_ROWS = 8192  # rows per model call: bounds memory on big files
-READERS = {
-    ".csv": "text",
-    ".tsv": "text",
-    ".txt": "text",
-    ".xlsx": "excel",
-    ".xlsm": "excel",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".json": "json",
-    ".jsonl": "json",
-    ".ndjson": "json",
-}
-
-
-class InputError(Exception):
-    """The input cannot be used; the message is one sentence for the person running the script."""
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:
-    """Read a table file by its extension: CSV/TSV/TXT, Excel, Parquet or JSON.
+    """Read a table file (CSV/TSV/TXT, Excel, Parquet or JSON) exactly as the app reads it.
+
+    Rows with no value at all are kept, so the output has one row per input row.
 
     Raises:
-        InputError: the file is missing, of an unknown type, or unreadable.
+        ReadError: the file is missing, of an unknown type, or unreadable (the message says why).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"The file {str(path)!r} does not exist.")
-    kind = READERS.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(
-            f"Cannot read {path.name}: use a .csv, .tsv, .txt, .xlsx, .parquet or .json file "
-            "(save an old .xls workbook as .xlsx or CSV)."
-        )
-    try:
-        if kind == "text":
-            return _read_text(path)
-        if kind == "excel":
-            return _tidy_names(pd.read_excel(path, sheet_name=0, engine="openpyxl"))
-        if kind == "parquet":
-            return _tidy_names(pd.read_parquet(path))
-        return _read_json(path)
-    except ImportError as exc:
-        package = "openpyxl" if kind == "excel" else "pyarrow"
-        raise InputError(f"Reading {path.name} needs the {package} package: pip install {package}.") from exc
-    except (ValueError, OSError) as exc:
-        raise InputError(f"Cannot read {path.name}: {exc}") from exc
-
-
-DELIMITERS = ",;\t|"  # the separators the app's reader considers
-SNIFF_CHARS = 64 * 1024
-
-
-def _read_text(path: Path) -> pd.DataFrame:
-    """CSV-like text, read with the same options as the app so the columns get the same types.
-
-    The separator is guessed among comma, semicolon, tab and bar; semicolon files write decimals
-    with a comma ("1,5"), as in the app.
-    """
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        text = data.decode("utf-8-sig")
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("cp1252", errors="replace")  # what Excel on Western Windows writes
-    if path.suffix.lower() == ".tsv":
-        separator = "\t"
-    else:
-        sample = text[:SNIFF_CHARS]
-        if len(text) > SNIFF_CHARS and "\n" in sample:
-            sample = sample[: sample.rindex("\n")]
-        try:
-            separator = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-        except csv.Error:
-            separator = ","
-    frame = pd.read_csv(io.StringIO(text), sep=separator, decimal="," if separator == ";" else ".",
-                        low_memory=False)
-    return _tidy_names(frame)
-
-
-def _tidy_names(frame: pd.DataFrame) -> pd.DataFrame:
-    """Column names as the app cleans them: stripped, blank ones named ``column_<position>``."""
-    names = []
-    for i, name in enumerate(frame.columns):
-        name = str(name).strip()
-        names.append(f"column_{i + 1}" if not name or name.startswith("Unnamed:") else name)
-    return frame.set_axis(names, axis=1)
-
-
-def _read_json(path: Path) -> pd.DataFrame:
-    """A list of records, an object of columns, pandas' split layout, or JSON Lines."""
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        content = json.loads(text)
-    except json.JSONDecodeError:
-        content = [json.loads(line) for line in text.splitlines() if line.strip()]
-    if isinstance(content, dict) and isinstance(content.get("data"), list):
-        if "columns" in content:
-            return _tidy_names(pd.DataFrame(content["data"], columns=content["columns"]))
-        content = content["data"]
-    if isinstance(content, list) and content and all(isinstance(r, dict) for r in content):
-        return _tidy_names(pd.json_normalize(content))
-    if isinstance(content, dict) and content and all(isinstance(v, list | dict) for v in content.values()):
-        return _tidy_names(pd.DataFrame(content).reset_index(drop=True))
-    if isinstance(content, dict) and content:
-        return _tidy_names(pd.DataFrame([content]))
-    raise InputError(f"{path.name} is JSON but not a table: use a list of row objects.")
+    return read_table(Path(path), drop_empty_rows=False)
 
 
 def load_model(folder: str | Path = HERE) -> tuple[Preprocessor, ort.InferenceSession]:
@@ -177,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         predictions = predict(read_rows(args.input))
-    except (InputError, DataError) as exc:
+    except (ReadError, DataError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
     if args.output:

@@ -72,8 +72,8 @@ class PreparedData:
         X_train, X_val, X_test: float32 ``(N, F)`` model inputs.
         y_train, y_val, y_test: encoded targets (float32 ``(N, 1)`` for regression/binary,
             int64 ``(N,)`` for multiclass); ``None`` when there is no target.
-        raw_test: the test rows exactly as read (all columns), for baselines, parity checks and
-            the evaluation page.
+        raw_val, raw_test: the validation and test rows exactly as read (all columns), for
+            metrics, baselines, parity checks and the evaluation page.
         train_idx, val_idx, test_idx: positions of each set's rows in the input table.
         input_shape: shape of one sample, ``(F,)``.
         n_outputs: 1 for regression/binary, the number of classes for multiclass, and the
@@ -87,6 +87,7 @@ class PreparedData:
     y_train: np.ndarray | None
     y_val: np.ndarray | None
     y_test: np.ndarray | None
+    raw_val: pd.DataFrame
     raw_test: pd.DataFrame
     train_idx: np.ndarray
     val_idx: np.ndarray
@@ -98,6 +99,15 @@ class PreparedData:
     def task(self) -> str:
         """The task the data was prepared for."""
         return self.preprocessor.task
+
+    def true_targets(self, split: str) -> np.ndarray:
+        """The answers of the "val" or "test" rows, comparable with decoded predictions.
+
+        Labels stay as written; numbers are parsed the way training parsed them ("$1,234" ->
+        1234.0), so metrics never see text.
+        """
+        raw = {"val": self.raw_val, "test": self.raw_test}[split][self.preprocessor.target]
+        return parse_numeric(raw) if self.task == "regression" else raw.to_numpy()
 
     @property
     def feature_names(self) -> list[str]:
@@ -169,6 +179,7 @@ def prepare_tabular(
         y_train=encode(parts["train"]),
         y_val=encode(parts["val"]),
         y_test=encode(parts["test"]),
+        raw_val=parts["val"],
         raw_test=parts["test"],
         train_idx=train,
         val_idx=val,

@@ -309,13 +309,24 @@ class _Step(NamedTuple):
     transform: Callable[[dict, pd.Series], np.ndarray]
 
 
-def _center_scale(numbers: np.ndarray) -> tuple[float, float, float]:
-    """Median (for imputing), mean and std of the finite values; std 0 becomes 1."""
+def _center_scale(numbers: np.ndarray, name: str) -> tuple[float, float, float]:
+    """Median (for imputing), mean and std of the finite values; std 0 becomes 1.
+
+    Raises:
+        DataError: the values are so large (about 1e154 and up) that their spread overflows.
+    """
     present = numbers[~np.isnan(numbers)]
     if present.size == 0:
         return 0.0, 0.0, 1.0
-    std = float(present.std())
-    return float(np.median(present)), float(present.mean()), std if std > 1e-12 else 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = float(present.mean()), float(present.std())
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        raise DataError(
+            f"The column '{name}' holds numbers too large to compute with (up to "
+            f"{float(np.abs(present).max()):.3g}). Rescale it (e.g. to thousands or millions) "
+            "or leave it out."
+        )
+    return float(np.median(present)), mean, std if std > 1e-12 else 1.0
 
 
 def _standardise(numbers: np.ndarray, fill: float, mean: float, std: float) -> np.ndarray:
@@ -325,7 +336,7 @@ def _standardise(numbers: np.ndarray, fill: float, mean: float, std: float) -> n
 
 def _fit_numeric(name: str, kind: str, values: pd.Series, settings: dict) -> dict:
     numbers = parse_numeric(values)
-    fill, mean, std = _center_scale(numbers)
+    fill, mean, std = _center_scale(numbers, name)
     # The indicator lets the model learn that "missing" itself carries information.
     indicator = bool(np.isnan(numbers).any())
     return {
@@ -406,7 +417,7 @@ def _date_parts(values: pd.Series, fmt: str | None) -> np.ndarray:
 
 def _fit_datetime(name: str, kind: str, values: pd.Series, settings: dict) -> dict:
     fmt = detect_datetime_format(values) if _is_textual(values) else None
-    stats = [_center_scale(column) for column in _date_parts(values, fmt).T]
+    stats = [_center_scale(column, name) for column in _date_parts(values, fmt).T]
     return {
         "name": name,
         "kind": kind,
@@ -492,7 +503,7 @@ def _fit_target(values: pd.Series, task: str, target: str, classes: list[Any] | 
                 f"'{target}' has no numbers in the training rows, so it cannot be "
                 "predicted as a number. Choose another column or another task."
             )
-        _, mean, std = _center_scale(numbers)
+        _, mean, std = _center_scale(numbers, target)
         return {"mean": mean, "std": std}
     if classes is None:
         classes = pd.unique(present).tolist()

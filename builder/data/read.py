@@ -4,6 +4,10 @@ Analysts' files arrive with semicolons, Windows code pages, byte-order marks, bl
 header cells, trailing empty Excel rows, or are not tables at all. ``read_table`` accepts a path,
 raw bytes or an uploaded file object, repairs what is safe to repair (and logs it), and turns
 everything else into a ``DataError`` that says what is wrong with which file and what to do.
+
+Like ``preprocess.py``, this file is copied verbatim into every export bundle, so the bundle's
+``predict.py`` reads files exactly as the app does: it imports only pandas and the standard library
+at the top (openpyxl, pyarrow and charset-normalizer only when a file needs them).
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from typing import IO, Any
 
 import pandas as pd
 
-from builder.errors import DataError
+try:
+    from builder.errors import DataError
+except ImportError:  # copied into an export bundle, next to predict.py
+
+    class DataError(ValueError):  # type: ignore[no-redef]
+        """The file cannot be read as a table; the message says why and what to do."""
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +65,10 @@ _BOMS = (
 
 
 def read_table(
-    source: TableSource, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    source: TableSource,
+    name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    drop_empty_rows: bool = True,
 ) -> pd.DataFrame:
     """Read a table file into a DataFrame with clean, unique column names.
 
@@ -65,10 +77,12 @@ def read_table(
         name: the file name; needed for its extension when ``source`` is bytes. Without any name
             the format is recognised from the content.
         max_bytes: refuse files larger than this.
+        drop_empty_rows: drop rows with no value at all (right for training); predicting keeps
+            them, so the output has one row per input row, in order.
 
     Returns:
         The table. Column names are stripped of spaces; blank ones become ``column_3`` (its
-        position) and repeated ones get ``_2``, ``_3`` suffixes. Completely empty rows are dropped.
+        position) and repeated ones get ``_2``, ``_3`` suffixes.
 
     Raises:
         DataError: the file is missing, empty, too large, not a supported format, not a table,
@@ -82,7 +96,7 @@ def read_table(
         raise DataError(f"The file {label} is empty. Choose a file that contains a table.")
     extension = _extension(name, data, label)
     frame = _READERS[extension](data, label)
-    return _tidy(frame, label)
+    return _tidy(frame, label, drop_empty_rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +211,10 @@ def _detect_encoding(data: bytes) -> str | None:
     # Excel on Western Windows writes cp1252, so that reading wins whenever it is plausible.
     if _looks_western(evidence):
         return "cp1252"
-    from charset_normalizer import from_bytes
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # an export bundle without the optional package: Excel's Western default
+        return "cp1252"
 
     # A looser chaos threshold than the default: short columns of names score high even when right.
     results = from_bytes(evidence, threshold=0.5)
@@ -430,7 +447,7 @@ def _with_raw_header(frame: pd.DataFrame, header: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _tidy(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+def _tidy(frame: pd.DataFrame, label: str, drop_empty_rows: bool = True) -> pd.DataFrame:
     """Clean column names, drop empty rows and unnamed empty columns, reject tables without data."""
     if frame.shape[1] == 0:
         raise DataError(f"The file {label} has no columns. Choose a file that contains a table.")
@@ -445,7 +462,7 @@ def _tidy(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     frame = frame.set_axis(_unique_names(raw, blank, label), axis=1)
 
     empty_rows = frame.isna().all(axis=1)
-    if empty_rows.any():
+    if drop_empty_rows and empty_rows.any():
         logger.info("Dropping %d empty rows from the file %s", int(empty_rows.sum()), label)
         frame = frame.loc[~empty_rows].reset_index(drop=True)
     if len(frame) == 0:

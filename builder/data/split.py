@@ -18,15 +18,16 @@ from builder.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-MAX_FRACTION = 0.5  # each held-out set stays below half of the rows
-MAX_HELD_OUT = 0.8  # validation + test together; training keeps more than 20%
+# The same bounds as TrainConfig's val_fraction/test_fraction settings (builder.train.SETTINGS).
+MAX_FRACTION = 0.5  # each held-out set is at most half of the rows
+MAX_HELD_OUT = 0.8  # validation + test together; training keeps at least 20%
 
 
 def _check_fraction(value: float, setting: str, meaning: str) -> float:
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_number or not 0 <= value < MAX_FRACTION:
+    if not is_number or not 0 <= value <= MAX_FRACTION:
         raise DataError(
-            f"The {meaning} ({setting}) must be at least 0 and below {MAX_FRACTION}; "
+            f"The {meaning} ({setting}) must be a number from 0 to {MAX_FRACTION}; "
             f"got {value!r}. A typical value is 0.15 (15% of the rows)."
         )
     return float(value)
@@ -45,8 +46,8 @@ def split_indices(
         y: the target values, one per row (only used to stratify classification splits and to
             count rows).
         task: ``"binary"`` or ``"multiclass"`` stratify; anything else splits at random.
-        val_fraction: share of rows for validation, in [0, 0.5).
-        test_fraction: share of rows for the final test, in [0, 0.5).
+        val_fraction: share of rows for validation, in [0, 0.5].
+        test_fraction: share of rows for the final test, in [0, 0.5].
         seed: random seed; the same seed gives the same split.
 
     Returns:
@@ -57,10 +58,10 @@ def split_indices(
     """
     val_fraction = _check_fraction(val_fraction, "val_fraction", "validation share")
     test_fraction = _check_fraction(test_fraction, "test_fraction", "test share")
-    if val_fraction + test_fraction >= MAX_HELD_OUT:
+    if val_fraction + test_fraction > MAX_HELD_OUT:
         raise DataError(
             f"The validation and test shares (val_fraction + test_fraction) add up to "
-            f"{val_fraction + test_fraction:.2f}; they must stay below {MAX_HELD_OUT} so enough "
+            f"{val_fraction + test_fraction:.2f}; they must stay at most {MAX_HELD_OUT} so enough "
             "rows are left for training. Lower one of them."
         )
     # Integer codes per class: cheaper to stratify on than strings, and mixed types are fine.

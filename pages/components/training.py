@@ -178,6 +178,8 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
     headline = HEADLINE_METRIC[trained.task]
     test = trained.metrics.get("test", {})
     why = STOP_REASONS.get(history.stopped_reason, history.stopped_reason)
+    if trained.info.get("warning"):
+        st.warning(trained.info["warning"], icon=":material/warning:")
     cards = st.columns([1, 1, 1, 2])  # the test score's card has room for its baseline sentence
     cards[0].metric("Epochs run", history.epochs_run, help=f"Training stopped because {why}.", border=True)
     cards[1].metric("Best epoch", history.best_epoch or "none", border=True,
