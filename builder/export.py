@@ -869,6 +869,7 @@ def save_trained(trained: TrainedModel, folder: str | Path) -> Path:
         "device": trained.device,
         "seconds": trained.seconds,
         "info": trained.info,
+        "test_results": trained.test_results,
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -921,6 +922,7 @@ def load_trained(folder: str | Path) -> TrainedModel:
             device=document.get("device", "CPU"),
             seconds=float(document.get("seconds", 0.0)),
             info=document.get("info") or {},
+            test_results=document.get("test_results"),
         )
 
     try:

@@ -20,7 +20,7 @@ from torch import nn
 
 from builder.data import DataSpec, PreparedData, Preprocessor, prepare_tabular
 from builder.errors import SpecError
-from builder.evaluate import BaselineResult, compute_metrics, fit_baseline
+from builder.evaluate import BaselineResult, compute_metrics, downsample, fit_baseline
 from builder.model import build_model
 from builder.spec import ModelSpec
 from builder.templates import default_family, starter_spec
@@ -29,6 +29,9 @@ from builder.train import Callback, FitError, History, TensorData, TrainConfig, 
 log = logging.getLogger(__name__)
 
 PREDICT_CHUNK_ROWS = 8192  # rows per forward pass when predicting, to bound memory on big files
+# Test rows kept with a run for its charts (a seeded sample beyond this): the Evaluate page must
+# not depend on the table loaded now, which may be another one.
+MAX_KEPT_TEST_ROWS = 20_000
 
 
 @dataclass
@@ -48,6 +51,8 @@ class TrainedModel:
         device: a label of the device it trained on, e.g. "CPU, 2 threads".
         seconds: wall time of the fit.
         info: small facts for the model card (rows per split, source file name...).
+        test_results: ``{"actual": [...], "predicted": [...]}`` for (at most
+            ``MAX_KEPT_TEST_ROWS``) test rows in original units, for the Evaluate page's charts.
     """
 
     model: nn.Module
@@ -62,6 +67,7 @@ class TrainedModel:
     device: str = "CPU"
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    test_results: dict[str, list] | None = None
 
     @property
     def task(self) -> str:
@@ -178,8 +184,12 @@ def evaluate_splits(trained: TrainedModel, prepared: PreparedData) -> dict[str, 
         if len(X) == 0:
             continue
         decoded = trained.preprocessor.decode_outputs(trained.predict_outputs(X))
-        out[split] = compute_metrics(trained.task, prepared.true_targets(split), decoded["prediction"].to_numpy(),
+        actual, predicted = prepared.true_targets(split), decoded["prediction"].to_numpy()
+        out[split] = compute_metrics(trained.task, actual, predicted,
                                      proba=_probabilities(decoded), classes=trained.preprocessor.classes)
+        if split == "test":
+            keep = downsample(len(actual), MAX_KEPT_TEST_ROWS)
+            trained.test_results = {"actual": actual[keep].tolist(), "predicted": predicted[keep].tolist()}
     return out
 
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from builder.data import parse_numeric, prepare_tabular
 from builder.evaluate import (
     HEADLINE_METRIC,
     METRICS,
     compare_to_baseline,
-    compute_metrics,
     confusion,
     format_metric,
     regression_diagnostics,
@@ -25,29 +20,6 @@ from pages.components import charts
 from pages.components.state import app_state
 from pages.components.training import STOP_REASONS, baseline_delta
 from pages.components.ui import empty_state, go_to, page_header, user_errors
-
-
-@st.cache_resource(show_spinner="Scoring the test rows...", max_entries=8)
-def test_predictions(token: str, run_id: str, table: str, n_rows: int, _df: pd.DataFrame,
-                     _trained: TrainedModel) -> tuple[np.ndarray, np.ndarray] | None:
-    """(true values, predictions) of the run's test rows in original units; None if the table changed.
-
-    Keyed by workspace token and run (the cache is shared by every user). The split is deterministic
-    given the run's seed and fractions, so it gives back the run's own test rows; the stored headline
-    metric confirms it."""
-    config, data_spec = _trained.config, _trained.data_spec
-    prepared = prepare_tabular(_df, data_spec, config.val_fraction, config.test_fraction, config.seed)
-    predicted = _trained.preprocessor.decode_outputs(_trained.predict_outputs(prepared.X_test))["prediction"]
-    actual = prepared.raw_test[data_spec.target]
-    if _trained.task == "regression":
-        actual, predicted = parse_numeric(actual), predicted.to_numpy(dtype=np.float64)
-    else:
-        actual, predicted = actual.to_numpy(), predicted.to_numpy()
-    headline, stored = HEADLINE_METRIC[_trained.task], _trained.metrics.get("test", {})
-    again = compute_metrics(_trained.task, actual, predicted, classes=_trained.preprocessor.classes)
-    if headline in stored and not math.isclose(again.get(headline, math.nan), stored[headline], rel_tol=1e-4):
-        return None
-    return actual, predicted
 
 
 def metric_cards(trained: TrainedModel) -> None:
@@ -127,17 +99,16 @@ metric_cards(trained)
 
 st.subheader("Test rows in detail")
 with user_errors():
-    result = None
-    if state.df is not None and state.run_id:
-        result = test_predictions(state.workspace.token, state.run_id, state.table_name or "", len(state.df),
-                                  state.df, trained)
-    if result is None:
-        st.info("These charts need the table the model was trained on; the current table is different. "
-                "Load that table again on the Data page, or train on the new one.", icon=":material/info:")
+    # The run keeps its own test answers, so these charts never depend on the table loaded now.
+    results = trained.test_results or {"actual": [], "predicted": []}
+    actual, predicted = np.asarray(results["actual"]), np.asarray(results["predicted"])
+    if not len(actual):
+        st.info("This run kept no test rows to draw. Train it again to see the detailed charts.",
+                icon=":material/info:")
     elif trained.task == "regression":
-        regression_plots(trained, *result)
+        regression_plots(trained, actual.astype(np.float64), predicted.astype(np.float64))
     else:
-        classification_plots(trained, *result)
+        classification_plots(trained, actual, predicted)
 
 st.subheader("How training went")
 history = trained.history
