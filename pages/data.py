@@ -76,9 +76,6 @@ with inputs:
     if left_out:
         with st.expander(f"{len(left_out)} column(s) left out, and why", icon=":material/visibility_off:"):
             st.markdown("\n".join(f"- {note}" for note in left_out))
-for warning in health_warnings(profile, target):
-    st.warning(warning, icon=":material/warning:")
-
 spec = None
 if task is not None:
     with user_errors():
@@ -87,6 +84,9 @@ if task is not None:
             st.error("Choose at least one column to learn from.", icon=":material/error:")
         else:
             spec = DataSpec(target=target, task=task, features=list(features))
+if spec is not None:  # warnings about a target that cannot be used would only bury its one error
+    for warning in health_warnings(profile, target):
+        st.warning(warning, icon=":material/warning:")
 if spec != state.data_spec:
     state.set_data_spec(spec)
 if spec is not None:

@@ -15,7 +15,7 @@ from builder.evaluate import (
     verdict,
 )
 from builder.pipeline import TrainedModel
-from builder.spec import FAMILIES
+from builder.spec import FAMILIES, ModelSpec
 from pages.components import charts
 from pages.components.state import app_state
 from pages.components.training import STOP_REASONS, baseline_delta
@@ -42,6 +42,14 @@ def metric_cards(trained: TrainedModel) -> None:
         st.success(sentence, icon=":material/thumb_up:")
     else:
         st.warning(sentence, icon=":material/lightbulb:")
+        simple = "linear" if trained.task == "regression" else "logistic"
+        if trained.spec.family != simple and st.button(
+                f"Try {FAMILIES[simple].title.lower()} as the network's design", icon=":material/swap_horiz:",
+                help="Replaces the design on the Build page with the simple model and opens Train. "
+                     "This model stays saved in the list of earlier runs."):
+            state = app_state()
+            state.set_design(ModelSpec(family=simple))
+            st.switch_page("pages/train.py")
     st.caption(f"Baseline: {trained.baseline.name}. {trained.baseline.description}")
 
 

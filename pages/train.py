@@ -139,6 +139,8 @@ else:
             with user_errors():
                 start_training(state, config)
                 st.rerun()
+        if problems:
+            st.caption(f":material/arrow_back: Fix the {len(problems)} setting(s) marked in red to start.")
         st.caption("Training runs on this computer; your data never leaves it. You can stop at any time "
                    "and keep the best model so far.")
         if not state.has_model:

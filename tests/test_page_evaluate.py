@@ -93,3 +93,12 @@ def test_loading_another_table_keeps_the_runs_charts(app, builder_home):
     at = open_page(app, workspace, PAGE)
     assert not at.error and at.metric
     assert at.get("plotly_chart")  # the confusion matrix is still drawn from the run itself
+
+
+def test_when_the_baseline_wins_one_click_tries_the_simple_model(app, builder_home):
+    workspace = trained_workspace(builder_home, "iris", epochs=1)  # one epoch: the network is behind
+    at = open_page(app, workspace, PAGE)
+    assert any("does not beat" in w.value for w in at.warning)
+    next(b for b in at.button if b.label.startswith("Try logistic regression")).click().run()
+    assert at.session_state["app"].design.family == "logistic"
+    assert workspace.load_state("design")["family"] == "logistic"

@@ -847,7 +847,9 @@ class Preprocessor:
                 if len(missing) == 1
                 else f"is missing {len(missing)} needed columns: {_quote_list(missing)}"
             )
+            # The full list helps with a few columns; with dozens it buries the missing ones.
+            expected = f" Expected columns: {_quote_list(needed)}." if len(needed) <= 12 else ""
             raise DataError(
-                f"The data {what}. Expected columns: {_quote_list(needed, limit=50)}. "
-                "Check the file has the same column names as the training data."
+                f"The data {what}.{expected} Add {'it' if len(missing) == 1 else 'them'} with the "
+                "same names as in the training data (values may be left empty)."
             )

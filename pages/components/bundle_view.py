@@ -125,7 +125,8 @@ def how_to_use(saved: SavedBundle, state: AppState) -> None:
     names = {f["name"] for f in saved.files}
     cli, onnx, torch_tab = st.tabs(["Command line (predict.py)", "Python with onnxruntime", "PyTorch (model.py)"])
     with cli:
-        st.caption("No coding: one command turns a file of new rows into predictions.")
+        st.caption("For a colleague who runs scripts (no coding needed in this app: use the Predict page). "
+                   "One command turns a file of new rows into predictions.")
         st.code(f"unzip {saved.file_name} -d {folder}\ncd {folder}\npip install -r requirements.txt\n"
                 f"python predict.py {SAMPLE_MEMBER if SAMPLE_MEMBER in names else 'new_rows.csv'} > predictions.csv",
                 language="bash")
