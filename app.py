@@ -38,7 +38,7 @@ def journey_sidebar(slot, device_text: str) -> None:
     state = app_state()
     done = {
         "Data": state.has_data,
-        "Build": state.has_design and state.has_data,
+        "Build": state.has_data and state.has_design and not state.design.validate(state.data_spec.task),
         "Train": state.has_model,
         "Evaluate": state.has_model,
         "Export": state.exported,
@@ -52,6 +52,10 @@ def journey_sidebar(slot, device_text: str) -> None:
         ))
         if state.table_name:
             st.caption(f"Data: {state.table_name}")
+        if state.trained is not None:  # the model may come from an earlier table: say which
+            trained = state.trained
+            st.caption(f"Model: predicts '{trained.data_spec.target}', trained "
+                       f"{trained.info.get('trained_at', '')}")
         st.caption(f":material/memory: {device_text}")
         st.caption("Bookmark this page's address to come back to your work.")
 

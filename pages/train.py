@@ -117,7 +117,7 @@ running = status == "running"
 
 if running:  # the live run gets the whole width; its settings wait, read-only, underneath
     st.subheader(f"Training: {job.title}")
-    live_panel(job, state.data_spec.task)
+    live_panel(job, state.data_spec.task, choose_device(state.config.device).label)
     with st.expander("Settings of this run"):
         settings_form(state.config, disabled=True)
 else:

@@ -130,6 +130,10 @@ def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[s
                                  "frequent values, largest first.", width="small"),
         "Notes": st.column_config.TextColumn(width="large"),
     })
+    notes = [(c.name, note) for c in profile.columns for note in c.warnings]
+    if notes:  # table cells cut long text: the notes in full, one per line
+        with st.expander(f"Notes on {len({name for name, _ in notes})} column(s)", icon=":material/sticky_note_2:"):
+            st.markdown("\n".join(f"- {note}" for _, note in notes))
 
 
 # --- the column to predict ---------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def _live_charts(snap: JobSnapshot, task: str) -> None:
         right.info("The quality chart appears when the first epoch ends.", icon=":material/hourglass_top:")
 
 
-def live_panel(job: Job, task: str) -> None:
+def live_panel(job: Job, task: str, device_label: str) -> None:
     """Progress, live charts and Stop/Pause of a running job, redrawn every half second."""
 
     def draw() -> None:
@@ -147,7 +147,7 @@ def live_panel(job: Job, task: str) -> None:
                 job.resume()
         elif pause.button("Pause", icon=":material/pause:", disabled=snap.status == STOPPING, width="stretch"):
             job.pause()
-        device.caption(f":material/memory: Training on {snap.device or 'the chosen device'} · "
+        device.caption(f":material/memory: Training on {snap.device or device_label} · "
                        f"{_duration(snap.elapsed)} so far")
         _live_charts(snap, task)
 

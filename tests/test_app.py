@@ -1,0 +1,38 @@
+"""The router: every page opens without an error from a fresh workspace, and the sidebar shows the
+journey, the data and the model in use."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.data import DataSpec, load_sample
+from builder.pipeline import train_table
+from builder.train import TrainConfig
+from builder.workspace import Workspace
+from pages.components.ui import JOURNEY
+
+from app_helpers import open_page
+
+
+@pytest.mark.parametrize("page", [path for path, _, _ in JOURNEY])
+def test_every_page_opens_on_an_empty_workspace_with_a_next_step(app, page):
+    at = open_page(app, Workspace.open(None), page)
+    assert not at.exception and at.title
+    assert "Your journey" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_sidebar_names_the_data_and_the_model_and_ticks_what_is_done(app, builder_home):
+    workspace = Workspace.open(None)
+    df = load_sample("iris")
+    workspace.save_table("iris.csv", df.to_csv(index=False).encode(), title="Iris (sample)")
+    data_spec = DataSpec("species", "multiclass", [c for c in df.columns if c != "species"])
+    workspace.save_state("data_spec", data_spec.to_dict())
+    workspace.save_state("design", {"family": "mlp", "layers": []})
+    trained = train_table(df, data_spec, TrainConfig(epochs=2))
+    workspace.save_state("run_id", workspace.save_run(trained, "MLP on iris"))
+    at = open_page(app, workspace, "pages/evaluate.py")
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    journey = " ".join(m.value for m in at.sidebar.markdown)
+    assert "Data: Iris (sample)" in captions and "Model: predicts 'species'" in captions
+    assert ":material/check_circle: Data" in journey and ":material/check_circle: Train" in journey
+    assert ":material/radio_button_unchecked: Export" in journey
