@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -114,7 +115,8 @@ def _takes_int(arg: inspect.Parameter) -> bool:
     """Whether an argument's default (or annotation) shows that one int stands for all dims."""
     if isinstance(arg.default, int) and not isinstance(arg.default, bool):
         return True
-    return "_size_" in str(arg.annotation)
+    # torch annotates sizes as ``int | tuple[int, ...]`` (``typing.Union[int, tuple[int, int]]``).
+    return "_size_" in str(arg.annotation) or int in typing.get_args(arg.annotation)
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -284,3 +286,16 @@ if __name__ == "__main__":
         out = net(torch.zeros(2, *INPUT_SHAPE))
     sys.stdout.write(f"{{net}}\\noutput shape for 2 rows: {{tuple(out.shape)}}\\n")
 '''
+
+
+@register_arguments("TransformerEncoderLayer")
+def _transformer_arguments(in_shape: Shape, params: dict[str, Any], module: nn.Module) -> dict[str, Any]:
+    """``nn.TransformerEncoderLayer`` keeps neither d_model nor its settings as attributes."""
+    kwargs: dict[str, Any] = {"d_model": in_shape[-1], "nhead": params["nhead"],
+                              "dim_feedforward": params["dim_feedforward"], "dropout": params["dropout"]}
+    if params["activation"] != "relu":
+        kwargs["activation"] = params["activation"]
+    kwargs["batch_first"] = True  # every sequence in the builder is (batch, time, features)
+    if params["norm_first"]:
+        kwargs["norm_first"] = True
+    return kwargs

@@ -5,21 +5,28 @@ receives, and how to build its torch module. Sizes that follow from the previous
 (``in_features``, ``num_features``, ``normalized_shape``) are never stored in a design: ``build``
 gets the incoming shape and fills them, as Keras layers learn their input size in ``build``.
 
-Shapes are per sample, without the batch dimension: ``(features,)`` for a table row.
+Shapes are per sample, without the batch dimension: ``(features,)`` for a table row,
+``(channels, height, width)`` for an image, ``(time steps, features)`` for a sequence (batch first)
+and ``(time steps,)`` of token ids for text. Conv1d and the 1-d pools read a 2-d input as
+``(channels, length)``, torch's own convention: a sequence ``(T, F)`` reaches them as T channels of
+length F, so a model that convolves over time needs its data laid out features-first.
 The palette is ``LAYERS.names()``; the key of each type is the ``torch.nn`` class name.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from builder import modules
 from builder.errors import SpecError
-from builder.params import Boolean, FloatRange, IntRange, ParamSpec
+from builder.params import Boolean, Choice, FloatRange, IntRange, ParamSpec
 
 Shape = tuple[int, ...]
 
@@ -226,4 +233,336 @@ LAYERS.register(LayerType(
     category="Shape",
     summary="Turns a grid or a sequence into one flat list of numbers per row.",
     output_shape=lambda shape, p: (math.prod(shape),),
+))
+
+
+# --- text input: the seam for Embedding -----------------------------------------------------------
+
+# A design cannot tell token ids from numbers by shape alone ((T,) looks like (F,)), and the size of
+# the vocabulary comes from the data, not the design. The text data path states both by running
+# shape inference, building and code generation inside ``token_input(vocab_size)``; outside it,
+# Embedding refuses with "needs text data". (Until a vocabulary is passed this way, Embedding is
+# only usable from code and tests.)
+_VOCABULARY: ContextVar[int | None] = ContextVar("token_vocabulary", default=None)
+
+
+@contextmanager
+def token_input(vocab_size: int) -> Iterator[None]:
+    """Declare that the model's input is token ids in ``0..vocab_size-1`` (Embedding's num_embeddings)."""
+    token = _VOCABULARY.set(int(vocab_size))
+    try:
+        yield
+    finally:
+        _VOCABULARY.reset(token)
+
+
+def _remove_fix() -> Fix:
+    return Fix(label="Remove this layer", action="remove", index=-1)
+
+
+def _needs_sequence(name: str, shape: Shape) -> None:
+    """Refuse anything but a sequence ``(T, F)``: recurrent, attention and pooling over time."""
+    if len(shape) == 2:
+        return
+    got = f"a flat input of {shape[0]} numbers per row" if len(shape) == 1 else f"a grid {describe_shape(shape)}"
+    raise LayerProblem(
+        f"{name} needs a sequence (time steps x features) but gets {got}. It reads data one time "
+        "step after another: use it on sequence or text data (after Embedding), or remove it.",
+        _remove_fix(),
+    )
+
+
+# --- convolution and pooling ----------------------------------------------------------------------
+
+def _grid_rank_problem(name: str, shape: Shape, dims: int) -> LayerProblem:
+    wanted = "channels x length" if dims == 1 else "channels x height x width (an image)"
+    rule = (" A sequence of T steps x F features is read as T channels of length F."
+            if dims == 1 else "")
+    other = ""
+    if dims == 1 and len(shape) == 3:
+        other = name.replace("1d", "2d")
+    elif dims == 2 and len(shape) == 2:
+        other = name.replace("2d", "1d")
+    hint = f" Use {other} for this input." if other else ""
+    return LayerProblem(
+        f"{name} needs {wanted} but gets {describe_shape(shape)}.{rule}{hint}",
+        _remove_fix() if len(shape) == 1 else None,
+    )
+
+
+def _window_shape(name: str, dims: int, shape: Shape, kernel: int, stride: int, padding: int) -> Shape:
+    """Output of a sliding window (conv or pool) of ``kernel`` over the last ``dims`` sizes."""
+    if len(shape) != dims + 1:
+        raise _grid_rank_problem(name, shape, dims)
+    spatial = shape[1:]
+    smallest = min(spatial)
+    if smallest + 2 * padding < kernel:
+        needed = math.ceil((kernel - smallest) / 2)
+        size = describe_shape(spatial)
+        # needed <= kernel_size // 2 (the input is at least 1 wide), which pooling allows and the
+        # padding limit (half the largest kernel) always covers.
+        fix = Fix(label=f"Set padding to {needed}", action="set", index=-1, param="padding", value=needed)
+        raise LayerProblem(
+            f"gets input {describe_shape(shape)} but kernel_size={kernel} does not fit in {size} "
+            f"with padding={padding}, so it leaves no output: lower kernel_size to {smallest} or "
+            f"add padding={needed}.",
+            fix,
+        )
+    return (*shape[:1], *((d + 2 * padding - kernel) // stride + 1 for d in spatial))
+
+
+def _conv_shape(dims: int) -> Callable[[Shape, dict[str, Any]], Shape]:
+    name = f"Conv{dims}d"
+
+    def shape_of(shape: Shape, p: dict[str, Any]) -> Shape:
+        out = _window_shape(name, dims, shape, p["kernel_size"], p["stride"], p["padding"])
+        return (p["out_channels"], *out[1:])
+
+    return shape_of
+
+
+def _pool_shape(name: str, dims: int) -> Callable[[Shape, dict[str, Any]], Shape]:
+    def shape_of(shape: Shape, p: dict[str, Any]) -> Shape:
+        kernel, padding = p["kernel_size"], p["padding"]
+        if padding > kernel // 2:
+            raise LayerProblem(
+                f"padding={padding} is more than half of kernel_size={kernel}, which pooling does not "
+                f"allow: set padding to {kernel // 2} or less.",
+                Fix(label=f"Set padding to {kernel // 2}", action="set", index=-1, param="padding",
+                    value=kernel // 2),
+            )
+        return _window_shape(name, dims, shape, kernel, kernel, padding)  # stride = kernel_size
+
+    return shape_of
+
+
+def _adaptive_shape(name: str, dims: int) -> Callable[[Shape, dict[str, Any]], Shape]:
+    def shape_of(shape: Shape, p: dict[str, Any]) -> Shape:
+        if len(shape) != dims + 1:
+            raise _grid_rank_problem(name, shape, dims)
+        return (shape[0], *(p["output_size"],) * dims)
+
+    return shape_of
+
+
+def _conv_params(kernel_default: int) -> tuple[ParamSpec, ...]:
+    return (
+        ParamSpec("out_channels", IntRange(1, 4096), 16, "Filters",
+                  "How many patterns (channels) this layer learns to detect."),
+        ParamSpec("kernel_size", IntRange(1, 64), kernel_default, "Kernel size",
+                  "Width of the window each filter looks at."),
+        ParamSpec("stride", IntRange(1, 64), 1, "Stride", "Step between windows; 2 halves the size."),
+        ParamSpec("padding", IntRange(0, 32), 0, "Padding",
+                  "Zeros added at each edge; kernel_size // 2 keeps the size (with stride 1)."),
+    )
+
+
+for _dims in (1, 2):
+    _conv_class = getattr(nn, f"Conv{_dims}d")
+    LAYERS.register(LayerType(
+        name=f"Conv{_dims}d",
+        category="Convolution",
+        summary=("Slides learned filters along a channels x length input (a sequence must be laid "
+                 "out features-first)." if _dims == 1 else
+                 "Slides learned filters over an image (channels x height x width)."),
+        params=_conv_params(3),
+        output_shape=_conv_shape(_dims),
+        build=lambda shape, p, cls=_conv_class: cls(shape[0], p["out_channels"], p["kernel_size"],
+                                                    stride=p["stride"], padding=p["padding"]),
+        main_param="out_channels",
+    ))
+
+for _dims in (1, 2):
+    for _kind, _what in (("Max", "the largest value"), ("Avg", "the average")):
+        _name = f"{_kind}Pool{_dims}d"
+        _pool_class = getattr(nn, _name)
+        LAYERS.register(LayerType(
+            name=_name,
+            category="Pooling",
+            summary=f"Shrinks the {'length' if _dims == 1 else 'image'} by keeping {_what} of each window.",
+            params=(
+                ParamSpec("kernel_size", IntRange(1, 64), 2, "Window",
+                          "Size of each window (and the step between windows)."),
+                ParamSpec("padding", IntRange(0, 32), 0, "Padding",
+                          "Padding at each edge; at most half of the window."),
+            ),
+            output_shape=_pool_shape(_name, _dims),
+            build=lambda shape, p, cls=_pool_class: cls(p["kernel_size"], padding=p["padding"]),
+            main_param="kernel_size",
+        ))
+
+for _dims in (1, 2):
+    _name = f"AdaptiveAvgPool{_dims}d"
+    _adaptive_class = getattr(nn, _name)
+    LAYERS.register(LayerType(
+        name=_name,
+        category="Pooling",
+        summary=("Averages each channel down to a fixed size, whatever the input size; 1 gives one "
+                 "number per channel."),
+        params=(ParamSpec("output_size", IntRange(1, 256), 1, "Output size",
+                          "Size of each channel after pooling (per side for images)."),),
+        output_shape=_adaptive_shape(_name, _dims),
+        build=lambda shape, p, cls=_adaptive_class: cls(p["output_size"]),
+        main_param="output_size",
+    ))
+
+
+def _batchnorm2d_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    if len(shape) != 3:
+        raise LayerProblem(
+            f"BatchNorm2d needs channels x height x width (an image) but gets {describe_shape(shape)}: "
+            "use BatchNorm1d for features or sequences.",
+        )
+    return shape
+
+
+LAYERS.register(LayerType(
+    name="BatchNorm2d",
+    category="Normalisation",
+    summary="Rescales each image channel over the batch; usual after Conv2d.",
+    output_shape=_batchnorm2d_shape,
+    build=lambda shape, p: nn.BatchNorm2d(shape[0]),
+))
+
+
+# --- text and sequences ---------------------------------------------------------------------------
+
+def _embedding_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    if _VOCABULARY.get() is None:
+        raise LayerProblem(
+            f"Embedding needs text data (token ids), but this data gives numbers ({describe_shape(shape)} "
+            "per row): remove it, or load a text column.",
+            _remove_fix(),
+        )
+    if len(shape) != 1:
+        raise LayerProblem(
+            f"Embedding must be the first layer: it reads token ids (one whole number per step) but "
+            f"gets {describe_shape(shape)}. Move it to the top or remove it.",
+            _remove_fix(),
+        )
+    return (shape[0], params["embedding_dim"])
+
+
+def _build_embedding(shape: Shape, params: dict[str, Any]) -> nn.Module:
+    vocabulary = _VOCABULARY.get()
+    if vocabulary is None:
+        raise SpecError("Embedding needs text data (token ids); build it inside token_input(vocab_size).")
+    return modules.TokenEmbedding(vocabulary, params["embedding_dim"])
+
+
+LAYERS.register(LayerType(
+    name="Embedding",
+    category="Text",
+    summary="Turns each token id into a learned vector; the first layer of a text model.",
+    params=(ParamSpec("embedding_dim", IntRange(1, 4096), 64, "Vector size",
+                      "Numbers learned per token. 32-256 is typical."),),
+    output_shape=_embedding_shape,
+    build=_build_embedding,
+    main_param="embedding_dim",
+))
+
+
+def _recurrent_shape(name: str) -> Callable[[Shape, dict[str, Any]], Shape]:
+    def shape_of(shape: Shape, p: dict[str, Any]) -> Shape:
+        _needs_sequence(name, shape)
+        if p["dropout"] > 0 and p["num_layers"] == 1:
+            raise LayerProblem(
+                f"dropout={p['dropout']:g} only acts between stacked layers, and num_layers=1: set "
+                "num_layers to 2 or more, or dropout to 0.",
+                Fix(label="Set dropout to 0", action="set", index=-1, param="dropout", value=0.0),
+            )
+        return (shape[0], p["hidden_size"] * (2 if p["bidirectional"] else 1))
+
+    return shape_of
+
+
+for _name, _summary in (
+    ("RNN", "The simplest recurrent layer: reads a sequence step by step, keeping a memory."),
+    ("LSTM", "Recurrent layer with gated memory; remembers over long sequences."),
+    ("GRU", "Recurrent layer like LSTM with fewer gates; often as good and faster."),
+):
+    LAYERS.register(LayerType(
+        name=_name,
+        category="Recurrent",
+        summary=_summary + " Outputs every step (follow it with SequencePool for one vector).",
+        params=(
+            ParamSpec("hidden_size", IntRange(1, 4096), 64, "Units", "Memory size per time step."),
+            ParamSpec("num_layers", IntRange(1, 8), 1, "Stacked layers", "Recurrent layers on top of each other."),
+            ParamSpec("bidirectional", Boolean(), False, "Both directions",
+                      "Also read the sequence backwards; doubles the output size."),
+            ParamSpec("dropout", FloatRange(0, 1, high_inclusive=False), 0.0, "Dropout",
+                      "Drop share between stacked layers (needs 2 or more)."),
+        ),
+        output_shape=_recurrent_shape(_name),
+        build=lambda shape, p, kind=_name: modules.RecurrentLayer(
+            kind, shape[-1], p["hidden_size"], num_layers=p["num_layers"],
+            bidirectional=p["bidirectional"], dropout=p["dropout"]),
+        main_param="hidden_size",
+    ))
+
+
+def _transformer_shape(shape: Shape, p: dict[str, Any]) -> Shape:
+    _needs_sequence("TransformerEncoderLayer", shape)
+    d_model, nhead = shape[-1], p["nhead"]
+    if d_model % nhead:
+        divisor = max(d for d in range(1, nhead + 1) if d_model % d == 0)
+        raise LayerProblem(
+            f"its {d_model} features (d_model) are split across nhead={nhead} attention heads, so "
+            f"d_model must be divisible by nhead: set nhead to {divisor}.",
+            Fix(label=f"Set nhead to {divisor}", action="set", index=-1, param="nhead", value=divisor),
+        )
+    return shape
+
+
+LAYERS.register(LayerType(
+    name="TransformerEncoderLayer",
+    category="Attention",
+    summary="Self-attention and a feed-forward block: each step looks at every other step.",
+    params=(
+        ParamSpec("nhead", IntRange(1, 64), 2, "Heads", "Attention heads; must divide the feature count."),
+        ParamSpec("dim_feedforward", IntRange(1, 16384), 128, "Feed-forward units",
+                  "Width of the feed-forward block."),
+        ParamSpec("dropout", FloatRange(0, 1, high_inclusive=False), 0.1, "Dropout",
+                  "Drop share inside the block while training."),
+        ParamSpec("activation", Choice(("relu", "gelu")), "relu", "Activation",
+                  "Activation of the feed-forward block."),
+        ParamSpec("norm_first", Boolean(), False, "Normalise first",
+                  "LayerNorm before attention (often trains more stably)."),
+    ),
+    output_shape=_transformer_shape,
+    build=lambda shape, p: nn.TransformerEncoderLayer(
+        shape[-1], p["nhead"], dim_feedforward=p["dim_feedforward"], dropout=p["dropout"],
+        activation=p["activation"], batch_first=True, norm_first=p["norm_first"]),
+    main_param="nhead",
+))
+
+
+def _positional_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    _needs_sequence("PositionalEncoding", shape)
+    return shape
+
+
+LAYERS.register(LayerType(
+    name="PositionalEncoding",
+    category="Attention",
+    summary="Adds a fixed signal for each position, so a Transformer knows the order of the steps.",
+    output_shape=_positional_shape,
+    build=lambda shape, p: modules.PositionalEncoding(shape[-1], shape[0]),
+))
+
+
+def _sequence_pool_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    _needs_sequence("SequencePool", shape)
+    return (shape[-1],)
+
+
+LAYERS.register(LayerType(
+    name="SequencePool",
+    category="Recurrent",
+    summary="Turns a sequence into one vector: its last step or the mean of all steps.",
+    params=(ParamSpec("mode", Choice(("last", "mean")), "mean", "Mode",
+                      "'last' keeps the final step (recurrent layers), 'mean' averages every step."),),
+    output_shape=_sequence_pool_shape,
+    build=lambda shape, p: modules.SequencePool(p["mode"]),
+    main_param="mode",
 ))

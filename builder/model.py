@@ -41,16 +41,24 @@ def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int |
 
 
 def initialise(model: nn.Module, scheme: str) -> None:
-    """Re-initialise weight matrices in place; biases start at zero for the named schemes.
+    """Re-initialise weights in place; biases of re-initialised layers start at zero.
 
-    "default" keeps PyTorch's per-layer defaults (Kaiming-uniform for Linear), which suit ReLU.
-    "xavier" suits tanh/sigmoid networks; "kaiming" (normal, fan-in) suits deep ReLU networks.
+    "default" keeps PyTorch's per-layer defaults (Kaiming-uniform for Linear and Conv), which suit
+    ReLU. "xavier" suits tanh/sigmoid networks and "kaiming" (normal, fan-in) deep ReLU networks:
+    both re-initialise the weight matrices of Linear and Conv layers (including those inside a
+    Transformer block). "orthogonal" makes each gate's recurrent matrix (``weight_hh``) of RNN/LSTM/GRU
+    orthogonal, which keeps the memory from exploding or vanishing over long sequences; every other
+    weight keeps its default.
     """
     if scheme == "default":
         return
     for module in model.modules():
+        if scheme == "orthogonal":
+            if isinstance(module, nn.RNNBase):
+                _orthogonal_recurrent(module)
+            continue
         weight = getattr(module, "weight", None)
-        if not isinstance(module, nn.Linear) or weight is None:
+        if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d) or weight is None:
             continue
         if scheme == "xavier":
             nn.init.xavier_uniform_(weight)
@@ -58,3 +66,13 @@ def initialise(model: nn.Module, scheme: str) -> None:
             nn.init.kaiming_normal_(weight, nonlinearity="relu")
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def _orthogonal_recurrent(module: nn.RNNBase) -> None:
+    """Orthogonal ``weight_hh`` per gate: an LSTM's (4H, H) matrix is four (H, H) blocks."""
+    gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+    for name, weight in module.named_parameters():
+        if name.startswith("weight_hh"):
+            with torch.no_grad():
+                for block in weight.chunk(gates, dim=0):  # (H, H) each
+                    nn.init.orthogonal_(block)

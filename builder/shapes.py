@@ -151,7 +151,14 @@ def _place_fix(fix: Fix | None, index: int, n_layers: int, is_head: bool) -> Fix
     if fix is None or fix.index != -1:
         return fix
     position = n_layers if is_head else index
-    label = fix.label if is_head else f"{fix.label.replace(' before it', '')} before layer {index + 1}"
+    if is_head:
+        label = fix.label
+    elif fix.action == "insert":
+        label = f"{fix.label.replace(' before it', '')} before layer {index + 1}"
+    elif fix.action == "remove":
+        label = f"Remove layer {index + 1}"
+    else:
+        label = f"{fix.label} on layer {index + 1}"
     return Fix(label=label, action=fix.action, index=position, layer=fix.layer, param=fix.param, value=fix.value)
 
 

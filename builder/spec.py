@@ -24,7 +24,7 @@ from builder.errors import SpecError
 from builder.layers import LAYERS, Fix
 
 SPEC_VERSION = 1
-INITS = ("default", "xavier", "kaiming")
+INITS = ("default", "xavier", "kaiming", "orthogonal")
 
 
 @dataclass(frozen=True)

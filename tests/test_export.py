@@ -37,7 +37,7 @@ from builder.export import (
     save_trained,
     write_bundle,
 )
-from builder.layers import LAYERS
+from builder.layers import LAYERS, token_input
 from builder.model import build_model
 from builder.pipeline import TrainedModel, train_table
 from builder.safezip import open_zip, safe_extract
@@ -445,7 +445,7 @@ def _design_for(type_name: str) -> tuple[ModelSpec, tuple[int, ...]]:
     raise AssertionError(f"no test input shape suits {type_name}")
 
 
-def _check_generated(spec: ModelSpec, shape: tuple[int, ...], tmp_path: Path) -> str:
+def _check_generated(spec: ModelSpec, shape: tuple[int, ...], tmp_path: Path, x: torch.Tensor | None = None) -> str:
     n_outputs = 2
     torch.manual_seed(0)
     reference = build_model(spec, shape, n_outputs).eval()
@@ -454,7 +454,7 @@ def _check_generated(spec: ModelSpec, shape: tuple[int, ...], tmp_path: Path) ->
     (tmp_path / "model.safetensors").write_bytes(export.weights_bytes(reference))
     module = _import_bundle_script(tmp_path, "model")
     net = module.load(tmp_path / "model.safetensors")
-    x = torch.randn(5, *shape)
+    x = torch.randn(5, *shape) if x is None else x
     with torch.inference_mode():
         assert torch.equal(net(x), reference(x))
     assert repr(net) == repr(reference)
@@ -463,8 +463,10 @@ def _check_generated(spec: ModelSpec, shape: tuple[int, ...], tmp_path: Path) ->
 
 @pytest.mark.parametrize("type_name", LAYERS.names())
 def test_generated_code_rebuilds_every_layer_type(type_name, tmp_path):
-    spec, shape = _design_for(type_name)
-    source = _check_generated(spec, shape, tmp_path)
+    with token_input(20):  # Embedding reads token ids (whole numbers, as float32); others ignore it
+        spec, shape = _design_for(type_name)
+        x = torch.randint(0, 20, (5, *shape)).float() if type_name == "Embedding" else None
+        source = _check_generated(spec, shape, tmp_path, x)
     assert "builder" not in source.split('"""', 2)[2]  # no import of the app, only torch
 
 
