@@ -6,12 +6,12 @@ import streamlit as st
 
 from builder.device import choose_device
 from builder.errors import BuilderError
-from builder.evaluate import HEADLINE_METRIC, format_metric
 from builder.train import OPTIMIZER_HELP, OPTIMIZERS, SETTINGS, TrainConfig
 from pages.components import charts
-from pages.components.state import AppState, app_state
+from pages.components.state import app_state
 from pages.components.training import (
     current_job,
+    earlier_runs,
     live_panel,
     result_summary,
     show_failure,
@@ -80,28 +80,6 @@ def device_badge(preference: str) -> bool:
     st.badge(choice.label, icon=":material/memory:", color="green" if choice.device.type != "cpu" else "blue")
     st.caption(f"Why: {choice.reason}.")
     return True
-
-
-def earlier_runs(state: AppState) -> None:
-    runs = state.workspace.list_runs()
-    if not runs:
-        return
-    st.subheader("Earlier runs in this workspace")
-    for run in runs[:10]:
-        metric = HEADLINE_METRIC.get(run.task)
-        score = format_metric(metric, run.headline[metric]) if metric in run.headline else "no score"
-        with st.container(border=True):
-            title, when, value, button = st.columns([4, 2, 2, 1.4], vertical_alignment="center")
-            title.markdown(f"**{run.title}**")
-            when.caption(run.created)
-            value.caption(f"Test {metric}: {score}" if metric else score)
-            if run.id == state.run_id:
-                button.badge("Current", icon=":material/check:", color="green")
-            elif button.button("Open", key=f"open_{run.id}", icon=":material/folder_open:"):
-                with user_errors():
-                    state.set_trained(state.workspace.load_run(run.id), run.id)
-                    state.set_job(None)  # the last training's result is no longer the one shown
-                    st.rerun()
 
 
 state = app_state()

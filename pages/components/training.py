@@ -19,6 +19,7 @@ from builder.spec import FAMILIES
 from builder.train import Callback, TrainConfig, TrainControl
 from pages.components import charts
 from pages.components.state import AppState, job_registry
+from pages.components.ui import user_errors
 
 POLL_SECONDS = 0.5
 
@@ -201,3 +202,25 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
         left.plotly_chart(loss, key="result_loss")
         if metric is not None:
             right.plotly_chart(metric, key="result_metric")
+
+
+def earlier_runs(state: AppState) -> None:
+    runs = state.workspace.list_runs()
+    if not runs:
+        return
+    st.subheader("Earlier runs in this workspace")
+    for run in runs[:10]:
+        metric = HEADLINE_METRIC.get(run.task)
+        score = format_metric(metric, run.headline[metric]) if metric in run.headline else "no score"
+        with st.container(border=True):
+            title, when, value, button = st.columns([4, 2, 2, 1.4], vertical_alignment="center")
+            title.markdown(f"**{run.title}**")
+            when.caption(run.created)
+            value.caption(f"Test {metric}: {score}" if metric else score)
+            if run.id == state.run_id:
+                button.badge("Current", icon=":material/check:", color="green")
+            elif button.button("Open", key=f"open_{run.id}", icon=":material/folder_open:"):
+                with user_errors():
+                    state.set_trained(state.workspace.load_run(run.id), run.id)
+                    state.set_job(None)  # the last training's result is no longer the one shown
+                    st.rerun()
