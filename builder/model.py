@@ -8,12 +8,18 @@ to write out as readable code, and to load from safetensors.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
 from builder.layers import LAYERS
 from builder.shapes import Shape, check_shapes
 from builder.spec import ModelSpec
+
+# Initial weights come from torch's process-wide generator; training jobs build models in their own
+# threads, so seeding and drawing happen under one lock or two jobs would interleave their draws.
+_INIT_LOCK = threading.Lock()
 
 
 def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int | None = None) -> nn.Sequential:
@@ -32,11 +38,12 @@ def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int |
         SpecError / ShapeError: the first problem of the design, with the layer number.
     """
     report = check_shapes(spec, input_shape, n_outputs)
-    if seed is not None:
-        torch.manual_seed(seed)
-    modules = [LAYERS.get(row.type).make(row.input_shape, row.params) for row in report.rows]
-    model = nn.Sequential(*modules)
-    initialise(model, spec.init)
+    with _INIT_LOCK:
+        if seed is not None:
+            torch.manual_seed(seed)
+        modules = [LAYERS.get(row.type).make(row.input_shape, row.params) for row in report.rows]
+        model = nn.Sequential(*modules)
+        initialise(model, spec.init)
     return model
 
 

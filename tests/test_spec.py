@@ -121,3 +121,23 @@ def test_a_design_too_big_to_train_is_refused_at_the_layer_that_crosses_the_limi
     assert problem.layer_index == 2 and "1,001,011,000 parameters" in problem.message
     assert f"{MAX_PARAMETERS:,}" in problem.message  # counted on the meta device: 4 GB never allocated
     assert report.rows[-1].output_shape is None  # nothing after the refused layer is sized
+
+
+def test_seeded_builds_are_identical_even_when_threads_build_at_once():
+    import threading
+
+    spec = ModelSpec.from_dict(MLP)
+    reference = build_model(spec, (6,), 2, seed=7)
+    built = []
+
+    def build():
+        for _ in range(20):
+            built.append(build_model(spec, (6,), 2, seed=7))
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for model in built:
+        assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters(), strict=True))
