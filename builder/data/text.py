@@ -1,0 +1,858 @@
+"""Text classification data: tokenising, a fitted vocabulary, padded token ids, and a TF-IDF baseline.
+
+Raw text cells go in, a float32 matrix of token ids ``(N, T)`` comes out (padding id 0), and model
+outputs come back as labels with probabilities. ``TextPreprocessor`` is the text twin of the tabular
+``Preprocessor``: fitted on the training split only, its whole state is plain JSON, and a JSON round
+trip reproduces ``transform`` bit for bit.
+
+This file is meant to be copied verbatim into export bundles next to ``predict.py``, so at the top
+level it imports only numpy, pandas and the standard library (``DataError`` is imported with a
+fallback). ``prepare_text`` and ``fit_text_baseline`` need the rest of the builder and scikit-learn;
+they import them inside the function, so the bundle copy never loads them.
+
+Tokenising (``tokenize``), deterministic and the same in the app, the baseline and the bundle:
+
+1. NFKC normalisation (full-width ``Ａ１`` -> ``A1``, ligatures, compatibility forms), then lowercase.
+2. Characters of scripts written without spaces between words (see ``UNSEGMENTED_RANGES``: Chinese
+   ideographs, Japanese kana, Thai, Lao, Khmer, Myanmar, Tibetan) are one token each: without a
+   dictionary-based segmenter, single characters are the robust unit, and Chinese characters carry
+   meaning on their own. Korean Hangul is written with spaces, so it is split into words.
+3. Decimal numbers stay whole (``3.5``, ``1,000``); every other run of letters, digits and combining
+   marks is a word (underscores split words). Punctuation, symbols and spaces are dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+try:
+    from builder.errors import DataError
+except ImportError:  # copied into an export bundle
+
+    class DataError(ValueError):  # type: ignore[no-redef]
+        """The data cannot be used as it is; the message says what, where and the fix."""
+
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "builder.text-preprocessor"
+FORMAT_VERSION = 1
+TOKENIZER = "nfkc-lower-words-cjk-chars/1"  # bump when tokenize() changes its output
+TASKS = ("binary", "multiclass")
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+MAX_LENGTH_CAP = 256  # longest sequence the fitted max_length may reach
+LENGTH_PERCENTILE = 95  # max_length covers this share of training texts in full
+# Cells that mean "no text" in exported spreadsheets (same spirit as the tabular preprocessor).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "#n/a", "?"})
+
+# check_text_column thresholds.
+MIN_PRESENT_SHARE = 0.5  # at least half of the rows must hold some text
+MIN_TEXTS = 10  # and at least this many rows in all
+NUMBER_SHARE = 0.8  # a column whose values are numbers this often is not text
+MIN_MEAN_TOKENS = 2.0  # single words on average: a category, not text to learn from
+
+# Code point ranges tokenised one character per token (scripts without spaces between words).
+UNSEGMENTED_RANGES = (
+    ("\u0e00", "\u0e7f"),  # Thai
+    ("\u0e80", "\u0eff"),  # Lao
+    ("\u0f00", "\u0fff"),  # Tibetan
+    ("\u1000", "\u109f"),  # Myanmar
+    ("\u1780", "\u17ff"),  # Khmer
+    ("\u2e80", "\u2fdf"),  # CJK radicals, Kangxi radicals
+    ("\u3005", "\u3007"),  # 々 〆 〇
+    ("\u3040", "\u30ff"),  # Hiragana, Katakana
+    ("\u31f0", "\u31ff"),  # Katakana phonetic extensions
+    ("\u3400", "\u4dbf"),  # CJK extension A
+    ("\u4e00", "\u9fff"),  # CJK unified ideographs
+    ("\uf900", "\ufaff"),  # CJK compatibility ideographs
+    ("\U00020000", "\U0003134f"),  # CJK extensions B-G
+)
+_UNSEGMENTED = "".join(f"{low}-{high}" for low, high in UNSEGMENTED_RANGES)
+_TOKEN = re.compile(
+    r"\d+(?:[.,]\d+)+"  # a decimal number or one with thousands separators, kept whole
+    rf"|[{_UNSEGMENTED}]"  # one character of an unsegmented script
+    rf"|[^\W_{_UNSEGMENTED}]+"  # a word: letters, digits, marks (\w without "_" and those scripts)
+)
+
+
+def tokenize(text: Any) -> list[str]:
+    """Split one text into tokens (see the module docstring for the rules).
+
+    Args:
+        text: a string; missing values (None, NaN) give no tokens, other values are read as text.
+
+    Returns:
+        Lowercase tokens in reading order, e.g. ``"Scored 2.5 goals!"`` -> ``["scored", "2.5",
+        "goals"]`` and ``"今天下雨"`` -> ``["今", "天", "下", "雨"]``.
+    """
+    text = _as_text(text)
+    if not text:
+        return []
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def _as_text(value: Any) -> str:
+    """A cell as text: '' for missing cells and missing-value tokens such as 'N/A'."""
+    if value is None or (not isinstance(value, str) and _is_missing_scalar(value)):
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return "" if text.strip().lower() in MISSING_TOKENS else text
+
+
+def _is_missing_scalar(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists, arrays: not a missing scalar
+        return False
+
+
+def _text_list(texts: Any, what: str = "texts") -> list[str]:
+    if isinstance(texts, str):
+        raise DataError(
+            f"The {what} must be a list or column of texts, one per row; got one single text. "
+            "Wrap it in a list."
+        )
+    if isinstance(texts, pd.DataFrame):
+        raise DataError(f"The {what} must be one column of texts, not a whole table.")
+    return [_as_text(t) for t in texts]
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels (the same rules as the tabular preprocessor, repeated so this file stands alone)
+# ---------------------------------------------------------------------------------------------
+
+
+def label_value(value: Any) -> Any:
+    """A class label as a plain JSON value: 1.0 -> 1, numpy ints -> int, others -> str."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else float(value)
+    return str(value)
+
+
+def _sorted_labels(labels: list[Any]) -> list[Any]:
+    if all(isinstance(v, bool) for v in labels):
+        return sorted(labels)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
+        return sorted(labels)
+    return sorted(labels, key=str)
+
+
+def _is_missing_label(value: Any) -> bool:
+    return value is None or _is_missing_scalar(value) or (
+        isinstance(value, str) and value.strip().lower() in MISSING_TOKENS
+    )
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    # exp of a negative number only, so large logits of either sign never overflow.
+    e = np.exp(-np.abs(logits))
+    return np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _quote_list(names: Iterable[Any], limit: int = 20) -> str:
+    names = list(names)
+    shown = ", ".join(repr(str(n)) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_setting(name: str, value: Any, low: int, meaning: str, typical: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise DataError(
+            f"The {meaning} ('{name}') must be a whole number of at least {low}; got {value!r}. "
+            f"A typical value is {typical}."
+        )
+    return int(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The preprocessor
+# ---------------------------------------------------------------------------------------------
+
+
+class TextPreprocessor:
+    """Turns texts into padded token ids and model outputs back into labels.
+
+    Fit on the training split only, so no word seen only in validation or test rows enters the
+    vocabulary (such words map to ``<unk>``). Missing or empty texts become all padding.
+    """
+
+    def __init__(self) -> None:
+        self._vocabulary: list[str] | None = None  # token of each id; 0 is <pad>, 1 is <unk>
+        self._index: dict[str, int] = {}
+        self._max_length: int | None = None
+        self._settings: dict[str, Any] = {}
+        self._classes: list[Any] = []
+        self._task: str | None = None
+        self._target: str | None = None
+        self._text_column: str | None = None
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        texts: Iterable[Any],
+        labels: Iterable[Any],
+        task: str,
+        max_vocab: int = 20_000,
+        min_count: int = 2,
+        max_length: int | None = None,
+        *,
+        classes: list[Any] | None = None,
+        text_column: str | None = None,
+        target: str | None = None,
+    ) -> TextPreprocessor:
+        """Learn the vocabulary, the sequence length and the classes from the training rows.
+
+        The vocabulary holds ``<pad>`` (id 0), ``<unk>`` (id 1), then every token seen at least
+        ``min_count`` times, most frequent first and ties in alphabetical order, so the same data
+        always gives the same ids. ``max_length`` defaults to the 95th percentile of the training
+        texts' token counts (rounded up, at least 1, at most 256): long enough to read almost
+        every text in full, without padding every row to the one exceptionally long text.
+
+        Args:
+            texts: the training texts (missing values allowed).
+            labels: their classes, one per text (no missing values).
+            task: ``"binary"`` or ``"multiclass"``.
+            max_vocab: most vocabulary entries, ``<pad>`` and ``<unk>`` included.
+            min_count: a token needs this many occurrences in the training texts to get an id.
+            max_length: tokens kept per text (longer texts keep their beginning); ``None``: fit it.
+            classes: every class label (pass those of the whole table so a class absent from the
+                training rows still decodes); defaults to the labels given.
+            text_column: the column the texts come from, so ``transform`` can take a table.
+            target: the name of the column to predict, for messages.
+
+        Returns:
+            ``self``, fitted.
+
+        Raises:
+            DataError: unknown task, bad settings, texts and labels of different lengths, no
+                words at all, missing labels, or the wrong number of classes.
+        """
+        if task not in TASKS:
+            raise DataError(
+                f"The task {task!r} is not known for text. Choose one of: {', '.join(TASKS)}."
+            )
+        max_vocab = _check_setting("max_vocab", max_vocab, 3, "largest vocabulary", "20000")
+        min_count = _check_setting("min_count", min_count, 1, "fewest uses of a word", "2")
+        if max_length is not None:
+            max_length = _check_setting("max_length", max_length, 1, "longest text in tokens", "128")
+        text_list = _text_list(texts)
+        label_list = list(labels)
+        name = target or "the label column"
+        if len(text_list) != len(label_list):
+            raise DataError(
+                f"There are {len(text_list)} texts but {len(label_list)} labels; each text needs "
+                "exactly one label. Pass the same rows for both."
+            )
+        missing = sum(_is_missing_label(v) for v in label_list)
+        if missing:
+            raise DataError(
+                f"{missing} row(s) have no value in {_quoted(name)}. Remove those rows or fill in "
+                "the values."
+            )
+        tokens = [tokenize(t) for t in text_list]
+        counts = Counter(token for row in tokens for token in row)
+        if not counts:
+            raise DataError(
+                "The training texts contain no words at all (they are empty or only punctuation), "
+                "so there is nothing to learn from. Choose a column with written text."
+            )
+        # Most frequent first, ties alphabetical: the same data always gives the same ids.
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        words = [token for token, n in ranked if n >= min_count][: max_vocab - 2]
+        if max_length is None:
+            lengths = np.array([len(row) for row in tokens], dtype=np.float64)
+            fitted = float(np.percentile(lengths, LENGTH_PERCENTILE))
+            max_length = int(min(MAX_LENGTH_CAP, max(1, int(np.ceil(fitted)))))
+        class_labels = _fit_classes(label_list if classes is None else classes, task, name)
+        # Assign only once everything fitted, so a failed refit leaves the old state intact.
+        self._vocabulary = [PAD, UNK, *words]
+        self._index = {token: i for i, token in enumerate(self._vocabulary)}
+        self._max_length = max_length
+        self._settings = {"max_vocab": max_vocab, "min_count": min_count}
+        self._classes, self._task = class_labels, task
+        self._target, self._text_column = target, text_column
+        logger.info(
+            "Fitted text preprocessing on %d texts: %d distinct tokens, vocabulary %d, length %d",
+            len(text_list), len(counts), len(self._vocabulary), max_length,
+        )
+        return self
+
+    # -- using ------------------------------------------------------------------------------------
+
+    def transform(self, texts: Any) -> np.ndarray:
+        """Turn texts into padded token ids.
+
+        Args:
+            texts: a list/Series/array of texts, or a table holding the fitted text column.
+
+        Returns:
+            float32 ``(N, max_length)``: token ids (unknown tokens -> 1), texts longer than
+            ``max_length`` keep their first tokens, shorter ones are padded at the end with 0; a
+            missing or empty text is all zeros. float32 because every model input of the product
+            is float32; Embedding casts the ids back to integers.
+
+        Raises:
+            DataError: a table without the text column.
+        """
+        self._fitted()
+        if isinstance(texts, pd.DataFrame):
+            texts = self._column_of(texts)
+        text_list = _text_list(texts)
+        length = self._max_length
+        ids = np.zeros((len(text_list), length), dtype=np.float32)  # (N, T), 0 = <pad>
+        index = self._index
+        cache: dict[str, list[int]] = {}  # texts repeat (and "" is common): tokenise each once
+        for row, text in enumerate(text_list):
+            row_ids = cache.get(text)
+            if row_ids is None:
+                row_ids = [index.get(token, UNK_ID) for token in tokenize(text)[:length]]
+                cache[text] = row_ids
+            ids[row, : len(row_ids)] = row_ids
+        return ids
+
+    @staticmethod
+    def mask(ids: np.ndarray) -> np.ndarray:
+        """Which positions hold a real token (``True``) rather than padding: bool ``(N, T)``."""
+        return np.asarray(ids) != PAD_ID
+
+    @staticmethod
+    def lengths(ids: np.ndarray) -> np.ndarray:
+        """Real tokens per row after truncation: int64 ``(N,)`` (0 for a missing text)."""
+        return TextPreprocessor.mask(ids).sum(axis=1).astype(np.int64)
+
+    def encode_target(self, labels: Any) -> np.ndarray:
+        """Encode labels for training.
+
+        Args:
+            labels: one label per row (no missing values).
+
+        Returns:
+            binary: float32 ``(N, 1)`` of 0/1 (1 is the second class in sorted order);
+            multiclass: int64 ``(N,)`` class indexes.
+
+        Raises:
+            DataError: a label is missing or not a known class.
+        """
+        self._fitted()
+        values = list(labels)
+        name = self._target or "the label column"
+        missing = sum(_is_missing_label(v) for v in values)
+        if missing:
+            raise DataError(
+                f"{missing} row(s) have no value in {_quoted(name)}. Remove those rows or fill in "
+                "the values."
+            )
+        # Compare through the JSON label, so 1, 1.0 and np.int64(1) are all class "1".
+        index = {str(label): i for i, label in enumerate(self._classes)}
+        codes = np.array([index.get(str(label_value(v)), -1) for v in values], dtype=np.int64)
+        if (codes < 0).any():
+            unknown = list(dict.fromkeys(str(v) for v, c in zip(values, codes, strict=True) if c < 0))
+            raise DataError(
+                f"{_sentence_start(_quoted(name))} contains {_quote_list(unknown)}, which did not "
+                f"appear when the model was set up (known values: {_quote_list(self._classes)}). "
+                "Remove those rows."
+            )
+        if self._task == "binary":
+            return codes.astype(np.float32)[:, None]  # (N, 1)
+        return codes  # (N,)
+
+    def decode_outputs(self, outputs: np.ndarray) -> pd.DataFrame:
+        """Turn raw model outputs into labels and probabilities.
+
+        Args:
+            outputs: ``(N, n_outputs)`` raw outputs: one logit (binary) or k logits (multiclass).
+                A 1-D array is read as one output per row.
+
+        Returns:
+            A frame with ``prediction`` (the label as written in the training data) and one
+            ``probability_<class>`` column per class (each row sums to 1).
+
+        Raises:
+            DataError: the number of outputs per row does not match the classes.
+        """
+        self._fitted()
+        out = np.asarray(outputs, dtype=np.float64)
+        if out.ndim == 1:
+            out = out[:, None]
+        if out.ndim != 2 or out.shape[1] != self.n_outputs:
+            width = out.shape[1] if out.ndim == 2 else out.shape
+            raise DataError(
+                f"The model gave {width} output value(s) per row, but predicting one of "
+                f"{len(self._classes)} classes needs {self.n_outputs}. The model and its "
+                "preprocessing do not belong together: export them again from the same run."
+            )
+        if self._task == "binary":
+            positive = _sigmoid(out[:, 0])
+            probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
+        else:
+            probabilities = _softmax(out)  # (N, k)
+        labels = np.asarray(self._classes, dtype=object)[probabilities.argmax(axis=1)]
+        frame = {"prediction": pd.Series(labels.tolist(), dtype=object)}
+        for i, label in enumerate(self._classes):
+            frame[f"probability_{label}"] = probabilities[:, i]
+        return pd.DataFrame(frame)
+
+    # -- description ------------------------------------------------------------------------------
+
+    @property
+    def task(self) -> str:
+        """``"binary"`` or ``"multiclass"``."""
+        self._fitted()
+        return self._task  # type: ignore[return-value]
+
+    @property
+    def target(self) -> str | None:
+        """The column to predict, when known."""
+        self._fitted()
+        return self._target
+
+    @property
+    def text_column(self) -> str | None:
+        """The column the texts are read from, when known."""
+        self._fitted()
+        return self._text_column
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """Token of each id, in id order (``<pad>``, ``<unk>``, then by training frequency)."""
+        return list(self._fitted())
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, padding and unknown included: Embedding's ``num_embeddings``."""
+        return len(self._fitted())
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per row in ``transform``'s output (T)."""
+        self._fitted()
+        return self._max_length  # type: ignore[return-value]
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        """Shape of one sample: ``(T,)``."""
+        return (self.max_length,)
+
+    @property
+    def classes(self) -> list[Any]:
+        """Class labels in output order, as written in the training data."""
+        self._fitted()
+        return list(self._classes)
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs per row the model needs: 1 (binary) or the number of classes."""
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    def token_id(self, token: str) -> int:
+        """The id of one token (1, ``<unk>``, when it is not in the vocabulary)."""
+        self._fitted()
+        return self._index.get(token, UNK_ID)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The fitted state as plain JSON (dicts, lists, str, int, bool, None)."""
+        vocabulary = self._fitted()
+        return copy.deepcopy(
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "tokenizer": TOKENIZER,
+                "task": self._task,
+                "target": self._target,
+                "text_column": self._text_column,
+                "settings": self._settings,
+                "max_length": self._max_length,
+                "classes": self._classes,
+                "vocabulary": vocabulary,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, state: dict) -> TextPreprocessor:
+        """Rebuild a fitted preprocessor from ``to_dict`` output (e.g. a bundle's preprocess.json).
+
+        Raises:
+            DataError: the state is not text preprocessing state, has an unsupported version or
+                tokenizer, or is damaged.
+        """
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise DataError(
+                "This is not a saved text preprocessing file (its 'format' is not "
+                f"{FORMAT!r}). Use the preprocess.json from the same export bundle as the model."
+            )
+        if state.get("version") != FORMAT_VERSION or state.get("tokenizer") != TOKENIZER:
+            raise DataError(
+                f"The text preprocessing file has version {state.get('version')!r} with tokenizer "
+                f"{state.get('tokenizer')!r}, but this code reads version {FORMAT_VERSION} with "
+                f"{TOKENIZER!r}. Export the model again with this version of the app."
+            )
+        pre = cls()
+        try:
+            vocabulary = [str(t) for t in state["vocabulary"]]
+            max_length = state["max_length"]
+            valid = (
+                vocabulary[:2] == [PAD, UNK]
+                and len(set(vocabulary)) == len(vocabulary)
+                and isinstance(max_length, int)
+                and max_length >= 1
+                and state["task"] in TASKS
+                and len(state["classes"]) >= 2
+            )
+            if not valid:
+                raise ValueError("inconsistent values")
+            pre._settings = dict(state["settings"])
+            pre._classes = list(state["classes"])
+            pre._task, pre._target = state["task"], state["target"]
+            pre._text_column = state["text_column"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(
+                f"The text preprocessing file is incomplete or damaged (problem with {error}). "
+                "Export the model again."
+            ) from None
+        pre._vocabulary, pre._max_length = vocabulary, max_length
+        pre._index = {token: i for i, token in enumerate(vocabulary)}
+        return pre
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _fitted(self) -> list[str]:
+        if self._vocabulary is None:
+            raise RuntimeError("The text preprocessor is not fitted yet: call fit() first.")
+        return self._vocabulary
+
+    def _column_of(self, df: pd.DataFrame) -> pd.Series:
+        column = self._text_column
+        if column is None or column not in df.columns:
+            name = "text column" if column is None else f"column named '{column}'"
+            raise DataError(
+                f"The data has no {name}, which holds the texts the model reads. Add it with the "
+                f"same name as in the training data (columns now: {_quote_list(df.columns)})."
+            )
+        return df[column]
+
+
+def _quoted(name: str) -> str:
+    return name if name == "the label column" else f"'{name}'"
+
+
+def _sentence_start(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _fit_classes(labels: list[Any], task: str, name: str) -> list[Any]:
+    present = [v for v in labels if not _is_missing_label(v)]
+    classes = _sorted_labels(list({str(v): v for v in map(label_value, present)}.values()))
+    if task == "binary" and len(classes) != 2:
+        raise DataError(
+            f"{_sentence_start(_quoted(name))} has {len(classes)} distinct value(s) "
+            f"({_quote_list(classes)}) but a yes/no prediction (binary) needs exactly 2. "
+            "Choose multiclass, or another column."
+        )
+    if len(classes) < 2:
+        raise DataError(
+            f"{_sentence_start(_quoted(name))} has only one value ({_quote_list(classes)}), so there "
+            "is nothing to predict. Choose another column."
+        )
+    return classes
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking a text column
+# ---------------------------------------------------------------------------------------------
+
+
+def check_text_column(df: pd.DataFrame, column: str) -> None:
+    """Refuse a column that cannot serve as the text to learn from, saying why in plain words.
+
+    Args:
+        df: the table.
+        column: the column meant to hold the texts.
+
+    Raises:
+        DataError: the column is not in the table; fewer than half its rows (or fewer than 10)
+            hold text; it holds numbers rather than words; or its texts average fewer than two
+            words (a category or a code rather than text).
+    """
+    if column not in df.columns:
+        raise DataError(
+            f"The text column '{column}' is not in the table. Columns: {_quote_list(df.columns)}."
+        )
+    texts = [_as_text(v).strip() for v in df[column]]
+    present = [t for t in texts if t]
+    if len(present) < MIN_TEXTS or len(present) < MIN_PRESENT_SHARE * len(texts):
+        raise DataError(
+            f"The column '{column}' is mostly empty: only {len(present)} of {len(texts)} rows hold "
+            f"any text, and a text model needs at least half of the rows (and at least "
+            f"{MIN_TEXTS}) filled in. Fill in the texts or choose another column."
+        )
+    numbers = pd.to_numeric(pd.Series(present).str.replace(",", "", regex=False), errors="coerce")
+    if pd.api.types.is_numeric_dtype(df[column]) or numbers.notna().mean() >= NUMBER_SHARE:
+        raise DataError(
+            f"The column '{column}' holds numbers (for example {present[0]!r}), not written text, "
+            "so a text model cannot read it. Use it as a number in a table model, or choose the "
+            "column that holds the texts."
+        )
+    mean_tokens = float(np.mean([len(tokenize(t)) for t in present]))
+    if mean_tokens < MIN_MEAN_TOKENS:
+        raise DataError(
+            f"The texts in '{column}' are too short to learn from: {mean_tokens:.1f} word(s) per "
+            f"row on average (for example {present[0]!r}). It looks like a category or a code; "
+            "use it in a table model, or choose a column with sentences."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# From a table to training arrays
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedText:
+    """Everything training and evaluation need from a text table.
+
+    Attributes:
+        preprocessor: fitted on the training rows; also decodes model outputs.
+        X_train, X_val, X_test: float32 ``(N, T)`` padded token ids.
+        y_train, y_val, y_test: float32 ``(N, 1)`` (binary) or int64 ``(N,)`` (multiclass).
+        raw_val, raw_test: those rows exactly as read (all columns).
+        train_idx, val_idx, test_idx: positions of each set's rows in the input table.
+        input_shape: ``(T,)``.
+        n_outputs: 1 for binary, the number of classes for multiclass.
+    """
+
+    preprocessor: TextPreprocessor
+    X_train: np.ndarray
+    X_val: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    raw_val: pd.DataFrame
+    raw_test: pd.DataFrame
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    raw_train: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+    @property
+    def task(self) -> str:
+        """The task the data was prepared for."""
+        return self.preprocessor.task
+
+    @property
+    def vocab_size(self) -> int:
+        """Embedding's ``num_embeddings`` (pass it to ``builder.layers.token_input``)."""
+        return self.preprocessor.vocab_size
+
+    def true_targets(self, split: str) -> np.ndarray:
+        """The labels of the "val" or "test" rows as written, comparable with decoded predictions."""
+        raw = {"val": self.raw_val, "test": self.raw_test}[split]
+        return raw[self.preprocessor.target].to_numpy()
+
+
+def prepare_text(
+    df: pd.DataFrame,
+    text_column: str,
+    target: str,
+    task: str,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 42,
+    **fit_options: Any,
+) -> PreparedText:
+    """Check, split (stratified) and tokenise a text table for training.
+
+    Args:
+        df: the table as read.
+        text_column: the column holding the texts.
+        target: the column to predict.
+        task: ``"binary"`` or ``"multiclass"``.
+        val_fraction: share of rows for validation.
+        test_fraction: share of rows for the final test.
+        seed: random seed for the split.
+        **fit_options: ``max_vocab``, ``min_count``, ``max_length`` for ``TextPreprocessor.fit``.
+
+    Returns:
+        A ``PreparedText``; rows without a label are left out (and the count logged). Rows with
+        a missing text stay (they become all padding).
+
+    Raises:
+        DataError: the text column, the target, the task or the fractions cannot be used.
+    """
+    from builder.data.preprocess import missing_mask
+    from builder.data.profile import check_target
+    from builder.data.split import split_indices
+
+    if task not in TASKS:
+        raise DataError(
+            f"The task {task!r} is not known for text. Choose one of: {', '.join(TASKS)}."
+        )
+    if target == text_column:
+        raise DataError(
+            f"'{target}' is the column to predict, so it cannot also be the text to read. "
+            "Choose another text column or another column to predict."
+        )
+    check_text_column(df, text_column)
+    check_target(df, target, task)
+    kept = np.flatnonzero(~missing_mask(df[target]))
+    dropped = len(df) - len(kept)
+    if dropped:
+        logger.info("Leaving out %d row(s) with no value in %r", dropped, target)
+    labels = df[target].iloc[kept]
+    parts = split_indices(labels, task, val_fraction, test_fraction, seed)
+    train, val, test = (kept[part] for part in parts)  # positions in the kept rows -> in df
+    rows = {name: df.iloc[idx] for name, idx in (("train", train), ("val", val), ("test", test))}
+    preprocessor = TextPreprocessor().fit(
+        rows["train"][text_column],
+        rows["train"][target],
+        task,
+        classes=pd.unique(labels).tolist(),  # a class absent from training still decodes
+        text_column=text_column,
+        target=target,
+        **fit_options,
+    )
+    logger.info(
+        "Prepared %d training, %d validation and %d test texts of %d tokens",
+        len(train), len(val), len(test), preprocessor.max_length,
+    )
+    return PreparedText(
+        preprocessor=preprocessor,
+        X_train=preprocessor.transform(rows["train"]),
+        X_val=preprocessor.transform(rows["val"]),
+        X_test=preprocessor.transform(rows["test"]),
+        y_train=preprocessor.encode_target(rows["train"][target]),
+        y_val=preprocessor.encode_target(rows["val"][target]),
+        y_test=preprocessor.encode_target(rows["test"][target]),
+        raw_val=rows["val"],
+        raw_test=rows["test"],
+        train_idx=train,
+        val_idx=val,
+        test_idx=test,
+        input_shape=preprocessor.input_shape,
+        n_outputs=preprocessor.n_outputs,
+        raw_train=rows["train"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Baseline
+# ---------------------------------------------------------------------------------------------
+
+_BASELINE_NAME = "TF-IDF + logistic regression (scikit-learn)"
+_BASELINE_DESCRIPTION = (
+    "A classic text model that weighs each word by how telling it is and gives it one weight per "
+    "class; if the network cannot beat it, its extra complexity is not paying off."
+)
+
+
+def fit_text_baseline(
+    texts_train: Iterable[Any],
+    y_train_labels: Iterable[Any],
+    texts_test: Iterable[Any],
+    y_test_labels: Iterable[Any],
+    task: str,
+    *,
+    classes: list[Any] | None = None,
+    seed: int = 0,
+) -> Any:
+    """Fit TF-IDF + logistic regression on the training texts and score it on the test texts.
+
+    The vectoriser uses ``tokenize`` as its analyzer, so it sees exactly the tokens the network
+    sees (Chinese and Japanese one character at a time).
+
+    Args:
+        texts_train, texts_test: raw texts (missing values allowed).
+        y_train_labels, y_test_labels: labels as written in the data.
+        task: ``"binary"`` or ``"multiclass"``.
+        classes: every class label; defaults to those in the training and test labels.
+        seed: seed of the solver.
+
+    Returns:
+        A ``builder.evaluate.BaselineResult``: ``metrics`` (``compute_metrics`` on the test rows)
+        and ``predictions`` (``prediction`` and ``probability_<class>``, classes in sorted order).
+
+    Raises:
+        DataError: unknown task, rows that do not match, missing labels, no words, or a single
+            class in the training rows.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from builder.evaluate import BaselineResult, compute_metrics
+
+    if task not in TASKS:
+        raise DataError(
+            f"The task {task!r} is not known for text. Choose one of: {', '.join(TASKS)}."
+        )
+    train_texts, test_texts = _text_list(texts_train), _text_list(texts_test, "test texts")
+    train_labels, test_labels = list(y_train_labels), list(y_test_labels)
+    for texts, labels, which in ((train_texts, train_labels, "training"), (test_texts, test_labels, "test")):
+        if len(texts) != len(labels):
+            raise DataError(
+                f"There are {len(texts)} {which} texts but {len(labels)} {which} labels; each "
+                "text needs exactly one label. Pass the same rows for both."
+            )
+        if any(_is_missing_label(v) for v in labels):
+            raise DataError(
+                f"Some {which} rows have no label. Remove those rows or fill in the values."
+            )
+    class_labels = _fit_classes(
+        list(classes) if classes is not None else train_labels + test_labels, task, "the label column"
+    )
+    index = {str(label): i for i, label in enumerate(class_labels)}
+    codes = np.array([index.get(str(label_value(v)), -1) for v in train_labels], dtype=np.int64)
+    if len(np.unique(codes)) < 2:
+        raise DataError(
+            "The training rows hold only one class, so no classifier can be fitted: use data "
+            "(or a split) with examples of at least two classes."
+        )
+    if not any(tokenize(t) for t in train_texts):
+        raise DataError(
+            "The training texts contain no words at all, so the baseline has nothing to learn "
+            "from. Choose a column with written text."
+        )
+    # sublinear tf keeps one repeated word from dominating a text.
+    vectorizer = TfidfVectorizer(analyzer=tokenize, sublinear_tf=True, dtype=np.float64)
+    X_fit = vectorizer.fit_transform(train_texts)  # (N, V) sparse
+    X_eval = vectorizer.transform(test_texts)
+    estimator = LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
+    estimator.fit(X_fit, codes)
+    proba = np.zeros((len(test_texts), len(class_labels)))  # (N, k); unseen classes keep 0
+    proba[:, estimator.classes_] = estimator.predict_proba(X_eval)
+    predicted = np.asarray(class_labels, dtype=object)[proba.argmax(axis=1)]
+    frame = {"prediction": pd.Series(predicted.tolist(), dtype=object)}
+    for i, label in enumerate(class_labels):
+        frame[f"probability_{label}"] = proba[:, i]
+    predictions = pd.DataFrame(frame)
+    metrics = compute_metrics(
+        task, np.asarray(test_labels, dtype=object), predictions["prediction"],
+        proba=proba, classes=class_labels,
+    )
+    pipeline = {"vectorizer": vectorizer, "classifier": estimator}
+    return BaselineResult(_BASELINE_NAME, _BASELINE_DESCRIPTION, metrics, predictions, pipeline)
+
