@@ -288,6 +288,7 @@ def test_module_imports_only_what_a_bundle_has():
 
 def test_module_works_when_copied_without_the_builder_package(tmp_path):
     shutil.copy(MODULE, tmp_path / "images.py")
+    shutil.copy(MODULE.parent / "preprocess.py", tmp_path / "preprocess.py")  # beside it in a bundle
     state = prepared().preprocessor.to_dict()
     (tmp_path / "state.json").write_text(json.dumps(state))
     png = tmp_path / "x.png"

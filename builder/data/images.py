@@ -42,11 +42,9 @@ import pandas as pd
 from PIL import Image
 
 try:
-    from builder.errors import DataError
-except ImportError:  # copied into an export bundle
-
-    class DataError(ValueError):  # type: ignore[no-redef]
-        """The data cannot be used as it is; the message says what, where and the fix."""
+    from builder.data.preprocess import DataError, decode_class_outputs
+except ImportError:  # copied into an export bundle, next to the app's preprocess.py
+    from preprocess import DataError, decode_class_outputs  # type: ignore[no-redef]
 
 
 logger = logging.getLogger(__name__)
@@ -373,17 +371,6 @@ def choose_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    # exp of a negative number only, so large logits of either sign never overflow.
-    e = np.exp(-np.abs(logits))
-    return np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _quote_list(names: list[Any], limit: int = 20) -> str:
     shown = ", ".join(repr(str(n)) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -565,21 +552,13 @@ class ImagePreprocessor:
                 f"classes apart needs {self.n_outputs}. The model and its preprocessing do not "
                 "belong together: export them again from the same run."
             )
-        if self.task == "binary":
-            positive = _sigmoid(out[:, 0])
-            probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
-        else:
-            probabilities = _softmax(out)  # (N, k)
-        frame: dict[str, Any] = {}
+        decoded = decode_class_outputs(out, self.task, classes)
         if files is not None:
             files = [str(f) for f in files]
             if len(files) != len(out):
                 raise DataError(f"There are {len(files)} file names for {len(out)} predictions.")
-            frame["file"] = files
-        frame["prediction"] = [classes[i] for i in probabilities.argmax(axis=1)]
-        for i, name in enumerate(classes):
-            frame[f"probability_{name}"] = probabilities[:, i]
-        return pd.DataFrame(frame)
+            decoded.insert(0, "file", files)
+        return decoded
 
     # -- description ----------------------------------------------------------------------------
 

@@ -487,6 +487,29 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def decode_class_outputs(outputs: np.ndarray, task: str, classes: list[Any]) -> pd.DataFrame:
+    """Raw class outputs as ``prediction`` plus one ``probability_<class>`` column per class.
+
+    The one decoder of class outputs: the table, image and text preprocessors all call it, so a
+    label decodes the same way in the app, the CLI and every bundle's predict.py.
+
+    Args:
+        outputs: ``(N, 1)`` logits for a yes/no task, ``(N, k)`` logits for k classes.
+        task: ``"binary"`` or ``"multiclass"``.
+        classes: the labels in output order, as written in the training data.
+    """
+    if task == "binary":
+        positive = _sigmoid(outputs[:, 0])
+        probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
+    else:
+        probabilities = _softmax(outputs)  # (N, k)
+    labels = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+    frame = {"prediction": pd.Series(labels.tolist())}  # ints stay ints, text stays text
+    for i, label in enumerate(classes):
+        frame[f"probability_{label}"] = probabilities[:, i]
+    return pd.DataFrame(frame)
+
+
 def _quote_list(names: list[Any], limit: int = 20) -> str:
     shown = ", ".join(repr(str(n)) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -702,17 +725,7 @@ class Preprocessor:
             )
         if self._task == "regression":
             return pd.DataFrame({"prediction": out[:, 0] * state["std"] + state["mean"]})
-        if self._task == "binary":
-            positive = _sigmoid(out[:, 0])
-            probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
-        else:
-            probabilities = _softmax(out)  # (N, k)
-        classes = state["classes"]
-        labels = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
-        frame = {"prediction": pd.Series(labels.tolist())}  # ints stay ints, text stays text
-        for i, label in enumerate(classes):
-            frame[f"probability_{label}"] = probabilities[:, i]
-        return pd.DataFrame(frame)
+        return decode_class_outputs(out, self._task, state["classes"])
 
     # -- description ------------------------------------------------------------------------------
 

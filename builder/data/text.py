@@ -36,11 +36,9 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.errors import DataError
-except ImportError:  # copied into an export bundle
-
-    class DataError(ValueError):  # type: ignore[no-redef]
-        """The data cannot be used as it is; the message says what, where and the fix."""
+    from builder.data.preprocess import DataError, decode_class_outputs
+except ImportError:  # copied into an export bundle, next to the app's preprocess.py
+    from preprocess import DataError, decode_class_outputs  # type: ignore[no-redef]
 
 
 logger = logging.getLogger(__name__)
@@ -156,17 +154,6 @@ def _is_missing_label(value: Any) -> bool:
     return value is None or _is_missing_scalar(value) or (
         isinstance(value, str) and value.strip().lower() in MISSING_TOKENS
     )
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    # exp of a negative number only, so large logits of either sign never overflow.
-    e = np.exp(-np.abs(logits))
-    return np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _quote_list(names: Iterable[Any], limit: int = 20) -> str:
@@ -402,16 +389,7 @@ class TextPreprocessor:
                 f"{len(self._classes)} classes needs {self.n_outputs}. The model and its "
                 "preprocessing do not belong together: export them again from the same run."
             )
-        if self._task == "binary":
-            positive = _sigmoid(out[:, 0])
-            probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
-        else:
-            probabilities = _softmax(out)  # (N, k)
-        labels = np.asarray(self._classes, dtype=object)[probabilities.argmax(axis=1)]
-        frame = {"prediction": pd.Series(labels.tolist(), dtype=object)}
-        for i, label in enumerate(self._classes):
-            frame[f"probability_{label}"] = probabilities[:, i]
-        return pd.DataFrame(frame)
+        return decode_class_outputs(out, self._task, self._classes)
 
     # -- description ------------------------------------------------------------------------------
 
