@@ -42,9 +42,9 @@ import pandas as pd
 from PIL import Image
 
 try:
-    from builder.data.preprocess import DataError, decode_class_outputs
+    from builder.data.preprocess import DataError, decode_class_outputs, output_matrix
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
-    from preprocess import DataError, decode_class_outputs  # type: ignore[no-redef]
+    from preprocess import DataError, decode_class_outputs, output_matrix  # type: ignore[no-redef]
 
 
 logger = logging.getLogger(__name__)
@@ -542,16 +542,7 @@ class ImagePreprocessor:
             DataError: the number of outputs per row, or of file names, does not match.
         """
         classes = self._fitted_classes()
-        out = np.asarray(outputs, dtype=np.float64)
-        if out.ndim == 1:
-            out = out[:, None]
-        if out.ndim != 2 or out.shape[1] != self.n_outputs:
-            width = out.shape[1] if out.ndim == 2 else out.shape
-            raise DataError(
-                f"The model gave {width} output value(s) per image, but telling {len(classes)} "
-                f"classes apart needs {self.n_outputs}. The model and its preprocessing do not "
-                "belong together: export them again from the same run."
-            )
+        out = output_matrix(outputs, self.n_outputs, "image", f"telling {len(classes)} classes apart")
         decoded = decode_class_outputs(out, self.task, classes)
         if files is not None:
             files = [str(f) for f in files]

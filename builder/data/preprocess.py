@@ -487,6 +487,26 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def output_matrix(outputs: np.ndarray, n_outputs: int, per: str, purpose: str) -> np.ndarray:
+    """Model outputs as float64 ``(N, n_outputs)``; a 1-D array is one output per ``per``.
+
+    Raises:
+        DataError: the width does not match, e.g. "The model gave 2 output value(s) per row, but
+            predicting one of 3 classes needs 3." (``purpose`` words the second half).
+    """
+    out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim == 1:
+        out = out[:, None]
+    if out.ndim != 2 or out.shape[1] != n_outputs:
+        width = out.shape[1] if out.ndim == 2 else out.shape
+        raise DataError(
+            f"The model gave {width} output value(s) per {per}, but {purpose} needs {n_outputs}. "
+            "The model and its preprocessing do not belong together: export them again from the "
+            "same run."
+        )
+    return out
+
+
 def decode_class_outputs(outputs: np.ndarray, task: str, classes: list[Any]) -> pd.DataFrame:
     """Raw class outputs as ``prediction`` plus one ``probability_<class>`` column per class.
 
@@ -713,16 +733,7 @@ class Preprocessor:
             DataError: the number of outputs per row does not match this task.
         """
         state = self._fitted_target()
-        out = np.asarray(outputs, dtype=np.float64)
-        if out.ndim == 1:
-            out = out[:, None]
-        if out.ndim != 2 or out.shape[1] != self.n_outputs:
-            width = out.shape[1] if out.ndim == 2 else out.shape
-            raise DataError(
-                f"The model gave {width} output value(s) per row, but {TASK_WORDS[self._task]} "
-                f"of '{self._target}' needs {self.n_outputs}. The model and its preprocessing "
-                "do not belong together: export them again from the same run."
-            )
+        out = output_matrix(outputs, self.n_outputs, "row", f"{TASK_WORDS[self._task]} of '{self._target}'")
         if self._task == "regression":
             return pd.DataFrame({"prediction": out[:, 0] * state["std"] + state["mean"]})
         return decode_class_outputs(out, self._task, state["classes"])

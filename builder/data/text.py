@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.data.preprocess import DataError, decode_class_outputs
+    from builder.data.preprocess import DataError, decode_class_outputs, output_matrix
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
-    from preprocess import DataError, decode_class_outputs  # type: ignore[no-redef]
+    from preprocess import DataError, decode_class_outputs, output_matrix  # type: ignore[no-redef]
 
 
 logger = logging.getLogger(__name__)
@@ -379,16 +379,7 @@ class TextPreprocessor:
             DataError: the number of outputs per row does not match the classes.
         """
         self._fitted()
-        out = np.asarray(outputs, dtype=np.float64)
-        if out.ndim == 1:
-            out = out[:, None]
-        if out.ndim != 2 or out.shape[1] != self.n_outputs:
-            width = out.shape[1] if out.ndim == 2 else out.shape
-            raise DataError(
-                f"The model gave {width} output value(s) per row, but predicting one of "
-                f"{len(self._classes)} classes needs {self.n_outputs}. The model and its "
-                "preprocessing do not belong together: export them again from the same run."
-            )
+        out = output_matrix(outputs, self.n_outputs, "row", f"predicting one of {len(self._classes)} classes")
         return decode_class_outputs(out, self._task, self._classes)
 
     # -- description ------------------------------------------------------------------------------
