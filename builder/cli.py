@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from builder import __version__
 from builder.errors import BuilderError, DataError, SpecError
+from builder.jsonsafe import strict
 
 if TYPE_CHECKING:  # torch and pandas load only when a command needs them: --help stays instant
     import pandas as pd
@@ -507,19 +508,6 @@ def _check_target(df: pd.DataFrame, target: str | None, file: Path) -> str:
     return target
 
 
-def _json_safe(value: Any) -> Any:
-    """Plain JSON types only: numpy scalars become Python numbers, NaN and infinity become null."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 # ----------------------------------------------------------------------------------------------
 # train
 
@@ -603,7 +591,7 @@ def run_train(args: argparse.Namespace) -> int:
     for note in report.warnings:
         log.warning("%s", note)
     log.info("bundle written to %s (%s)", out_file, _human_bytes(report.size))
-    print(json.dumps(_json_safe(_train_summary(trained, out_file)), allow_nan=False))
+    print(json.dumps(strict(_train_summary(trained, out_file)), allow_nan=False))
     return EXIT_OK
 
 
@@ -819,7 +807,7 @@ def run_inspect(args: argparse.Namespace) -> int:
             spec, input_shape, n_outputs, note = _design_of_bundle(args.bundle)
         report = infer_shapes(spec, input_shape, n_outputs)
     table = _inspect_table(spec, report, input_shape, args.batch_size or INSPECT_DEFAULT_BATCH, note)
-    print(json.dumps(_json_safe(table), allow_nan=False) if args.json else _format_inspect(table))
+    print(json.dumps(strict(table), allow_nan=False) if args.json else _format_inspect(table))
     if report.problems:
         raise SpecError(report.problems[0].message)
     return EXIT_OK

@@ -48,6 +48,7 @@ from builder.codegen import model_source
 from builder.data import DataSpec, Preprocessor
 from builder.errors import BuilderError, BundleError
 from builder.evaluate import METRICS, BaselineResult, compare_to_baseline, verdict
+from builder.jsonsafe import plain, strict
 from builder.model import build_model
 from builder.pipeline import PREDICT_CHUNK_ROWS, TrainedModel
 from builder.safezip import EXPORT_AGAIN, NOT_A_BUNDLE, MiB, open_zip, read_member
@@ -500,7 +501,7 @@ def _manifest(trained: TrainedModel) -> dict[str, Any]:
         "target": trained.data_spec.target,
         "features": list(trained.data_spec.features),
         "feature_names": list(pre.feature_names),
-        "classes": _plain(list(pre.classes)),
+        "classes": plain(list(pre.classes)),
         "input_shape": [int(d) for d in trained.input_shape],
         "n_outputs": int(trained.n_outputs),
         "family": trained.spec.family,
@@ -542,7 +543,7 @@ def _metrics_document(trained: TrainedModel, max_diff: float, parity_rows: int) 
             "comparison": [c.to_dict() for c in comparisons],
             "verdict": verdict(trained.task, comparisons),
         }
-    return _plain(doc)
+    return plain(doc)
 
 
 def _requirements() -> str:
@@ -876,7 +877,7 @@ def save_trained(trained: TrainedModel, folder: str | Path) -> Path:
         # Weights first, JSON last: a run whose trained.json exists is complete.
         _write_file_atomically(folder / WEIGHTS, weights_bytes(trained.model))
         # NaN can occur in a diverged run's history; Python's json reads its own NaN back exactly.
-        _write_file_atomically(folder / TRAINED_JSON, json.dumps(_plain(document), indent=1).encode())
+        _write_file_atomically(folder / TRAINED_JSON, json.dumps(plain(document), indent=1).encode())
     except OSError as exc:
         raise BundleError(f"Cannot save the run in {str(folder)!r}: {exc.strerror or exc}.") from None
     return folder
@@ -950,29 +951,5 @@ def _write_file_atomically(path: Path, data: bytes) -> None:
 # ==================================================================================================
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars and tuples -> JSON types, recursively (NaN kept as float for the caller)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    return value
-
-
-def _strict(value: Any) -> Any:
-    """NaN and infinity -> None, so the file is strict JSON any tool can read."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _json_bytes(value: Any) -> bytes:
-    return json.dumps(_strict(_plain(value)), indent=2, allow_nan=False).encode()
+    return json.dumps(strict(value), indent=2, allow_nan=False).encode()
