@@ -37,14 +37,14 @@ from builder.data.prepare import DataSpec, prepare_tabular
 from builder.data.preprocess import Preprocessor, parse_boolean
 from builder.errors import DataError, ShapeError, SpecError
 from builder.model import build_model
-from builder.spec import LayerSpec, ModelSpec
-from builder.templates import SMALL_TABLE_ROWS, hidden_width
+from builder.spec import ModelSpec
+from builder.templates import bottleneck_width, starter_spec
 from builder.train import Callback, History, TensorData, TrainConfig, TrainControl, fit
 
 logger = logging.getLogger(__name__)
 
 ANOMALY_TASK = "anomaly"  # the DataSpec task of a table without a target
-AUTOENCODER_FAMILY = "mlp"  # until spec.FAMILIES has an "autoencoder" family (see module docstring)
+AUTOENCODER_FAMILY = "autoencoder"
 TRAIN_TASK = "regression"  # fit() trains reconstruction as multi-output regression (MSE)
 DEFAULT_QUANTILE = 0.99  # threshold = 99th percentile of validation errors: ~1% of normal rows flagged
 SCORE_CHUNK_ROWS = 8192  # rows per forward pass when scoring, so a big table never fills memory
@@ -55,19 +55,9 @@ PERCENTILES = (50, 90, 95, 99)  # error percentiles reported for the model card
 # Design
 
 
-def bottleneck_width(n_features: int) -> int:
-    """Width of the code layer: a quarter of the features, at least 2."""
-    return max(2, n_features // 4)
-
-
 def autoencoder_spec(n_features: int, n_rows: int) -> ModelSpec:
-    """The starter autoencoder for ``n_features`` preprocessed inputs and ``n_rows`` training rows.
-
-    Encoder ``Linear -> ReLU -> Linear(bottleneck)``, decoder ``Linear -> ReLU``; the builder's head
-    (``Linear`` to ``n_outputs = n_features``) rebuilds the row. The bottleneck has no ReLU: with
-    only a few code units, a ReLU that outputs zero for half the rows would waste them. Small
-    tables get a narrower hidden layer (fewer weights to overfit with). No dropout: noise in the
-    reconstruction would blur the gap between normal and unusual rows.
+    """The starter autoencoder for ``n_features`` preprocessed inputs and ``n_rows`` training rows
+    (``builder.templates``: encoder, bottleneck of ``bottleneck_width``, decoder).
 
     Raises:
         SpecError: ``n_features`` or ``n_rows`` is below 1.
@@ -77,17 +67,7 @@ def autoencoder_spec(n_features: int, n_rows: int) -> ModelSpec:
             f"An autoencoder needs at least one input feature and one row; got {n_features} "
             f"feature(s) and {n_rows} row(s)."
         )
-    code = bottleneck_width(n_features)
-    width = hidden_width(n_features)
-    if n_rows < SMALL_TABLE_ROWS:
-        width //= 2
-    width = max(width, 2 * code)  # the hidden layer is always wider than the code
-    layers = [
-        LayerSpec("Linear", {"out_features": width, "bias": True}), LayerSpec("ReLU"),  # encoder
-        LayerSpec("Linear", {"out_features": code, "bias": True}),  # bottleneck (B, code)
-        LayerSpec("Linear", {"out_features": width, "bias": True}), LayerSpec("ReLU"),  # decoder
-    ]
-    return ModelSpec(family=AUTOENCODER_FAMILY, layers=layers).with_defaults()
+    return starter_spec(AUTOENCODER_FAMILY, n_features, n_rows)
 
 
 # ----------------------------------------------------------------------------------------------

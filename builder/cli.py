@@ -1,6 +1,6 @@
 """``python -m builder train|predict|inspect``: the app's journey, scriptable.
 
-The commands call exactly the functions the app calls (``pipeline.train_table``,
+The commands call exactly the functions the app calls (``pipeline.train_model``,
 ``export.write_bundle``, ``export.read_bundle``, ``shapes.infer_shapes``), so a model trained here is
 the model the app would train. This module is the only place in ``builder/`` that writes to stdout:
 
@@ -535,20 +535,20 @@ class TableJob:
     control: TrainControl
 
 
-def _train_table_family(job: TableJob) -> TrainedModel:
-    """Linear, logistic and MLP all train through the app's own ``train_table``."""
-    from builder.pipeline import train_table
+def _train_model_family(job: TableJob) -> TrainedModel:
+    """Linear, logistic and MLP all train through the app's own ``train_model``."""
+    from builder.pipeline import train_model
 
-    return train_table(job.df, job.data_spec, job.config, spec=job.spec, family=job.family,
+    return train_model(job.df, job.data_spec, job.config, spec=job.spec, family=job.family,
                        callbacks=job.callbacks, control=job.control)
 
 
 # Family -> how the CLI trains it on a table. A family of --model that is not listed here is refused
 # with "not available for tables yet"; making one available is one entry here.
 TABLE_FAMILIES: dict[str, Callable[[TableJob], TrainedModel]] = {
-    "mlp": _train_table_family,
-    "linear": _train_table_family,
-    "logistic": _train_table_family,
+    "mlp": _train_model_family,
+    "linear": _train_model_family,
+    "logistic": _train_model_family,
 }
 TABLE_TASKS = ("regression", "binary", "multiclass")
 

@@ -47,7 +47,7 @@ from builder.errors import DataError, SpecError, TrainingError
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("regression", "binary", "multiclass")
+TASKS = ("regression", "binary", "multiclass", "forecast", "anomaly")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,6 +148,24 @@ METRICS: dict[str, MetricInfo] = {
             "RMSE",
         ),
         MetricInfo(
+            "reconstruction_error",
+            "Reconstruction error",
+            "How far, on average, the model's rebuilt rows are from the real ones, in standardised "
+            "units: the anomaly score of a typical row (lower is better).",
+            False,
+            "value",
+            "Error",
+        ),
+        MetricInfo(
+            "flagged_share",
+            "Rows flagged",
+            "Share of rows whose anomaly score is above the threshold; on rows like the training "
+            "data it is the false-alarm rate the threshold was set for (lower is better).",
+            False,
+            "points",
+            "Flagged",
+        ),
+        MetricInfo(
             "r2",
             "Variance explained (R²)",
             "Share of the target's ups and downs the model accounts for: 1 is perfect, 0 is no "
@@ -164,6 +182,8 @@ TASK_METRICS: dict[str, list[str]] = {
     "regression": ["rmse", "mae", "r2"],
     "binary": ["accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc"],
     "multiclass": ["accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc"],
+    "forecast": ["rmse", "mae", "r2"],  # over every predicted step of every test window
+    "anomaly": ["reconstruction_error", "flagged_share"],
 }
 
 # The one number the verdict "does the network beat the baseline?" rests on.
@@ -177,6 +197,8 @@ HEADLINE_METRIC: dict[str, str] = {
     "regression": "rmse",
     "binary": "accuracy",
     "multiclass": "accuracy",
+    "forecast": "rmse",
+    "anomaly": "reconstruction_error",
 }
 
 # How sentences refer to the baseline of each task ("+6.2 points vs logistic regression").
@@ -184,6 +206,8 @@ BASELINE_SHORT_NAMES: dict[str, str] = {
     "regression": "ridge regression",
     "binary": "logistic regression",
     "multiclass": "logistic regression",
+    "forecast": "the best naive forecast",
+    "anomaly": "IsolationForest",
 }
 
 
@@ -239,8 +263,10 @@ def compute_metrics(
         TrainingError: predictions that are missing or infinite (training diverged).
     """
     _check_task(task)
-    if task == "regression":
-        actual, predicted = _regression_arrays(y_true, y_pred)
+    if task == "anomaly":
+        raise SpecError("Anomaly models are scored by reconstruction error (builder.results), not here.")
+    if task in ("regression", "forecast"):  # a forecast: every step of every window, flattened
+        actual, predicted = _regression_arrays(np.ravel(y_true), np.ravel(y_pred))
         metrics = {
             "rmse": root_mean_squared_error(actual, predicted),
             "mae": mean_absolute_error(actual, predicted),

@@ -1,8 +1,10 @@
-"""The whole table journey as functions: data + design + settings -> a trained, evaluated model.
+"""The whole journey as functions: data + design + settings -> a trained, evaluated model.
 
-The app's background job and ``python -m builder train`` both call ``train_table``, so the two can
-never drift apart. ``TrainedModel`` holds everything later steps need (evaluate, export, predict)
-and nothing Streamlit-specific.
+The app's background job and ``python -m builder train`` both call ``train_model``, so the two can
+never drift apart. It works for every kind of data (a table, images, text, a time series; see
+``builder.data.sources``) and every task (regression, classification, forecast, anomaly).
+``TrainedModel`` holds everything later steps need (evaluate, export, predict) and nothing
+Streamlit-specific.
 """
 
 from __future__ import annotations
@@ -18,15 +20,22 @@ import pandas as pd
 import torch
 from torch import nn
 
-from builder.data import DataSpec, PreparedData, Preprocessor, prepare_tabular
+from builder.augment import image_augmenter
+from builder.data import DataSpec
+from builder.data.preprocess import ANOMALY_TASK
+from builder.data.sources import DataShape, Prepared, data_shape, prepare_data, shape_of
 from builder.errors import SpecError
-from builder.evaluate import BaselineResult, compute_metrics, downsample, fit_baseline
+from builder.evaluate import BaselineResult
 from builder.model import build_model
 from builder.spec import ModelSpec
 from builder.templates import default_family, starter_spec
 from builder.train import Callback, FitError, History, TensorData, TrainConfig, TrainControl, fit
 
 log = logging.getLogger(__name__)
+
+# What fit() trains each task as: a forecast is regression with one output per future step, and an
+# autoencoder is regression whose targets are its own inputs (its MSE is the reconstruction error).
+FIT_TASKS = {"forecast": "regression", ANOMALY_TASK: "regression"}
 
 PREDICT_CHUNK_ROWS = 8192  # rows per forward pass when predicting, to bound memory on big files
 # Test rows kept with a run for its charts (a seeded sample beyond this): the Evaluate page must
@@ -42,7 +51,8 @@ class TrainedModel:
         model: the network on the CPU in eval mode, with the best weights.
         spec: the design it was built from (hidden layers; the head is implied).
         data_spec: target, task and feature columns.
-        preprocessor: the fitted preprocessing (JSON-serialisable).
+        preprocessor: the fitted preprocessing (JSON-serialisable; a table, image, text or series
+            preprocessor, see ``builder.data.sources``).
         input_shape: per-sample input shape after preprocessing.
         config: the training settings.
         history: per-epoch curves, best epoch and why training stopped.
@@ -51,14 +61,16 @@ class TrainedModel:
         device: a label of the device it trained on, e.g. "CPU, 2 threads".
         seconds: wall time of the fit.
         info: small facts for the model card (rows per split, source file name...).
-        test_results: ``{"actual": [...], "predicted": [...]}`` for (at most
-            ``MAX_KEPT_TEST_ROWS``) test rows in original units, for the Evaluate page's charts.
+        test_results: what the Evaluate page draws, kept with the run (``builder.results``):
+            ``actual``/``predicted`` for (at most ``MAX_KEPT_TEST_ROWS``) test rows in original
+            units, plus per kind misclassified images or texts, forecast windows with the naive
+            forecasts, or anomaly scores and the most unusual rows.
     """
 
     model: nn.Module
     spec: ModelSpec
     data_spec: DataSpec
-    preprocessor: Preprocessor
+    preprocessor: Any
     input_shape: tuple[int, ...]
     config: TrainConfig
     history: History
@@ -74,11 +86,21 @@ class TrainedModel:
         return self.data_spec.task
 
     @property
+    def kind(self) -> str:
+        """The kind of data: "table", "images", "text" or "series"."""
+        return self.data_spec.kind
+
+    @property
     def n_outputs(self) -> int:
-        return len(self.preprocessor.classes) if self.task == "multiclass" else 1
+        return int(self.preprocessor.n_outputs)
+
+    @property
+    def shape(self) -> DataShape:
+        """Input and output shape (and the text vocabulary) for shapes, export and code."""
+        return shape_of(self.preprocessor)
 
     def predict_outputs(self, X: np.ndarray) -> np.ndarray:
-        """Raw network outputs ``(N, n_outputs)`` for preprocessed rows ``X``, in chunks."""
+        """Raw network outputs ``(N, n_outputs)`` for preprocessed inputs ``X``, in chunks."""
         self.model.eval()
         chunks = []
         with torch.inference_mode():
@@ -89,30 +111,36 @@ class TrainedModel:
             return np.zeros((0, self.n_outputs), dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
-    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Predict raw rows (same columns as training; the target may be absent).
+    def predict(self, raw: Any, **options: Any) -> pd.DataFrame:
+        """Predict raw data the way the training data came (``preprocessor.predict_with``).
+
+        Args:
+            raw: rows (same columns as training; the target may be absent); images (an
+                ``ImageSet`` or a list of paths/bytes) for an image model; the history for a
+                forecast.
+            **options: ``files=[...]`` names images.
 
         Returns:
-            One row per input row, in order: ``prediction`` (label as written in the training
-            data, or the number) plus ``probability_<class>`` columns for classification.
+            One row per input row (per image; per future step for a forecast), in order:
+            ``prediction`` plus ``probability_<class>`` columns for classification, the time of
+            each step for a forecast, ``anomaly_score`` and ``is_anomaly`` for anomaly detection.
 
         Raises:
-            DataError: a feature column is missing or the rows cannot be read.
+            DataError: a needed column is missing or the data cannot be read.
         """
-        X = self.preprocessor.transform(df)
-        return self.preprocessor.decode_outputs(self.predict_outputs(X))
+        return self.preprocessor.predict_with(raw, self.predict_outputs, **options)
 
 
-def choose_spec(family: str | None, spec: ModelSpec | None, prepared: PreparedData) -> ModelSpec:
+def choose_spec(family: str | None, spec: ModelSpec | None, shape: DataShape) -> ModelSpec:
     """The design to train: the user's, or the starter design of ``family`` sized from the data."""
     if spec is not None:
         return spec
-    family = family or default_family(prepared.preprocessor.task)
-    return starter_spec(family, n_features=prepared.input_shape[0], n_rows=len(prepared.X_train))
+    family = family or default_family(shape.task, shape.kind)
+    return starter_spec(family, shape.input_shape, shape.n_rows, vocab_size=shape.vocab_size)
 
 
-def train_table(
-    df: pd.DataFrame,
+def train_model(
+    source: Any,
     data_spec: DataSpec,
     config: TrainConfig,
     spec: ModelSpec | None = None,
@@ -121,78 +149,75 @@ def train_table(
     control: TrainControl | None = None,
     with_baseline: bool = True,
 ) -> TrainedModel:
-    """Prepare ``df``, build the design, train it, and evaluate it against a baseline.
+    """Prepare the data, build the design, train it, and evaluate it against a baseline.
 
     Args:
-        df: the raw table, target column included.
-        data_spec: target, task and feature columns.
+        source: a table (``pd.DataFrame``) for tables, text and series; an image zip (path,
+            bytes, file-like) or ``ImageSet`` for images.
+        data_spec: target, task, input columns, kind of data and its options.
         config: training settings (also the split fractions and the seed).
         spec: the design; ``None`` takes the starter design of ``family``.
-        family: used only when ``spec`` is ``None``; ``None`` lets the task choose.
+        family: used only when ``spec`` is ``None``; ``None`` lets the data choose.
         callbacks: training event listeners (live chart, progress...).
         control: stop/pause flags shared with the caller.
-        with_baseline: also fit the scikit-learn baseline on the same split.
+        with_baseline: also fit the baseline (scikit-learn, or naive forecasts) on the same split.
 
     Raises:
         DataError, SpecError, ShapeError, TrainingError: a problem the user can fix.
     """
+    from builder.results import evaluate_trained  # results imports this module's TrainedModel
+
     config.validate()
-    prepared = prepare_tabular(df, data_spec, config.val_fraction, config.test_fraction, config.seed)
-    spec = choose_spec(family, spec, prepared)
-    problems = spec.validate(data_spec.task)
+    prepared = prepare_data(source, data_spec, config.val_fraction, config.test_fraction, config.seed)
+    shape = data_shape(prepared, data_spec)
+    spec = choose_spec(family, spec, shape)
+    problems = spec.validate(data_spec.task, data_spec.kind)
     if problems:
         raise SpecError(problems[0].message)
-    model = build_model(spec, prepared.input_shape, prepared.n_outputs, seed=config.seed)
-    data = TensorData(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val,
-                      y_scale=prepared.preprocessor.target_scale)
-    warning = None
+    with shape.scope():
+        model = build_model(spec, shape.input_shape, shape.n_outputs, seed=config.seed)
+    result, warning = _fit(model, prepared, data_spec, config, callbacks, control)
+    trained = TrainedModel(
+        model=result.model, spec=spec, data_spec=data_spec, preprocessor=prepared.preprocessor,
+        input_shape=shape.input_shape, config=config, history=result.history,
+        device=result.device.label, seconds=result.seconds,
+        info={"rows": {"train": len(prepared.X_train), "validation": len(prepared.X_val),
+                       "test": len(prepared.X_test)},
+              "n_features": int(np.prod(shape.input_shape)),
+              "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+              **({"warning": warning} if warning else {})},
+    )
+    evaluate_trained(trained, prepared, with_baseline=with_baseline)
+    return trained
+
+
+def _fit(model: nn.Module, prepared: Prepared, data_spec: DataSpec, config: TrainConfig,
+         callbacks: Sequence[Callback], control: TrainControl | None) -> tuple[Any, str | None]:
+    """Train; a run that fails after learning something keeps its best epoch, with a warning."""
+    task = data_spec.task
+    anomaly = task == ANOMALY_TASK
+    augment = None
+    if data_spec.kind == "images" and data_spec.option("augment", False):
+        augment = image_augmenter(flip=data_spec.option("augment") == "flip")
+    data = TensorData(
+        prepared.X_train, prepared.X_train if anomaly else prepared.y_train,
+        prepared.X_val, prepared.X_val if anomaly else prepared.y_val,
+        y_scale=_y_scale(prepared.preprocessor, task), augment=augment,
+    )
     try:
-        result = fit(model, data, data_spec.task, config, callbacks=callbacks, control=control)
+        return fit(model, data, FIT_TASKS.get(task, task), config, callbacks=callbacks, control=control), None
     except FitError as exc:
         best = exc.result.history.best_epoch if exc.result is not None else None
         if best is None:
             raise  # nothing was learnt before the failure: there is no model to keep
-        result = exc.result
         warning = f"{exc} The model of epoch {best}, the best before that, was kept."
         log.warning("%s", warning)
-    trained = TrainedModel(
-        model=result.model, spec=spec, data_spec=data_spec, preprocessor=prepared.preprocessor,
-        input_shape=tuple(prepared.input_shape), config=config, history=result.history,
-        device=result.device.label, seconds=result.seconds,
-        info={"rows": {"train": len(prepared.X_train), "validation": len(prepared.X_val),
-                       "test": len(prepared.X_test)},
-              "n_features": int(prepared.input_shape[0]),
-              "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-              **({"warning": warning} if warning else {})},
-    )
-    trained.metrics = evaluate_splits(trained, prepared)
-    if with_baseline:
-        started = time.perf_counter()
-        trained.baseline = fit_baseline(
-            data_spec.task, prepared.X_train, prepared.y_train, prepared.X_test,
-            prepared.true_targets("test"), prepared.preprocessor.decode_outputs,
-            classes=prepared.preprocessor.classes,
-        )
-        log.info("baseline %s fitted in %.2f s", trained.baseline.name, time.perf_counter() - started)
-    return trained
+        return exc.result, warning
 
 
-def evaluate_splits(trained: TrainedModel, prepared: PreparedData) -> dict[str, dict[str, float]]:
-    """Metrics of the trained network on the validation and test rows, in original units."""
-    out: dict[str, dict[str, float]] = {}
-    for split, X in (("val", prepared.X_val), ("test", prepared.X_test)):
-        if len(X) == 0:
-            continue
-        decoded = trained.preprocessor.decode_outputs(trained.predict_outputs(X))
-        actual, predicted = prepared.true_targets(split), decoded["prediction"].to_numpy()
-        out[split] = compute_metrics(trained.task, actual, predicted,
-                                     proba=_probabilities(decoded), classes=trained.preprocessor.classes)
-        if split == "test":
-            keep = downsample(len(actual), MAX_KEPT_TEST_ROWS)
-            trained.test_results = {"actual": actual[keep].tolist(), "predicted": predicted[keep].tolist()}
-    return out
+def _y_scale(preprocessor: Any, task: str) -> float:
+    """Training units -> original units of a regression error (the live ``val_rmse``)."""
+    if task == "forecast":
+        return float(preprocessor.inverse_target(np.ones(1))[0] - preprocessor.inverse_target(np.zeros(1))[0])
+    return float(getattr(preprocessor, "target_scale", 1.0)) if task == "regression" else 1.0
 
-
-def _probabilities(decoded: pd.DataFrame) -> np.ndarray | None:
-    columns = [c for c in decoded.columns if c.startswith("probability_")]
-    return decoded[columns].to_numpy() if columns else None

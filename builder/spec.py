@@ -29,27 +29,62 @@ INITS = ("default", "xavier", "kaiming", "orthogonal")
 
 @dataclass(frozen=True)
 class Family:
-    """A model family as the user picks it on the Build page."""
+    """A model family as the user picks it on the Build page.
+
+    Attributes:
+        key: the name in designs and on the command line (``--model``).
+        title: what the Build page calls it.
+        summary: one plain sentence: what it does and what it is good for.
+        tasks: the tasks it can be trained for.
+        kinds: the kinds of data it reads (``DataSpec.kind``).
+        icon: a Material icon name for the page.
+    """
 
     key: str
     title: str
     summary: str
     tasks: tuple[str, ...]
+    kinds: tuple[str, ...]
     icon: str
 
 
+_CLASSES = ("binary", "multiclass")
 FAMILIES: dict[str, Family] = {
     f.key: f
     for f in (
         Family("linear", "Linear regression", "Predicts a number as a weighted sum of the columns. "
-               "Fast, easy to explain, and a fair first try.", ("regression",), ":material/show_chart:"),
+               "Fast, easy to explain, and a fair first try.", ("regression",), ("table",),
+               ":material/show_chart:"),
         Family("logistic", "Logistic regression", "Predicts a category from a weighted sum of the "
-               "columns. Fast, easy to explain.", ("binary", "multiclass"), ":material/call_split:"),
+               "columns. Fast, easy to explain.", _CLASSES, ("table",), ":material/call_split:"),
         Family("mlp", "MLP (neural network)", "Stacked layers that learn curved patterns and "
-               "interactions. A good first choice for tables.", ("regression", "binary", "multiclass"),
+               "interactions. A good first choice for tables.", ("regression", *_CLASSES), ("table",),
                ":material/hub:"),
+        Family("cnn", "CNN (convolutional network)", "Slides small filters over an image to find "
+               "edges, then shapes, then objects. The standard choice for pictures.", _CLASSES,
+               ("images",), ":material/image:"),
+        Family("rnn", "RNN (recurrent network)", "Reads a sequence one step at a time and keeps a "
+               "running memory. The simplest sequence model; fine for short windows.",
+               ("forecast", *_CLASSES), ("series", "text"), ":material/replay:"),
+        Family("lstm", "LSTM", "A recurrent network with gates that decide what to remember, so it "
+               "keeps patterns over long windows. A strong default for forecasting.",
+               ("forecast", *_CLASSES), ("series", "text"), ":material/timeline:"),
+        Family("gru", "GRU", "A leaner LSTM: nearly as good at long patterns, with fewer weights "
+               "and faster training.", ("forecast", *_CLASSES), ("series", "text"),
+               ":material/ssid_chart:"),
+        Family("transformer", "Transformer encoder", "Lets every word (or time step) look at every "
+               "other one through attention. The modern choice for text.",
+               ("forecast", *_CLASSES), ("text", "series"), ":material/translate:"),
+        Family("autoencoder", "Autoencoder (anomaly detection)", "Learns to squeeze normal rows "
+               "through a narrow middle and rebuild them; rows it rebuilds badly are unusual. "
+               "Needs no column to predict.", ("anomaly",), ("table",), ":material/troubleshoot:"),
     )
 }
+
+
+def families_for(kind: str, task: str | None = None) -> list[Family]:
+    """The families that can learn from ``kind`` of data (and ``task``), best suited first."""
+    return [f for f in FAMILIES.values() if kind in f.kinds and (task is None or task in f.tasks)]
 
 
 @dataclass
@@ -195,11 +230,12 @@ class ModelSpec:
 
     # --- validation -----------------------------------------------------------------------------
 
-    def validate(self, task: str | None = None) -> list[Problem]:
+    def validate(self, task: str | None = None, kind: str | None = None) -> list[Problem]:
         """Return every problem of the design (empty when it is valid).
 
         Stage one checks each layer's type and parameters; stage two checks the design as a whole
-        (family and task). Shapes need the data and are checked by ``infer_shapes``.
+        (family against the task and the kind of data). Shapes need the data and are checked by
+        ``infer_shapes``.
         """
         problems: list[Problem] = []
         if self.family not in FAMILIES:
@@ -210,11 +246,16 @@ class ModelSpec:
                                     f"{', '.join(INITS)}."))
         for index, layer in enumerate(self.layers):
             problems.extend(_layer_problems(index, layer))
-        if task is not None and self.family in FAMILIES and task not in FAMILIES[self.family].tasks:
-            family = FAMILIES[self.family]
-            suggestion = "logistic regression or MLP" if task in ("binary", "multiclass") else "linear regression or MLP"
+        family = FAMILIES.get(self.family)
+        if family is not None and kind is not None and kind not in family.kinds:
             problems.append(Problem(
-                f"{family.title} cannot do {_TASK_WORDS.get(task, task)}: choose {suggestion}."
+                f"{family.title} does not read {_KIND_WORDS.get(kind, kind)}: choose "
+                f"{_or_titles(families_for(kind, task))}."
+            ))
+        elif family is not None and task is not None and task not in family.tasks:
+            problems.append(Problem(
+                f"{family.title} cannot do {_TASK_WORDS.get(task, task)}: choose "
+                f"{_or_titles(families_for(kind or 'table', task))}."
             ))
         return problems
 
@@ -229,7 +270,15 @@ _TASK_WORDS = {
     "regression": "number prediction (regression)",
     "binary": "yes/no prediction (binary classification)",
     "multiclass": "category prediction (multiclass classification)",
+    "forecast": "forecasting a time series",
+    "anomaly": "anomaly detection (no column to predict)",
 }
+_KIND_WORDS = {"table": "tables", "images": "images", "text": "text", "series": "time series"}
+
+
+def _or_titles(families: list[Family]) -> str:
+    titles = [f.title for f in families] or ["another family"]
+    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} or {titles[-1]}"
 
 
 def _normalised(spec, value: Any) -> Any:

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -195,6 +195,9 @@ class TensorData:
         X_train, X_val: float32 ``(N, F)`` or ``(N, *input_shape)``.
         y_train, y_val: float32 ``(N, 1)`` (regression, binary) or int64 ``(N,)`` (multiclass).
         y_scale: multiply a regression error in training units by this to get original units.
+        augment: changes each training batch a little (``(xb, generator) -> xb``, same shape),
+            e.g. shifted images, so the model cannot memorise exact pixels; ``None``: no change.
+            Validation batches are never augmented.
     """
 
     X_train: np.ndarray
@@ -202,6 +205,7 @@ class TensorData:
     X_val: np.ndarray
     y_val: np.ndarray
     y_scale: float = 1.0
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
 class TrainControl:
@@ -490,6 +494,7 @@ class _Trainer:
         self.task, self.config, self.choice = task, config, choice
         self.callbacks, self.control = callbacks, control
         self.y_scale = float(data.y_scale)
+        self.augment = data.augment
         device = choice.device
         X, y = _as_tensors(data.X_train, data.y_train, task, "training")
         X_val, y_val = _as_tensors(data.X_val, data.y_val, task, "validation")
@@ -617,6 +622,8 @@ class _Trainer:
                 return None
             idx = order[start : start + batch_size]  # (B,)
             xb, yb = X[idx], y[idx]  # (B, *input_shape), (B, k) or (B,)
+            if self.augment is not None:
+                xb = self.augment(xb, self.shuffle)
             with self.autocast:
                 out = model(xb)  # (B, n_outputs)
                 loss = self.loss_fn(out, yb)  # () mean over the batch
@@ -678,7 +685,8 @@ class _Trainer:
             loss_sum += self.val_loss_fn(out.float(), yb)
             if self.task != "regression":
                 correct += _count_correct(out, yb, self.task)
-        return loss_sum.item() / n, int(correct.item())
+        # Per value, like the training loss: a forecast of H steps has H values per row.
+        return loss_sum.item() / y.numel(), int(correct.item())
 
     def _epoch_logs(
         self, epoch: int, loss: float, correct: int, val_loss: float, val_correct: int,

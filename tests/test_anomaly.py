@@ -103,7 +103,7 @@ def test_spec_narrows_to_a_bottleneck_and_builds_an_output_as_wide_as_the_input(
     spec = autoencoder_spec(n_features=16, n_rows=5000)
     widths = [layer.params["out_features"] for layer in spec.layers if layer.type == "Linear"]
     assert widths[1] == bottleneck_width(16) == 4 and widths[0] > widths[1] < widths[2]
-    assert spec.family == "mlp" and spec.validate(task="regression") == []
+    assert spec.family == "autoencoder" and spec.validate(task="anomaly") == []
     model = build_model(spec, (16,), 16, seed=0)
     assert model(torch.zeros(3, 16)).shape == (3, 16)
     assert bottleneck_width(3) == 2

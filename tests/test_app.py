@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from builder.data import DataSpec, load_sample
-from builder.pipeline import train_table
+from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components.ui import JOURNEY
@@ -28,7 +28,7 @@ def test_sidebar_names_the_data_and_the_model_and_ticks_what_is_done(app, builde
     data_spec = DataSpec("species", "multiclass", [c for c in df.columns if c != "species"])
     workspace.save_state("data_spec", data_spec.to_dict())
     workspace.save_state("design", {"family": "mlp", "layers": []})
-    trained = train_table(df, data_spec, TrainConfig(epochs=2))
+    trained = train_model(df, data_spec, TrainConfig(epochs=2))
     workspace.save_state("run_id", workspace.save_run(trained, "MLP on iris"))
     at = open_page(app, workspace, "pages/evaluate.py")
     captions = " ".join(c.value for c in at.sidebar.caption)

@@ -403,7 +403,7 @@ def test_unexpected_error_is_one_line_pointing_at_debug(capsys: pytest.CaptureFi
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("builder.pipeline.train_table", broken)
+    monkeypatch.setattr("builder.pipeline.train_model", broken)
     argv = ["train", "--data", data_dir / "cancer.csv", "--target", "target", "--out", tmp_path / "m.zip"]
     code, _, err = run_cli(capsys, *argv)
     assert code == 1

@@ -103,6 +103,7 @@ def diabetes():
 def test_metric_catalogue_is_complete_and_self_consistent():
     assert set(ev.METRICS) == {
         "accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "mae", "rmse", "r2",
+        "reconstruction_error", "flagged_share",
     }
     for key, info in ev.METRICS.items():
         assert info.name == key
@@ -116,7 +117,8 @@ def test_metric_catalogue_is_complete_and_self_consistent():
         assert set(names) <= set(ev.METRICS)
         assert names[0] == ev.HEADLINE_METRIC[task]
     assert ev.HEADLINE_METRIC == {
-        "regression": "rmse", "binary": "accuracy", "multiclass": "accuracy",
+        "regression": "rmse", "binary": "accuracy", "multiclass": "accuracy", "forecast": "rmse",
+        "anomaly": "reconstruction_error",
     }
 
 
@@ -470,4 +472,4 @@ def test_roc_points_match_sklearn_with_string_positive_class(cancer):
 
 def test_errors_are_catchable_as_builder_errors():
     with pytest.raises(BuilderError):
-        ev.verdict("anomaly", [])
+        ev.verdict("clustering", [])

@@ -39,7 +39,7 @@ from builder.export import (
 )
 from builder.layers import LAYERS, token_input
 from builder.model import build_model
-from builder.pipeline import TrainedModel, train_table
+from builder.pipeline import TrainedModel, train_model
 from builder.safezip import open_zip, safe_extract
 from builder.shapes import infer_shapes
 from builder.spec import LayerSpec, ModelSpec
@@ -66,7 +66,7 @@ def _train(task: str) -> tuple[pd.DataFrame, TrainedModel]:
     table = make_messy_table(n=240, seed=3, task=task)
     features = [c for c in table.columns if c != TARGET]
     config = TrainConfig(epochs=4, batch_size=32, lr=3e-3, device="cpu", seed=1)
-    return table, train_table(table, DataSpec(TARGET, task, features), config)
+    return table, train_model(table, DataSpec(TARGET, task, features), config)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from builder.jobs import FAILED, FINISHED, STOPPED, JobRegistry
 
 
 def fake_training(epochs: int, steps: int = 4, gate: threading.Event | None = None):
-    """A stand-in for train_table that emits the real event sequence and honours the control."""
+    """A stand-in for train_model that emits the real event sequence and honours the control."""
 
     def work(control, callbacks):
         for cb in callbacks:

@@ -9,7 +9,7 @@ import pytest
 from streamlit.proto.Metric_pb2 import Metric
 
 from builder.data import SAMPLES, DataSpec, load_sample
-from builder.pipeline import train_table
+from builder.pipeline import train_model
 from builder.templates import starter_spec
 from builder.train import TrainConfig
 from builder.workspace import Workspace
@@ -31,7 +31,7 @@ def trained_workspace(home, sample: str | None, epochs: int = 40) -> Workspace:
     design = starter_spec("mlp", len(features), len(df))
     workspace.save_state("data_spec", data_spec.to_dict())
     workspace.save_state("design", design.to_dict())
-    trained = train_table(df, data_spec, TrainConfig(epochs=epochs, lr=0.01), spec=design)
+    trained = train_model(df, data_spec, TrainConfig(epochs=epochs, lr=0.01), spec=design)
     workspace.save_state("run_id", workspace.save_run(trained, f"MLP on {info.title}"))
     return workspace
 

@@ -9,7 +9,7 @@ import pytest
 
 from builder.data import SAMPLES, DataSpec, load_sample
 from builder.export import read_bundle
-from builder.pipeline import train_table
+from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 
@@ -23,7 +23,7 @@ def iris_model():
     """One small model for the whole file (training is the slow part)."""
     info, df = SAMPLES["iris"], load_sample("iris")
     data_spec = DataSpec(info.target, info.task, [c for c in df.columns if c != info.target])
-    return df, data_spec, train_table(df, data_spec, TrainConfig(epochs=3), with_baseline=False)
+    return df, data_spec, train_model(df, data_spec, TrainConfig(epochs=3), with_baseline=False)
 
 
 def make_workspace(home, model=None) -> Workspace:

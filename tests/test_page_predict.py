@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from builder.data import DataSpec
-from builder.pipeline import train_table
+from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 from tests.tabular_fixtures import make_messy_table
@@ -25,7 +25,7 @@ def messy_model():
     """One small multiclass model on a messy CRM-like table, shared by the file (training is the slow part)."""
     df = make_messy_table(300, task="multiclass")
     data_spec = DataSpec("target", "multiclass", FEATURES)
-    return df, train_table(df, data_spec, TrainConfig(epochs=3), with_baseline=False)
+    return df, train_model(df, data_spec, TrainConfig(epochs=3), with_baseline=False)
 
 
 def make_workspace(home, model=None) -> Workspace:

@@ -1,4 +1,4 @@
-"""The whole table journey through ``train_table``, with default settings only.
+"""The whole table journey through ``train_model``, with default settings only.
 
 "Defaults must be good without tuning": on messy tables (missing values, categories, dates, money
 written as text) the default MLP must match the scikit-learn linear baseline where the truth is
@@ -15,7 +15,7 @@ from sklearn.datasets import load_breast_cancer
 from builder.data import DataSpec, profile_table, suggest_features
 from builder.errors import SpecError
 from builder.evaluate import HEADLINE_METRIC
-from builder.pipeline import train_table
+from builder.pipeline import train_model
 from builder.spec import ModelSpec
 from builder.train import TrainConfig
 
@@ -24,7 +24,7 @@ from tabular_fixtures import TARGET, make_interaction_table, make_messy_table
 
 def train_with_defaults(df: pd.DataFrame, task: str):
     features = suggest_features(profile_table(df), TARGET)
-    return train_table(df, DataSpec(TARGET, task, features), TrainConfig())
+    return train_model(df, DataSpec(TARGET, task, features), TrainConfig())
 
 
 def headline(trained) -> tuple[float, float]:
@@ -71,7 +71,7 @@ def test_a_real_table_breast_cancer_reaches_a_good_accuracy():
     data = load_breast_cancer(as_frame=True)
     df = data.frame.assign(diagnosis=np.where(data.target == 0, "malignant", "benign")).drop(columns="target")
     features = [c for c in df.columns if c != "diagnosis"]
-    trained = train_table(df, DataSpec("diagnosis", "binary", features), TrainConfig())
+    trained = train_model(df, DataSpec("diagnosis", "binary", features), TrainConfig())
     assert trained.metrics["test"]["accuracy"] > 0.93
     assert trained.info["rows"]["train"] + trained.info["rows"]["validation"] + trained.info["rows"]["test"] == 569
 
@@ -80,7 +80,7 @@ def test_money_written_as_text_is_a_number_target_with_metrics_on_validation_and
     rng = np.random.default_rng(0)
     x = rng.normal(size=400)
     df = pd.DataFrame({"x": x, "price": [f"${1000 + 300 * v:,.2f}" for v in x]})
-    trained = train_table(df, DataSpec("price", "regression", ["x"]), TrainConfig(epochs=40))
+    trained = train_model(df, DataSpec("price", "regression", ["x"]), TrainConfig(epochs=40))
     assert set(trained.metrics) == {"val", "test"}
     assert trained.metrics["test"]["r2"] > 0.9 and trained.baseline.metrics["r2"] > 0.9
 
@@ -96,7 +96,7 @@ def test_a_run_that_diverges_after_learning_keeps_its_best_epoch(monkeypatch):
 
     monkeypatch.setattr(pipeline, "fit", diverging_fit)
     df = make_messy_table(n=300, seed=0, task="binary")
-    trained = train_table(df, DataSpec(TARGET, "binary", ["age", "color", "member"]), TrainConfig(epochs=30))
+    trained = train_model(df, DataSpec(TARGET, "binary", ["age", "color", "member"]), TrainConfig(epochs=30))
     assert trained.history.stopped_reason == "diverged" and trained.metrics["test"]["accuracy"] > 0.55
     assert "the best before that, was kept" in trained.info["warning"]
 
@@ -104,5 +104,5 @@ def test_a_run_that_diverges_after_learning_keeps_its_best_epoch(monkeypatch):
 def test_a_design_that_does_not_fit_the_task_is_refused_before_training():
     df = make_messy_table(n=300, seed=0, task="binary")
     with pytest.raises(SpecError, match="Linear regression cannot do yes/no prediction"):
-        train_table(df, DataSpec(TARGET, "binary", ["age", "color"]), TrainConfig(epochs=2),
+        train_model(df, DataSpec(TARGET, "binary", ["age", "color"]), TrainConfig(epochs=2),
                     spec=ModelSpec(family="linear"))

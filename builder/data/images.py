@@ -32,7 +32,7 @@ import logging
 import re
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,6 +550,22 @@ class ImagePreprocessor:
                 raise DataError(f"There are {len(files)} file names for {len(out)} predictions.")
             decoded.insert(0, "file", files)
         return decoded
+
+    def predict_with(self, images: Any, run: Callable[[np.ndarray], np.ndarray],
+                     files: Sequence[str] | None = None) -> pd.DataFrame:
+        """Predictions for images, the same in the app and in an export bundle.
+
+        Args:
+            images: as for ``transform``.
+            run: the model: ``(N, C, H, W)`` inputs -> raw outputs.
+            files: names for a first ``file`` column (default: an ``ImageSet``'s member paths).
+
+        Returns:
+            ``decode_outputs``: ``file`` (when known), ``prediction``, ``probability_<class>``.
+        """
+        if files is None and isinstance(images, ImageSet):
+            files = images.paths
+        return self.decode_outputs(run(self.transform(images)), files=files)
 
     # -- description ----------------------------------------------------------------------------
 

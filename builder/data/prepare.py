@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,38 +22,79 @@ from builder.errors import DataError
 logger = logging.getLogger(__name__)
 
 
+KINDS = ("table", "images", "text", "series")  # what the model learns from
+
+# Options each kind of data accepts (DataSpec.options), with what they mean. Anything else is refused.
+KIND_OPTIONS: dict[str, dict[str, str]] = {
+    "table": {},
+    "images": {"augment": "true: shift (and, for photos, mirror) training images a little each epoch",
+               "size": "[height, width] of the model's input; default from the training images"},
+    "text": {"text_column": "the column holding the texts (required)",
+             "max_length": "tokens kept per text; default from the training texts",
+             "max_vocab": "most distinct tokens in the vocabulary"},
+    "series": {"time_column": "the column with the time stamps (required)",
+               "window": "past steps the model sees", "horizon": "future steps it predicts",
+               "stride": "steps between two windows", "fill": "'forward' or 'linear' for gaps"},
+}
+
+
 @dataclass
 class DataSpec:
     """The user's data choices.
 
     Attributes:
-        target: the column to predict (``None`` for models without one, e.g. anomaly detection).
-        task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
-        features: the input columns, in order.
+        target: the column to predict (``None`` for models without one, e.g. anomaly detection;
+            for images, the class comes from the folder, and the target is ``None`` too).
+        task: ``"regression"``, ``"binary"``, ``"multiclass"``, ``"forecast"`` or ``"anomaly"``.
+        features: the input columns, in order (for text, the text column; for a series, the value
+            columns; for images, none).
+        kind: what the rows are: ``"table"``, ``"images"`` (a zip of class folders), ``"text"`` (a
+            text column) or ``"series"`` (a time series).
+        options: settings of that kind (``KIND_OPTIONS``), e.g. ``{"time_column": "date",
+            "window": 24, "horizon": 1}`` for a series.
     """
 
     target: str | None
     task: str
     features: list[str] = field(default_factory=list)
+    kind: str = "table"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise DataError(f"The kind of data {self.kind!r} is not known. Choose one of: {', '.join(KINDS)}.")
+        unknown = sorted(set(self.options) - set(KIND_OPTIONS[self.kind]))
+        if unknown:
+            allowed = ", ".join(KIND_OPTIONS[self.kind]) or "none"
+            raise DataError(
+                f"The data setting(s) {', '.join(map(repr, unknown))} do not apply to {self.kind} data "
+                f"(allowed: {allowed}). Remove them."
+            )
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One of ``options``, or ``default`` when it is not set."""
+        value = self.options.get(name)
+        return default if value is None else value
 
     def to_dict(self) -> dict:
         """Plain JSON form."""
-        return {"target": self.target, "task": self.task, "features": list(self.features)}
+        return {"target": self.target, "task": self.task, "features": list(self.features),
+                "kind": self.kind, "options": dict(self.options)}
 
     @classmethod
     def from_dict(cls, data: dict) -> DataSpec:
-        """Rebuild from ``to_dict`` output.
+        """Rebuild from ``to_dict`` output (``kind`` and ``options`` may be absent: a table).
 
         Raises:
             DataError: a key is missing or unknown, or ``features`` is not a list of names.
         """
-        expected = {"target", "task", "features"}
-        missing, unknown = expected - set(data), set(data) - expected
+        required, optional = {"target", "task", "features"}, {"kind", "options"}
+        missing, unknown = required - set(data), set(data) - required - optional
         if missing or unknown:
             raise DataError(
                 f"The saved data settings are not valid: missing {sorted(missing) or 'nothing'}, "
                 f"unknown {sorted(unknown) or 'nothing'}. "
-                "Expected the keys target, task and features."
+                "Expected the keys target, task and features (and kind, options)."
             )
         features = data["features"]
         if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
@@ -60,7 +102,11 @@ class DataSpec:
                 f"The saved data settings list the input columns as {features!r}; "
                 "expected a list of column names."
             )
-        return cls(target=data["target"], task=data["task"], features=list(features))
+        options = data.get("options") or {}
+        if not isinstance(options, dict):
+            raise DataError(f"The saved data settings have options {options!r}; expected an object.")
+        return cls(target=data["target"], task=data["task"], features=list(features),
+                   kind=data.get("kind") or "table", options=dict(options))
 
 
 @dataclass

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "builder.tabular-preprocessor"
 FORMAT_VERSION = 1
 TASKS = ("regression", "binary", "multiclass")
+ANOMALY_TASK = "anomaly"  # a table without a target: the model rebuilds its input (an autoencoder)
 TASK_WORDS = {
     "regression": "predicting a number (regression)",
     "binary": "a yes/no prediction (binary)",
@@ -589,6 +590,7 @@ class Preprocessor:
         self._target_state: dict | None = None
         self._task: str | None = None
         self._target: str | None = None
+        self._anomaly: dict | None = None  # {"threshold", "quantile"} of an anomaly model
 
     # -- fitting --------------------------------------------------------------------------------
 
@@ -738,6 +740,81 @@ class Preprocessor:
             return pd.DataFrame({"prediction": out[:, 0] * state["std"] + state["mean"]})
         return decode_class_outputs(out, self._task, state["classes"])
 
+    def predict_with(self, df: pd.DataFrame, run: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+        """Predictions for raw rows, the same in the app and in an export bundle.
+
+        Args:
+            df: raw rows with the input columns.
+            run: the model: preprocessed rows ``(N, F)`` -> raw outputs (torch in the app,
+                onnxruntime in ``predict.py``).
+
+        Returns:
+            ``decode_outputs`` of the outputs; for an anomaly model, ``anomaly_score`` and
+            ``is_anomaly`` per row (``score_reconstruction``).
+        """
+        X = self.transform(df)
+        outputs = run(X)
+        if self.task == ANOMALY_TASK:
+            return self.score_reconstruction(X, outputs)
+        return self.decode_outputs(outputs)
+
+    # -- anomaly detection (task "anomaly": the model rebuilds its input) -----------------------
+
+    @staticmethod
+    def reconstruction_errors(X: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """Mean squared difference between each row and its reconstruction: float64 ``(N,)``.
+
+        Raises:
+            DataError: the outputs are not as wide as the rows.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        out = np.asarray(outputs, dtype=np.float64)
+        if out.shape != X.shape:
+            raise DataError(
+                f"An anomaly model must give back rows as wide as it takes ({X.shape[-1]} values); "
+                f"this one gives shape {out.shape[1:]}. Let the builder size the output layer."
+            )
+        return ((out - X) ** 2).mean(axis=1) if len(X) else np.zeros(0)
+
+    def set_threshold(self, threshold: float, quantile: float | None = None) -> None:
+        """Rows whose ``anomaly_score`` is above ``threshold`` are flagged ``is_anomaly``.
+
+        Args:
+            threshold: a reconstruction error (non-negative, finite).
+            quantile: the share of validation rows at or below it, kept to explain it.
+
+        Raises:
+            DataError: not an anomaly model, or a threshold that is not a finite number >= 0.
+        """
+        if self.task != ANOMALY_TASK:
+            raise DataError("Only an anomaly model has a threshold; this one predicts "
+                            f"'{self._target}'.")
+        if not isinstance(threshold, int | float) or not np.isfinite(threshold) or threshold < 0:
+            raise DataError(f"The anomaly threshold must be a number of 0 or more; got {threshold!r}.")
+        self._anomaly = {"threshold": float(threshold),
+                         "quantile": None if quantile is None else float(quantile)}
+
+    @property
+    def threshold(self) -> float | None:
+        """The anomaly threshold (``None`` until set, and for models with a target)."""
+        return None if self._anomaly is None else self._anomaly["threshold"]
+
+    @property
+    def threshold_quantile(self) -> float | None:
+        """The share of validation rows at or below the threshold, when it was set that way."""
+        return None if self._anomaly is None else self._anomaly.get("quantile")
+
+    def score_reconstruction(self, X: np.ndarray, outputs: np.ndarray) -> pd.DataFrame:
+        """``anomaly_score`` (reconstruction error) and ``is_anomaly`` (above the threshold) per row.
+
+        Raises:
+            DataError: no threshold is set yet, or the outputs do not match the rows.
+        """
+        if self.threshold is None:
+            raise DataError("This anomaly model has no threshold yet: train it again, or set one.")
+        scores = self.reconstruction_errors(X, outputs)
+        return pd.DataFrame({"anomaly_score": scores, "is_anomaly": scores > self.threshold})
+
     # -- description ------------------------------------------------------------------------------
 
     @property
@@ -780,8 +857,16 @@ class Preprocessor:
 
     @property
     def n_outputs(self) -> int:
-        """Outputs per row the model needs: 1 (regression, binary) or the number of classes."""
+        """Outputs per row the model needs: 1 (regression, binary), the number of classes, or
+        the number of features (an anomaly model rebuilds its input)."""
+        if self.task == ANOMALY_TASK:
+            return self.n_features
         return len(self.classes) if self.task == "multiclass" else 1
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        """Shape of one model input: ``(n_features,)``."""
+        return (self.n_features,)
 
     @property
     def target_scale(self) -> float:
@@ -807,6 +892,7 @@ class Preprocessor:
                 },
                 "columns": self._fitted_columns(),
                 "target_encoding": self._target_state,
+                **({"anomaly": self._anomaly} if self._anomaly is not None else {}),
             }
         )
 
@@ -834,7 +920,10 @@ class Preprocessor:
             pre = cls(**state["settings"])
             pre._task, pre._target = state["task"], state["target"]
             pre._target_state = copy.deepcopy(state["target_encoding"])
-        except (AttributeError, KeyError, TypeError) as error:
+            pre._anomaly = copy.deepcopy(state.get("anomaly"))
+            if pre._anomaly is not None:
+                float(pre._anomaly["threshold"])
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise DataError(
                 f"The preprocessing file is incomplete or damaged (problem with {error}). "
                 "Export the model again."

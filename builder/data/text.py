@@ -28,7 +28,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,6 +317,15 @@ class TextPreprocessor:
                 cache[text] = row_ids
             ids[row, : len(row_ids)] = row_ids
         return ids
+
+    def predict_with(self, texts: Any, run: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+        """Predictions for raw texts (or a table with the text column), as the app and a bundle give them.
+
+        Args:
+            texts: as for ``transform``.
+            run: the model: token ids ``(N, T)`` -> raw outputs.
+        """
+        return self.decode_outputs(run(self.transform(texts)))
 
     @staticmethod
     def mask(ids: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -719,6 +720,85 @@ class SeriesPreprocessor:
         times = _grid_times(pd.Timestamp(last_time), step, np.arange(1, values.size + 1))
         return pd.DataFrame({"time": times, "prediction": values})
 
+    def set_window(self, window: int, horizon: int) -> None:
+        """Remember the window and horizon the model was trained with (``predict_with`` needs them)."""
+        state = self._fitted()
+        state["window"], state["horizon"] = int(window), int(horizon)
+
+    @property
+    def window(self) -> int | None:
+        """Past steps one model input holds (``None`` before ``set_window``)."""
+        return self._fitted().get("window")
+
+    @property
+    def horizon(self) -> int | None:
+        """Future steps the model predicts (``None`` before ``set_window``)."""
+        return self._fitted().get("horizon")
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Shape of one model input: ``(window, n_features)``."""
+        return (self._window_or_fail(), self.n_features)
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs per input: one per future step."""
+        if self.horizon is None:
+            self._window_or_fail()
+        return int(self.horizon)
+
+    @property
+    def task(self) -> str:
+        """Always ``"forecast"``."""
+        return "forecast"
+
+    @property
+    def classes(self) -> list:
+        """A forecast has no classes."""
+        return []
+
+    def last_window(self, df: pd.DataFrame) -> tuple[np.ndarray, Any]:
+        """The model input for forecasting after the end of ``df``, and the time of its last step.
+
+        Returns:
+            ``(X, last_time)``: float32 ``(1, window, F)`` and a ``pd.Timestamp``.
+
+        Raises:
+            DataError: fewer rows (after filling gaps) than one window needs.
+        """
+        window = self._window_or_fail()
+        frame = self.regularise(df)
+        if len(frame) < window:
+            raise DataError(
+                f"Forecasting needs the last {window} steps of the series, but the data covers only "
+                f"{len(frame)}. Give at least {window} rows of history (more is fine: the newest are used)."
+            )
+        values = self.transform(df)  # (N, F)
+        return values[None, -window:], pd.Timestamp(frame[self.time_column].iloc[-1])
+
+    def predict_with(self, df: pd.DataFrame, run: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+        """Forecast the steps after the end of ``df``, the same in the app and in an export bundle.
+
+        Args:
+            df: the history: the time column and the value columns (the newest ``window`` steps
+                are used; gaps are filled as in training).
+            run: the model: ``(1, window, F)`` -> ``(1, horizon)`` scaled predictions.
+
+        Returns:
+            One row per future step: the time stamp (in a column named like the time column)
+            and ``prediction`` in original units.
+        """
+        X, last_time = self.last_window(df)
+        outputs = np.asarray(run(X), dtype=np.float64).reshape(-1)
+        frame = self.forecast_frame(last_time, None, self.inverse_target(outputs))
+        return frame.rename(columns={"time": self.time_column})
+
+    def _window_or_fail(self) -> int:
+        window = self.window
+        if window is None:
+            raise DataError("This series preprocessing has no window yet: it was not saved with a model.")
+        return int(window)
+
     # -- description ------------------------------------------------------------------------------
 
     @property
@@ -908,6 +988,7 @@ def prepare_series(
     pre = SeriesPreprocessor(fill=fill).fit(
         df, time_column, columns, target_column, train_rows=train_rows, step=profile.step
     )
+    pre.set_window(spec.window, spec.horizon)
     frame = pre.regularise(df)
     values = pre.transform(df)  # (N, F)
     X, y, ends = make_windows(values, pre.target_index, spec)

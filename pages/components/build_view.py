@@ -73,7 +73,8 @@ def data_dims(state: AppState) -> DataDims:
 # --- family cards ---------------------------------------------------------------------------------------
 
 TASK_WORDS = {"regression": "predicting a number", "binary": "yes/no predictions",
-              "multiclass": "predicting a category"}
+              "multiclass": "predicting a category", "forecast": "forecasting a time series",
+              "anomaly": "finding unusual rows"}
 
 
 def is_edited(design: ModelSpec, dims: DataDims) -> bool:
@@ -91,7 +92,9 @@ def _use_family(family: str, dims: DataDims) -> None:
 def family_cards(design: ModelSpec, task: str, dims: DataDims) -> None:
     """One card per family; only those that fit the task can be picked."""
     edited = is_edited(design, dims)
-    for column, family in zip(st.columns(len(FAMILIES)), FAMILIES.values(), strict=False):
+    kind = app_state().data_spec.kind
+    families = [f for f in FAMILIES.values() if kind in f.kinds]
+    for column, family in zip(st.columns(len(families)), families, strict=False):
         with column.container(border=True, height="stretch", vertical_alignment="distribute"):
             current = design.family == family.key
             with st.container(gap="small"):

@@ -14,7 +14,7 @@ import streamlit as st
 
 from builder.evaluate import HEADLINE_METRIC, METRICS, Comparison, compare_to_baseline, format_metric
 from builder.jobs import FAILED, PAUSED, STOPPING, Job, JobSnapshot
-from builder.pipeline import TrainedModel, train_table
+from builder.pipeline import TrainedModel, train_model
 from builder.spec import FAMILIES
 from builder.train import Callback, TrainConfig, TrainControl
 from pages.components import charts
@@ -50,7 +50,7 @@ def start_training(state: AppState, config: TrainConfig) -> Job:
     title = run_title(state)
 
     def work(control: TrainControl, callbacks: Sequence[Callback]) -> TrainedModel:
-        return train_table(df, data_spec, config, spec=design, callbacks=callbacks, control=control)
+        return train_model(df, data_spec, config, spec=design, callbacks=callbacks, control=control)
 
     def on_done(job: Job) -> None:  # worker thread: the run is saved even if nobody is watching
         job.outputs["run_id"] = workspace.save_run(job.result, title)
