@@ -2,7 +2,8 @@
 
 The generated file needs only ``torch`` and ``safetensors``: an ``nn.Sequential`` with every size
 written as a literal, one commented line per layer, and a ``load(path="model.safetensors")`` that
-rebuilds the network and loads the exported weights. It follows the same plan as
+rebuilds the network and loads the exported weights (a text model that uses the padding mask is a
+``MaskedSequential``, copied like our other classes). It follows the same plan as
 ``builder.model.build_model`` (the rows of ``infer_shapes``), so the state-dict keys and the outputs
 are identical.
 
@@ -28,7 +29,8 @@ import torch
 from torch import nn
 
 from builder.errors import BundleError
-from builder.layers import LAYERS, Shape, describe_shape
+from builder.layers import LAYERS, Shape, describe_shape, padding_mask_layers
+from builder.modules import MaskedSequential
 from builder.shapes import check_shapes
 from builder.spec import ModelSpec
 
@@ -212,8 +214,18 @@ def model_source(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, about: 
         calls.append(_call_text(cls, kwargs) + ",")
         where = "output layer" if row.locked else f"layer {row.index + 1}"
         comments.append(f"# {where}: {describe_shape(row.input_shape)} -> {describe_shape(row.output_shape)}")
+    # Same container as builder.model.sequential, so outputs and state-dict keys are identical.
+    mask_layers = padding_mask_layers([row.type for row in report.rows])
+    container = "nn.Sequential"
+    if mask_layers:
+        container = MaskedSequential.__name__
+        classes.append(MaskedSequential)
+        calls.append(f"mask_layers={mask_layers!r},")
+        numbers = ", ".join(str(i + 1) for i in mask_layers)
+        which = f"layers {numbers} also get" if len(mask_layers) > 1 else f"layer {numbers} also gets"
+        comments.append(f"# {which} the padding mask (token id 0)")
     width = max(len(c) for c in calls)
-    body = "\n".join(f"        {call.ljust(width)}  {comment}" for call, comment in zip(calls, comments, strict=False))
+    body = "\n".join(f"        {call.ljust(width)}  {comment}" for call, comment in zip(calls, comments, strict=True))
     own = _own_class_sources(classes)
     own_text = ("\n\n\n".join(own) + "\n\n\n") if own else ""
     total = report.total_params
@@ -227,6 +239,7 @@ def model_source(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, about: 
         own_classes=own_text,
         # Copied classes may use math; plain torch layers never do.
         extra_imports="import math\n" if own else "",
+        container=container,
         body=body,
     )
 
@@ -260,7 +273,7 @@ N_OUTPUTS = {n_outputs}
 
 {own_classes}def build() -> nn.Sequential:
     """The network with fresh weights; its layer numbers match the keys in model.safetensors."""
-    return nn.Sequential(
+    return {container}(
 {body}
     )
 

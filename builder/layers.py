@@ -11,12 +11,17 @@ and ``(time steps,)`` of token ids for text. Conv1d and the 1-d pools read a 2-d
 ``(channels, length)``, torch's own convention: a sequence ``(T, F)`` reaches them as T channels of
 length F, so a model that convolves over time needs its data laid out features-first.
 The palette is ``LAYERS.names()``; the key of each type is the ``torch.nn`` class name.
+
+Text is right-padded with token id 0. Two flags in ``LayerType.extra`` say how a layer treats that
+padding (``padding_mask_layers`` reads them): ``KEEPS_STEPS`` (its output has the input's time
+steps in the same order, so the padding mask still lines up with them) and ``TAKES_MASK`` (its
+forward takes the mask as well).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -137,6 +142,15 @@ class LayerRegistry:
 
 LAYERS = LayerRegistry()
 
+# Keys of ``LayerType.extra`` for padding masks (see the module docstring).
+KEEPS_STEPS = "keeps_steps"
+TAKES_MASK = "takes_padding_mask"
+
+
+def _stepwise() -> dict[str, Any]:
+    """``extra`` of a layer that keeps the time steps (a fresh dict: no two types share one)."""
+    return {KEEPS_STEPS: True}
+
 
 # --- shape rules shared by several layers -------------------------------------------------------
 
@@ -184,6 +198,7 @@ LAYERS.register(LayerType(
     output_shape=_linear_shape,
     build=lambda shape, p: nn.Linear(shape[-1], p["out_features"], bias=p["bias"]),
     main_param="out_features",
+    extra=_stepwise(),
 ))
 
 for _name, _summary in [
@@ -193,7 +208,7 @@ for _name, _summary in [
     ("Tanh", "Squashes values into -1..1."),
     ("Sigmoid", "Squashes values into 0..1."),
 ]:
-    LAYERS.register(LayerType(name=_name, category="Activation", summary=_summary))
+    LAYERS.register(LayerType(name=_name, category="Activation", summary=_summary, extra=_stepwise()))
 
 LAYERS.register(LayerType(
     name="LeakyReLU",
@@ -202,6 +217,7 @@ LAYERS.register(LayerType(
     params=(ParamSpec("negative_slope", FloatRange(0, 1), 0.01, "Negative slope",
                       "How much of a negative value passes through."),),
     main_param="negative_slope",
+    extra=_stepwise(),
 ))
 
 LAYERS.register(LayerType(
@@ -211,6 +227,7 @@ LAYERS.register(LayerType(
     params=(ParamSpec("p", FloatRange(0, 1, high_inclusive=False), 0.2, "Drop share",
                       "Share of values switched off during training (0.1-0.5 is typical)."),),
     main_param="p",
+    extra=_stepwise(),
 ))
 
 LAYERS.register(LayerType(
@@ -219,6 +236,7 @@ LAYERS.register(LayerType(
     summary="Rescales each feature over the batch; often speeds up training.",
     output_shape=_batchnorm1d_shape,
     build=lambda shape, p: nn.BatchNorm1d(shape[0]),
+    extra=_stepwise(),  # a sequence (T, F) is T channels: each step is scaled with its own statistics
 ))
 
 LAYERS.register(LayerType(
@@ -226,6 +244,7 @@ LAYERS.register(LayerType(
     category="Normalisation",
     summary="Rescales the features of each row on their own; works with any batch size.",
     build=lambda shape, p: nn.LayerNorm(shape[-1]),
+    extra=_stepwise(),
 ))
 
 LAYERS.register(LayerType(
@@ -244,6 +263,7 @@ LAYERS.register(LayerType(
 # Embedding refuses with "needs text data". (Until a vocabulary is passed this way, Embedding is
 # only usable from code and tests.)
 _VOCABULARY: ContextVar[int | None] = ContextVar("token_vocabulary", default=None)
+PAD_ID = 0  # the token id of padding (builder.data.text pads with it at the end of each text)
 
 
 @contextmanager
@@ -389,6 +409,8 @@ for _dims in (1, 2):
             output_shape=_pool_shape(_name, _dims),
             build=lambda shape, p, cls=_pool_class: cls(p["kernel_size"], padding=p["padding"]),
             main_param="kernel_size",
+            # On a sequence (T, F) a 1-d pool shrinks each step's features; the steps stay.
+            extra=_stepwise() if _dims == 1 else {},
         ))
 
 for _dims in (1, 2):
@@ -404,6 +426,7 @@ for _dims in (1, 2):
         output_shape=_adaptive_shape(_name, _dims),
         build=lambda shape, p, cls=_adaptive_class: cls(p["output_size"]),
         main_param="output_size",
+        extra=_stepwise() if _dims == 1 else {},
     ))
 
 
@@ -447,7 +470,8 @@ def _build_embedding(shape: Shape, params: dict[str, Any]) -> nn.Module:
     vocabulary = _VOCABULARY.get()
     if vocabulary is None:
         raise SpecError("Embedding needs text data (token ids); build it inside token_input(vocab_size).")
-    return modules.TokenEmbedding(vocabulary, params["embedding_dim"])
+    # Id 0 is padding: its vector stays zero and gets no gradient, so padding carries no signal.
+    return modules.TokenEmbedding(vocabulary, params["embedding_dim"], padding_idx=PAD_ID)
 
 
 LAYERS.register(LayerType(
@@ -459,6 +483,7 @@ LAYERS.register(LayerType(
     output_shape=_embedding_shape,
     build=_build_embedding,
     main_param="embedding_dim",
+    extra=_stepwise(),
 ))
 
 
@@ -498,6 +523,10 @@ for _name, _summary in (
             kind, shape[-1], p["hidden_size"], num_layers=p["num_layers"],
             bidirectional=p["bidirectional"], dropout=p["dropout"]),
         main_param="hidden_size",
+        # It reads the padding too, but a one-way layer reads it after the text, so the outputs at
+        # real steps do not depend on it; pooling with the mask then ignores the padded steps. (A
+        # two-way layer's backward pass reads the padding first: its outputs still depend on it.)
+        extra=_stepwise(),
     ))
 
 
@@ -534,6 +563,7 @@ LAYERS.register(LayerType(
         shape[-1], p["nhead"], dim_feedforward=p["dim_feedforward"], dropout=p["dropout"],
         activation=p["activation"], batch_first=True, norm_first=p["norm_first"]),
     main_param="nhead",
+    extra={KEEPS_STEPS: True, TAKES_MASK: True},  # no step attends to padding
 ))
 
 
@@ -548,6 +578,7 @@ LAYERS.register(LayerType(
     summary="Adds a fixed signal for each position, so a Transformer knows the order of the steps.",
     output_shape=_positional_shape,
     build=lambda shape, p: modules.PositionalEncoding(shape[-1], shape[0]),
+    extra=_stepwise(),
 ))
 
 
@@ -565,4 +596,29 @@ LAYERS.register(LayerType(
     output_shape=_sequence_pool_shape,
     build=lambda shape, p: modules.SequencePool(p["mode"]),
     main_param="mode",
+    extra={TAKES_MASK: True},  # pools the real steps only; the time axis ends here
 ))
+
+
+def padding_mask_layers(type_names: Sequence[str]) -> tuple[int, ...] | None:
+    """Which layers of a model get the padding mask of its token-id input.
+
+    Args:
+        type_names: the model's layer types in order (the head included).
+
+    Returns:
+        ``None`` when the first layer is not Embedding (the input is not token ids, so there is no
+        padding); otherwise the 0-based positions of the layers that take the mask, up to the first
+        layer that does not keep the time steps (after it the mask no longer lines up). Layer types
+        that are not registered end the search.
+    """
+    if not type_names or type_names[0] != "Embedding":
+        return None
+    found = []
+    for index, name in enumerate(type_names):
+        extra = LAYERS.get(name).extra if name in LAYERS else {}
+        if extra.get(TAKES_MASK):
+            found.append(index)
+        if not extra.get(KEEPS_STEPS):
+            break
+    return tuple(found)

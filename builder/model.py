@@ -4,6 +4,11 @@
 never disagree), builds each layer for the shape it receives, appends the output head and applies
 the chosen weight initialisation. The result is a plain ``nn.Sequential``: easy to export to ONNX,
 to write out as readable code, and to load from safetensors.
+
+A text model (first layer Embedding) whose layers can use the padding mask is a
+``MaskedSequential`` instead: the same layers, numbers and state-dict keys, but its forward finds
+the padding (token id 0) once and passes the mask to those layers, so padding is neither attended
+to nor pooled.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import threading
 import torch
 from torch import nn
 
-from builder.layers import LAYERS
+from builder.layers import LAYERS, padding_mask_layers
+from builder.modules import MaskedSequential
 from builder.shapes import Shape, check_shapes
 from builder.spec import ModelSpec
 
@@ -32,7 +38,8 @@ def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int |
         seed: seed for the initial weights, for runs that repeat exactly.
 
     Returns:
-        ``nn.Sequential`` whose forward maps ``(B, *input_shape)`` to ``(B, n_outputs)``.
+        ``nn.Sequential`` whose forward maps ``(B, *input_shape)`` to ``(B, n_outputs)``; for token
+        ids with a layer that takes the padding mask, its subclass ``MaskedSequential``.
 
     Raises:
         SpecError / ShapeError: the first problem of the design, with the layer number.
@@ -42,9 +49,22 @@ def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int |
         if seed is not None:
             torch.manual_seed(seed)
         modules = [LAYERS.get(row.type).make(row.input_shape, row.params) for row in report.rows]
-        model = nn.Sequential(*modules)
+        model = sequential(modules, [row.type for row in report.rows])
         initialise(model, spec.init)
     return model
+
+
+def sequential(modules: list[nn.Module], type_names: list[str]) -> nn.Sequential:
+    """Chain built layers: ``MaskedSequential`` when some layer takes the padding mask of token ids.
+
+    Args:
+        modules: the built layers, head included.
+        type_names: their layer types, in the same order.
+    """
+    mask_layers = padding_mask_layers(type_names)
+    if mask_layers:  # None: not token ids; (): no layer would use the mask
+        return MaskedSequential(*modules, mask_layers=mask_layers)
+    return nn.Sequential(*modules)
 
 
 def initialise(model: nn.Module, scheme: str) -> None:

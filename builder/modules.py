@@ -8,6 +8,11 @@ keeps the torch name (``RecurrentLayer`` for "RNN"/"LSTM"/"GRU", ``TokenEmbeddin
 ``model.py``: keep these classes self-contained (only ``math``, ``torch`` and ``nn``).
 
 Shapes are per sample with the batch first: a sequence is ``(B, T, F)``.
+
+Text is right-padded with token id 0. A model whose first layer is Embedding and that has a layer
+able to use the padding mask is a ``MaskedSequential``: it finds the padding once from the token ids
+and hands the mask to those layers (``TransformerEncoderLayer`` as ``src_key_padding_mask``,
+``SequencePool``), so a text's prediction does not depend on how much padding follows it.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class TokenEmbedding(nn.Embedding):
 
     Every input of the product (preprocessed tensors, ONNX, ``predict.py``) is float32; the ids are
     whole numbers, so they are cast back to int64 here: ``(B, T) -> (B, T, embedding_dim)``.
+    Text models make it with ``padding_idx=0``: the padding vector stays zero and never learns.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,10 @@ class PositionalEncoding(nn.Module):
 class SequencePool(nn.Module):
     """Summarises a sequence as one feature vector: its last step or the mean over steps.
 
-    ``(B, T, F) -> (B, F)``; it turns a sequence model's output into what a head can take.
+    ``(B, T, F) -> (B, F)``; it turns a sequence model's output into what a head can take. Given a
+    ``padding_mask`` (``(B, T)``, ``True`` at padding) it skips padding: "mean" averages the real
+    steps only and "last" takes the last real step. A row that is all padding (an empty text) has
+    no steps to summarise and gives zeros, so its output stays finite and independent of ``T``.
     """
 
     def __init__(self, mode: str = "mean"):
@@ -91,10 +100,64 @@ class SequencePool(nn.Module):
             raise ValueError(f"mode must be 'last' or 'mean'; got {mode!r}")
         self.mode = mode
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if padding_mask is None:
+            if self.mode == "last":
+                return x[:, -1]  # (B, F)
+            return x.mean(dim=1)  # (B, F)
+        real = ~padding_mask  # (B, T) True at real tokens
         if self.mode == "last":
-            return x[:, -1]  # (B, F)
-        return x.mean(dim=1)  # (B, F)
+            # 1-based position of each row's last real step (0 when there is none): the largest
+            # real position rather than a count of real steps, so it is right wherever the padding
+            # sits. float32 whatever x is: positions up to 2**24 are exact in it.
+            steps = torch.arange(1, x.size(1) + 1, device=x.device, dtype=torch.float32)  # (T,)
+            last = (real.float() * steps).amax(dim=1)  # (B,)
+            index = (last - 1).clamp(min=0).long()  # (B,)
+            picked = x.gather(1, index.view(-1, 1, 1).expand(-1, 1, x.size(2))).squeeze(1)  # (B, F)
+            return picked.masked_fill((last == 0).unsqueeze(1), 0.0)
+        # masked_fill, not a product: whatever sits at padding (even inf) must not reach the sum.
+        total = x.masked_fill(padding_mask.unsqueeze(2), 0.0).sum(dim=1)  # (B, F)
+        count = real.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)  # (B, 1); empty rows -> 0 / 1
+        return total / count
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+class MaskedSequential(nn.Sequential):
+    """``nn.Sequential`` for token ids: it also hands the padding mask to the layers that take one.
+
+    The input is ``(B, T)`` token ids with padding id 0 (stored as floats). The mask ``x == 0``
+    (``(B, T)``, ``True`` at padding) is computed once; layer ``i`` in ``mask_layers`` gets it too:
+    a ``TransformerEncoderLayer`` as ``src_key_padding_mask`` (so no step attends to padding), any
+    other layer as ``padding_mask``. Every other layer gets only ``x``. Only layers before the first
+    one that moves or merges time steps are listed: after it the mask no longer lines up.
+    Layer numbers and state-dict keys are those of a plain ``nn.Sequential``.
+    """
+
+    PAD_ID = 0
+
+    def __init__(self, *layers: nn.Module, mask_layers: tuple[int, ...] = ()):
+        super().__init__(*layers)
+        self.mask_layers = tuple(int(i) for i in mask_layers)
+        for i in self.mask_layers:
+            if not 0 <= i < len(self):
+                raise ValueError(f"mask_layers names layer {i}, but there are {len(self)} layers")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padding = x == self.PAD_ID  # (B, T)
+        # Attention over a row whose keys are all masked is a softmax over nothing, which gives NaN
+        # (and the fast path of TransformerEncoderLayer does). An empty text therefore attends to
+        # all of its padding; its steps are still padding for SequencePool, which zeroes the row.
+        keys = padding & ~padding.all(dim=1, keepdim=True)  # (B, T)
+        for i, layer in enumerate(self):
+            if i not in self.mask_layers:
+                x = layer(x)
+            elif isinstance(layer, nn.TransformerEncoderLayer):
+                x = layer(x, src_key_padding_mask=keys)
+            else:
+                x = layer(x, padding_mask=padding)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"mask_layers={self.mask_layers}"
