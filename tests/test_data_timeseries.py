@@ -133,7 +133,7 @@ def test_prepared_series_alignment_and_times(prepared):
     for split in ("train", "val", "test"):
         X, y = getattr(prepared, f"X_{split}"), getattr(prepared, f"y_{split}")
         ends, times = prepared.ends(split), getattr(prepared, f"times_{split}")
-        np.testing.assert_allclose(pre.inverse_target(y), prepared.true_targets(split), rtol=1e-5)
+        np.testing.assert_allclose(pre.decode_forecast(X, y), prepared.true_targets(split), rtol=1e-5)
         np.testing.assert_allclose(pre.inverse_target(X[:, -1, 0]), prepared.target_values[ends], rtol=1e-5)
         np.testing.assert_array_equal(times[:, 0], prepared.times[ends + 1])
         assert np.all(np.diff(times, axis=1) == np.timedelta64(1, "D"))

@@ -721,9 +721,44 @@ class SeriesPreprocessor:
         return pd.DataFrame({"time": times, "prediction": values})
 
     def set_window(self, window: int, horizon: int) -> None:
-        """Remember the window and horizon the model was trained with (``predict_with`` needs them)."""
+        """Remember the window and horizon the model is trained with (``predict_with`` needs them),
+        and the season its forecasts start from (see ``encode_change``)."""
         state = self._fitted()
         state["window"], state["horizon"] = int(window), int(horizon)
+        season = state.get("season")
+        state["predicts"] = "change"
+        state["reference_season"] = int(season) if season and 1 < season <= window else 1
+
+    def _reference(self, X: np.ndarray) -> np.ndarray:
+        """The naive forecast each window starts from, scaled: ``(M, horizon)``.
+
+        Step k repeats the target value one season before it (the last such value inside the
+        window); with no season (1) that is the last value for every step.
+        """
+        state = self._fitted()
+        season, window = state["reference_season"], int(np.shape(X)[1])
+        k = np.arange(1, int(state["horizon"]) + 1)
+        source = window - 1 + k - season * np.ceil(k / season).astype(np.int64)  # (horizon,) in [0, window)
+        return np.asarray(X, dtype=np.float64)[:, source, self.target_index]
+
+    def encode_change(self, X: np.ndarray, y_scaled: np.ndarray) -> np.ndarray:
+        """Training targets: each future value minus its naive forecast (scaled units).
+
+        Networks extrapolate a level they never saw in training badly (a trend carries the test
+        period above every training value); the change from the naive forecast (the value one
+        season earlier, or the last value) stays in range, and an output of zero *is* the naive
+        forecast, so training starts from a fair guess and learns what the naive rule misses.
+        """
+        if self._fitted().get("predicts") != "change":
+            return np.asarray(y_scaled, dtype=np.float32)
+        return (y_scaled - self._reference(X)).astype(np.float32)
+
+    def decode_forecast(self, X: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs ``(M, horizon)`` for inputs ``X`` ``(M, window, F)`` -> values in original units."""
+        out = np.asarray(outputs, dtype=np.float64).reshape(len(X), -1)
+        if self._fitted().get("predicts") == "change":
+            out = out + self._reference(X)
+        return self.inverse_target(out)
 
     @property
     def window(self) -> int | None:
@@ -782,15 +817,14 @@ class SeriesPreprocessor:
         Args:
             df: the history: the time column and the value columns (the newest ``window`` steps
                 are used; gaps are filled as in training).
-            run: the model: ``(1, window, F)`` -> ``(1, horizon)`` scaled predictions.
+            run: the model: ``(1, window, F)`` -> ``(1, horizon)`` raw outputs (see ``decode_forecast``).
 
         Returns:
             One row per future step: the time stamp (in a column named like the time column)
             and ``prediction`` in original units.
         """
         X, last_time = self.last_window(df)
-        outputs = np.asarray(run(X), dtype=np.float64).reshape(-1)
-        frame = self.forecast_frame(last_time, None, self.inverse_target(outputs))
+        frame = self.forecast_frame(last_time, None, self.decode_forecast(X, run(X))[0])
         return frame.rename(columns={"time": self.time_column})
 
     def _window_or_fail(self) -> int:
@@ -907,7 +941,8 @@ class PreparedSeries:
 
     Attributes:
         X_train, X_val, X_test: float32 ``(M, window, F)`` scaled inputs.
-        y_train, y_val, y_test: float32 ``(M, horizon)`` scaled targets.
+        y_train, y_val, y_test: float32 ``(M, horizon)`` training targets: the change of the scaled
+            target from the window's last value (``SeriesPreprocessor.decode_forecast`` undoes it).
         end_train, end_val, end_test: grid row of each window's last input.
         times_train, times_val, times_test: datetime64 ``(M, horizon)``: the time of each target.
         times: datetime64 ``(N,)`` the regular grid; target_values: float64 ``(N,)`` the target
@@ -992,6 +1027,7 @@ def prepare_series(
     frame = pre.regularise(df)
     values = pre.transform(df)  # (N, F)
     X, y, ends = make_windows(values, pre.target_index, spec)
+    y = pre.encode_change(X, y)  # the model learns the change from the last known value
     grid_times = frame[time_column].to_numpy().astype("datetime64[ns]")
     target_times = grid_times[ends[:, None] + np.arange(1, spec.horizon + 1)]  # (M, horizon)
     parts = {"train": split.train, "val": split.val, "test": split.test}
@@ -1050,8 +1086,8 @@ def ridge_forecast(prepared: PreparedSeries, split: str = "test") -> np.ndarray:
     model = RidgeCV(alphas=np.logspace(-3, 3, 13))
     model.fit(prepared.X_train.reshape(len(prepared.X_train), -1), prepared.y_train)
     X = {"train": prepared.X_train, "val": prepared.X_val, "test": prepared.X_test}[split]
-    scaled = model.predict(X.reshape(len(X), -1)).reshape(len(X), prepared.n_outputs)
-    return prepared.preprocessor.inverse_target(scaled)
+    outputs = model.predict(X.reshape(len(X), -1)).reshape(len(X), prepared.n_outputs)
+    return prepared.preprocessor.decode_forecast(X, outputs)  # same targets as the network
 
 
 BASELINES = {
