@@ -13,17 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-from builder.anomaly import (
-    DEFAULT_QUANTILE,
-    AnomalyModel,
-    autoencoder_spec,
-    bottleneck_width,
-    evaluate_anomalies,
-    reconstruction_errors,
-    train_autoencoder,
-)
-from builder.errors import DataError, ShapeError, SpecError
+from builder.anomaly import autoencoder_spec, evaluate_anomalies, flagged, split_positions, train_autoencoder
+from builder.data.preprocess import Preprocessor
+from builder.errors import DataError, SpecError
 from builder.model import build_model
+from builder.pipeline import TrainedModel
+from builder.results import DEFAULT_QUANTILE, rescore
+from builder.templates import bottleneck_width
 from builder.train import Callback, TrainConfig
 
 FEATURES = ["age", "income", "spend", "visits", "balance", "segment"]
@@ -86,7 +82,7 @@ def table() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def trained(table) -> tuple[AnomalyModel, EpochCounter]:
+def trained(table) -> tuple[TrainedModel, EpochCounter]:
     counter = EpochCounter()
     model = train_autoencoder(table, FEATURES, TrainConfig(**CONFIG), callbacks=[counter])
     return model, counter
@@ -116,17 +112,16 @@ def test_spec_refuses_empty_sizes():
         autoencoder_spec(0, 100)
 
 
-def test_reconstruction_errors_are_per_row_means_and_chunked():
+def test_reconstruction_errors_are_per_row_means():
     model = build_model(autoencoder_spec(6, 500), (6,), 6, seed=0)
     X = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
-    errors = reconstruction_errors(model, X, chunk_rows=7)
     with torch.no_grad():
-        expected = ((model(torch.from_numpy(X)) - torch.from_numpy(X)) ** 2).mean(dim=1).numpy()
+        out = model(torch.from_numpy(X)).numpy()
+    errors = Preprocessor.reconstruction_errors(X, out)
     assert errors.shape == (50,) and errors.dtype == np.float64
-    np.testing.assert_allclose(errors, expected, rtol=1e-5)
-    wrong = build_model(autoencoder_spec(6, 500), (6,), 3, seed=0)
-    with pytest.raises(ShapeError, match="as wide as it takes"):
-        reconstruction_errors(wrong, X)
+    np.testing.assert_allclose(errors, ((out - X) ** 2).mean(axis=1), rtol=1e-6)
+    with pytest.raises(DataError, match="as wide as it takes"):
+        Preprocessor.reconstruction_errors(X, out[:, :3])
 
 
 # -- training and scoring -------------------------------------------------------------------------
@@ -135,6 +130,7 @@ def test_reconstruction_errors_are_per_row_means_and_chunked():
 def test_autoencoder_output_width_equals_its_input_width(trained, table):
     model, counter = trained
     width = model.preprocessor.n_features
+    assert model.spec.family == "autoencoder" and model.task == "anomaly"
     assert counter.epochs == model.history.epochs_run >= 1
     X = model.preprocessor.transform(table.head(5))
     assert model.model(torch.from_numpy(X)).shape == (5, width) == X.shape
@@ -142,7 +138,7 @@ def test_autoencoder_output_width_equals_its_input_width(trained, table):
 
 def test_anomalies_score_much_higher_than_normal_rows(trained, table):
     model, _ = trained
-    scores = model.score(table)["anomaly_score"].to_numpy()
+    scores = model.predict(table)["anomaly_score"].to_numpy()
     truth = _truth(table)
     from sklearn.metrics import roc_auc_score
 
@@ -152,32 +148,34 @@ def test_anomalies_score_much_higher_than_normal_rows(trained, table):
 
 def test_threshold_is_the_99th_percentile_of_validation_errors(trained, table):
     model, _ = trained
-    assert model.quantile == DEFAULT_QUANTILE
-    assert model.threshold == pytest.approx(np.quantile(model.val_errors, 0.99))
-    val = table.iloc[model.val_idx]
-    flagged = model.score(val)["is_anomaly"].to_numpy()
-    assert flagged.mean() == pytest.approx(0.01, abs=0.005)  # ~1% of all validation rows
-    normal = ~_truth(val)
-    assert flagged[normal].mean() <= 0.015  # normal rows: at most about 1% false alarms
-    summary = model.to_dict()
-    assert summary["threshold"] == model.threshold and summary["quantile"] == 0.99
-    assert set(summary["validation_error_percentiles"]) == {"p50", "p90", "p95", "p99", "max"}
-    assert summary["validation_rows"] == len(model.val_idx)
+    pre = model.preprocessor
+    val = table.iloc[split_positions(model, len(table))["val"]]
+    val_errors = model.predict(val)["anomaly_score"].to_numpy()
+    assert pre.threshold_quantile == DEFAULT_QUANTILE
+    assert pre.threshold == pytest.approx(np.quantile(val_errors, 0.99))  # the split is recomputed exactly
+    flagged_rows = model.predict(val)["is_anomaly"].to_numpy()
+    assert flagged_rows.mean() == pytest.approx(0.01, abs=0.005)  # ~1% of all validation rows
+    assert flagged_rows[~_truth(val)].mean() <= 0.015  # normal rows: at most about 1% false alarms
+    assert set(model.metrics["test"]) == {"reconstruction_error", "flagged_share"}
+    kept = model.test_results
+    assert kept["threshold"] == pre.threshold and len(kept["val_errors"]) == len(val)
+    assert kept["most_unusual"][0]["anomaly_score"] >= kept["most_unusual"][1]["anomaly_score"]
 
 
-def test_a_lower_quantile_flags_more_rows(trained, table):
+def test_a_lower_quantile_flags_more_rows_and_travels_in_the_json(trained, table):
     model, _ = trained
-    high = model.threshold
+    high = model.preprocessor.threshold
     try:
-        low = model.choose_threshold(0.9)
-        assert low < high
-        val = table.iloc[model.val_idx]
-        assert model.score(val)["is_anomaly"].mean() == pytest.approx(0.1, abs=0.01)
-        for bad in (0, 1, 1.5, "high"):
-            with pytest.raises(SpecError, match="between 0 and 1"):
-                model.choose_threshold(bad)
+        rescore(model, 0.9)
+        assert model.preprocessor.threshold < high
+        val = table.iloc[split_positions(model, len(table))["val"]]
+        assert model.predict(val)["is_anomaly"].mean() == pytest.approx(0.1, abs=0.01)
+        assert Preprocessor.from_dict(model.preprocessor.to_dict()).threshold == model.preprocessor.threshold
+        for bad in (0, 1, 1.5):
+            with pytest.raises(DataError, match="between 0 and 1"):
+                rescore(model, bad)
     finally:
-        model.choose_threshold(DEFAULT_QUANTILE)
+        rescore(model, DEFAULT_QUANTILE)
 
 
 def test_score_keeps_order_and_handles_missing_values_and_unseen_categories(trained, table):
@@ -185,24 +183,23 @@ def test_score_keeps_order_and_handles_missing_values_and_unseen_categories(trai
     rows = table.sample(40, random_state=1)  # shuffled index
     rows.loc[rows.index[:5], "segment"] = "platinum"  # never seen in training
     rows.loc[rows.index[5:10], ["age", "income"]] = np.nan
-    scored = model.score(rows)
-    assert list(scored.columns) == ["anomaly_score", "is_anomaly"]
-    assert scored.index.equals(rows.index) and len(scored) == 40
+    scored = model.predict(rows)
+    assert list(scored.columns) == ["anomaly_score", "is_anomaly"] and len(scored) == 40
     assert np.isfinite(scored["anomaly_score"]).all() and scored["is_anomaly"].dtype == bool
-    one_by_one = [model.score(rows.iloc[[i]])["anomaly_score"].iloc[0] for i in (0, 7, 39)]
+    one_by_one = [model.predict(rows.iloc[[i]])["anomaly_score"].iloc[0] for i in (0, 7, 39)]
     np.testing.assert_allclose(scored["anomaly_score"].iloc[[0, 7, 39]], one_by_one, rtol=1e-5)
     with pytest.raises(DataError):
-        model.score(rows.drop(columns=["spend"]))
+        model.predict(rows.drop(columns=["spend"]))
 
 
 def test_flagged_rows_are_sorted_by_score_descending(trained, table):
     model, _ = trained
-    top = model.flagged(table, top=20)
+    top = flagged(model, table, top=20)
     assert 0 < len(top) <= 20 and top["is_anomaly"].all()
     assert top["anomaly_score"].is_monotonic_decreasing
     assert set(FEATURES + [LABEL]) <= set(top.columns)
     assert (top[LABEL] == "yes").mean() > 0.8  # the most unusual rows are the injected ones
-    everything = model.flagged(table.head(30), top=100, only_flagged=False)
+    everything = flagged(model, table.head(30), top=100, only_flagged=False)
     assert len(everything) == 30 and everything["anomaly_score"].is_monotonic_decreasing
 
 
@@ -217,7 +214,7 @@ def test_evaluation_against_labels_and_the_isolation_forest_baseline(trained, ta
     assert info["baseline"]["name"] == "IsolationForest" and set(info["model"]) == {
         "precision", "recall", "roc_auc", "average_precision", "flagged"}
     test_rows = evaluate_anomalies(model, table, _truth(table), rows="test")
-    assert test_rows.n_rows == len(model.test_idx)
+    assert test_rows.n_rows == len(split_positions(model, len(table))["test"])
     with pytest.raises(DataError, match="no column"):
         evaluate_anomalies(model, table, "nope")
     with pytest.raises(DataError, match="'test', 'val' or 'all'"):
