@@ -17,6 +17,7 @@ import torch.optim  # noqa: F401
 
 from builder.device import cap_threads_for_server, choose_device
 from builder.train import warm_up
+from pages.components.build_view import design_ready
 from pages.components.state import app_state
 from pages.components.ui import JOURNEY
 
@@ -38,7 +39,7 @@ def journey_sidebar(slot, device_text: str) -> None:
     state = app_state()
     done = {
         "Data": state.has_data,
-        "Build": state.has_data and state.has_design and not state.design.validate(state.data_spec.task),
+        "Build": design_ready(state),
         "Train": state.has_model,
         "Evaluate": state.has_model,
         "Export": state.exported,

@@ -259,9 +259,8 @@ LAYERS.register(LayerType(
 
 # A design cannot tell token ids from numbers by shape alone ((T,) looks like (F,)), and the size of
 # the vocabulary comes from the data, not the design. The text data path states both by running
-# shape inference, building and code generation inside ``token_input(vocab_size)``; outside it,
-# Embedding refuses with "needs text data". (Until a vocabulary is passed this way, Embedding is
-# only usable from code and tests.)
+# shape inference, building and code generation inside ``token_input(vocab_size)`` (see
+# ``builder.data.sources.DataShape.scope``); outside it, Embedding refuses with "needs text data".
 _VOCABULARY: ContextVar[int | None] = ContextVar("token_vocabulary", default=None)
 PAD_ID = 0  # the token id of padding (builder.data.text pads with it at the end of each text)
 
@@ -274,6 +273,11 @@ def token_input(vocab_size: int) -> Iterator[None]:
         yield
     finally:
         _VOCABULARY.reset(token)
+
+
+def reading_tokens() -> bool:
+    """Whether the code runs inside ``token_input``: the model's input is token ids."""
+    return _VOCABULARY.get() is not None
 
 
 def _remove_fix() -> Fix:

@@ -4,11 +4,15 @@
 shape it gives, and is counted (on PyTorch's ``meta`` device, so a huge layer costs no memory).
 The output head, sized to the task, is appended as a locked last row. The first layer that cannot
 take its input stops the shape chain; its problem carries the layer number and, where the fix is
-mechanical, a ``Fix``.
+mechanical, a ``Fix``: the layer's own (insert Flatten, set padding, set nhead...), or one that
+looks around it (remove the Flatten that made an image or a sequence flat, insert Embedding at the
+top of a text model, shrink the layer that crosses the parameter limit). ``editor.fix_for`` adds
+the last resorts (remove the layer, drop the setting).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +20,10 @@ from typing import Any
 import torch
 
 from builder.errors import ShapeError, SpecError
-from builder.layers import LAYERS, Fix, LayerProblem, Shape, describe_shape
+from builder.layers import LAYERS, Fix, LayerProblem, Shape, describe_shape, reading_tokens
 from builder.spec import ModelSpec, Problem, layer_label
+
+log = logging.getLogger(__name__)
 
 BYTES_PER_FLOAT = 4
 # A design above this many parameters is refused before anything is allocated: training it would
@@ -27,6 +33,10 @@ MAX_PARAMETERS = 50_000_000
 FLOATS_PER_PARAM_TRAINING = 4
 # Each activation is kept for the backward pass and gets a gradient of the same size.
 FLOATS_PER_ACTIVATION_TRAINING = 2
+# The setting that sizes each layer type, which the fix for a too-big design lowers.
+SIZE_PARAMS = {"Linear": "out_features", "Conv1d": "out_channels", "Conv2d": "out_channels",
+               "RNN": "hidden_size", "LSTM": "hidden_size", "GRU": "hidden_size",
+               "Embedding": "embedding_dim", "TransformerEncoderLayer": "dim_feedforward"}
 
 
 @dataclass
@@ -80,18 +90,23 @@ def head_params(n_outputs: int) -> dict[str, Any]:
     return {"out_features": n_outputs, "bias": True}
 
 
-def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeReport:
+def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, tokens: bool | None = None) -> ShapeReport:
     """Walk the design with a per-sample ``input_shape`` and report every layer's shapes.
 
     Args:
         spec: the design (hidden layers only; the head is added here).
         input_shape: shape of one sample after preprocessing, e.g. ``(30,)``.
         n_outputs: values the head must produce (1 for regression/binary, k for k classes).
+        tokens: the input is token ids (text): the first layer must be Embedding. ``None`` (the
+            default) means "inside ``token_input(vocab_size)``" (``DataShape.scope()``), which
+            Embedding needs anyway, so training, the editor and export agree.
 
     Returns:
         A ``ShapeReport``; ``report.problems`` lists every problem (parameter problems of all
         layers, plus the first shape problem).
     """
+    if tokens is None:
+        tokens = reading_tokens()
     problems = list(spec.validate())
     first_problem: dict[int, Problem] = {}
     for problem in problems:
@@ -102,20 +117,34 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeRe
     shape: Shape | None = tuple(input_shape)
     head = ("Linear", head_params(n_outputs))
     entries = [(layer.type, layer.params) for layer in spec.layers] + [head]
+    n_layers = len(spec.layers)
     for index, (type_name, params) in enumerate(entries):
-        is_head = index == len(spec.layers)
+        is_head = index == n_layers
         row = ShapeRow(index, type_name, params, shape, None, locked=is_head, problem=first_problem.get(index))
         rows.append(row)
         if shape is None or row.problem is not None:
             shape = None  # the chain is broken above (or here): later shapes are unknown
             continue
+        label = "The output layer" if is_head else layer_label(index, type_name)
         try:
-            out = _output_shape(type_name, shape, params, is_head)
+            if tokens and index == 0 and type_name != "Embedding":
+                raise _token_problem(shape)
+            out = _output_shape(type_name, shape, params, is_head, tokens)
             row.n_params = count_params(type_name, shape, params)
         except LayerProblem as exc:
-            fix = _place_fix(exc.fix, index, len(spec.layers), is_head)
-            label = "The output layer" if is_head else layer_label(index, type_name)
-            row.problem = Problem(f"{label}: {exc}", None if is_head else index, fix=fix, kind="shape")
+            fix = exc.fix if is_head else _flatten_fix(rows, entries, index) or exc.fix
+            row.problem = Problem(f"{label}: {exc}", None if is_head else index,
+                                  fix=_place_fix(fix, index, n_layers, is_head), kind="shape")
+            problems.append(row.problem)
+            shape = None
+            continue
+        except Exception:  # noqa: BLE001 - torch refused settings we did not foresee: say it plainly
+            log.exception("layer %s could not be built for input %s with %s", type_name, shape, params)
+            row.problem = Problem(
+                f"{label}: PyTorch cannot build this layer with these settings on an input of "
+                f"{describe_shape(shape)}. Change its settings, or remove it.", None if is_head else index,
+                fix=None if is_head else _place_fix(Fix("Remove this layer", "remove", -1), index, n_layers, False),
+                kind="shape")
             problems.append(row.problem)
             shape = None
             continue
@@ -123,17 +152,82 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeRe
         shape = out
         total += row.n_params
         if total > MAX_PARAMETERS:
-            label = "The output layer" if is_head else layer_label(index, type_name)
+            budget = MAX_PARAMETERS - (total - row.n_params)
             row.problem = Problem(
                 f"{label} brings the model to {total:,} parameters; the limit is {MAX_PARAMETERS:,}. "
-                "Use fewer units in this or an earlier layer.", None if is_head else index, kind="shape")
+                "Use fewer units in this or an earlier layer.", None if is_head else index,
+                fix=None if is_head else _shrink_fix(index, type_name, row.input_shape, params, budget,
+                                                     n_outputs if index == n_layers - 1 else None),
+                kind="shape")
             problems.append(row.problem)
             shape = None
     return ShapeReport(rows, problems)
 
 
-def _output_shape(type_name: str, shape: Shape, params: dict[str, Any], is_head: bool) -> Shape:
+def _token_problem(shape: Shape) -> LayerProblem:
+    """The first layer of a text model is not Embedding: numbers of words would be read as amounts."""
+    return LayerProblem(
+        f"the text arrives as token ids ({describe_shape(shape)} word numbers per text), which only "
+        "Embedding can read: a word's number is a name, not an amount. Insert Embedding as the first layer.",
+        Fix(label="Insert Embedding as layer 1", action="insert", index=0,
+            layer={"type": "Embedding", **LAYERS.get("Embedding").defaults()}),
+    )
+
+
+def _flatten_fix(rows: list[ShapeRow], entries: list[tuple[str, dict]], index: int) -> Fix | None:
+    """A layer refusing its input right after Flatten, which it would have taken: remove the Flatten."""
+    if index == 0 or entries[index - 1][0] != "Flatten" or rows[index - 1].input_shape is None:
+        return None
+    type_name, params = entries[index]
+    try:
+        _output_shape(type_name, rows[index - 1].input_shape, params, False, False)
+    except LayerProblem:
+        return None
+    return Fix(label=f"Remove the Flatten (layer {index}) before it", action="remove", index=index - 1)
+
+
+def _shrink_fix(index: int, type_name: str, in_shape: Shape, params: dict[str, Any], budget: int,
+                head_outputs: int | None) -> Fix | None:
+    """Set the layer's size to the largest value that keeps the model under the parameter limit.
+
+    ``head_outputs``: set when the output head follows this layer, whose weights grow with its size.
+    """
+    name = SIZE_PARAMS.get(type_name)
+    if name is None or not isinstance(params.get(name), int) or budget < 1:
+        return None
+
+    def fits(size: int) -> bool:
+        sized = {**params, name: size}
+        count = count_params(type_name, in_shape, sized)
+        out = LAYERS.get(type_name).output_shape(in_shape, sized)
+        if head_outputs is not None and len(out) == 1:
+            count += count_params("Linear", out, head_params(head_outputs))
+        return count <= budget
+
+    low, high = 0, params[name] - 1  # the largest size in 1..high that fits (0: none does)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    if low < 1:
+        return None
+    label = LAYERS.get(type_name).param(name).label.lower()
+    return Fix(label=f"Set {label} to {low:,} on layer {index + 1}", action="set", index=index, param=name, value=low)
+
+
+def _output_shape(type_name: str, shape: Shape, params: dict[str, Any], is_head: bool, tokens: bool = False) -> Shape:
     layer_type = LAYERS.get(type_name)
+    if is_head and len(shape) == 2:
+        mode = "mean" if tokens else "last"
+        raise LayerProblem(
+            f"the output layer needs one list of numbers per sample but the last layer gives a sequence "
+            f"({describe_shape(shape)}: steps x features): add SequencePool at the end, which keeps "
+            f"the {'average of the steps' if mode == 'mean' else 'last step'}.",
+            Fix(label="Add SequencePool at the end", action="insert", index=-1,
+                layer={"type": "SequencePool", "mode": mode}),
+        )
     if is_head and len(shape) != 1:
         raise LayerProblem(
             f"the output layer needs a flat input but the last layer gives {describe_shape(shape)}: "
@@ -169,9 +263,9 @@ def count_params(type_name: str, in_shape: Shape, params: dict[str, Any]) -> int
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def check_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int) -> ShapeReport:
+def check_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, tokens: bool | None = None) -> ShapeReport:
     """Like ``infer_shapes`` but raise the first problem as ``ShapeError`` (with its fix)."""
-    report = infer_shapes(spec, input_shape, n_outputs)
+    report = infer_shapes(spec, input_shape, n_outputs, tokens=tokens)
     if report.problems:
         first = report.problems[0]
         if first.kind != "shape":

@@ -1,10 +1,14 @@
-"""A user's workspace on this machine: the uploaded table, the design, the settings and the runs.
+"""A user's workspace on this machine: the uploaded data, the design, the settings and the runs.
 
 Each workspace is a folder named by an unguessable token (the app keeps it in the URL), so a page
 switch, a browser refresh or a server restart finds everything again, and nobody can list other
 people's workspaces: the token is checked against a strict pattern before it touches a path.
 Small state is JSON written atomically; trained runs are saved with ``export.save_trained``
 (safetensors + JSON, no pickle). Data never leaves the machine.
+
+The workspace keeps one data file at a time, as uploaded: a table (CSV, Excel, ...; also the source
+of text and time-series data) or an image zip (one folder per class). Saving a new one replaces
+the old one only once the new file is safely written.
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, DataError
 
 HOME_ENV = "BUILDER_HOME"
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 RUN_PATTERN = re.compile(r"^run-[0-9]{8}-[0-9]{6}-[a-z0-9]{4}$")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+DATA_KINDS = ("table", "images")  # what the saved data file is: a table file, or an image zip
+# The most a workspace keeps of one data file. The app's uploads stop at 200 MB already
+# (.streamlit/config.toml); this guards the disk against anything else that saves data.
+MAX_DATA_BYTES = 1024 * 1024 * 1024
 
 
 def default_home() -> Path:
@@ -40,6 +48,14 @@ def new_token() -> str:
 
 def is_valid_token(token: object) -> bool:
     return isinstance(token, str) and bool(TOKEN_PATTERN.fullmatch(token))
+
+
+class DataFile(NamedTuple):
+    """The workspace's data file: the name to show, where it is, and whether it is a table or images."""
+
+    name: str
+    path: Path
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -101,35 +117,68 @@ class Workspace:
             raise ValueError(f"invalid state key {key!r}")
         return self.root / "state" / f"{key}.json"
 
-    # --- the uploaded table ----------------------------------------------------------------------
+    # --- the uploaded data --------------------------------------------------------------------------
 
-    def save_table(self, name: str, content: bytes, title: str | None = None) -> Path:
-        """Keep the uploaded file (replacing the previous one) and remember its name.
+    def save_data(self, name: str, content: bytes, kind: str = "table", title: str | None = None) -> Path:
+        """Keep an uploaded file (replacing the previous data) and remember its name and kind.
 
         Args:
-            name: the file name as uploaded (its extension tells how to read it).
+            name: the file name as uploaded (its extension tells how to read a table).
             content: the file's bytes.
+            kind: ``"table"`` or ``"images"`` (a zip of class folders).
             title: the name to show, when it is not the file name (e.g. "Iris (sample)").
+
+        Raises:
+            DataError: the file is larger than a workspace keeps (``MAX_DATA_BYTES``).
+            ValueError: an unknown ``kind`` (a bug in the caller).
         """
+        if kind not in DATA_KINDS:
+            raise ValueError(f"unknown data kind {kind!r}")
+        if len(content) > MAX_DATA_BYTES:
+            raise DataError(
+                f"The file '{Path(name).name}' is {len(content) / 1024**2:,.0f} MB, more than the "
+                f"{MAX_DATA_BYTES // 1024**2:,} MB a workspace keeps. Use a smaller sample of it."
+            )
         safe = SAFE_NAME.sub("_", Path(name).name).strip().lstrip(".") or "data"
         folder = self.root / "data"
-        # Write the new file beside the old one first: a failed write never loses the old table.
+        # Write the new file beside the old one first: a failed write never loses the old data.
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".upload-"))
         (staging / safe).write_bytes(content)
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
-        path = folder / safe
-        self.save_state("table", {"name": title or Path(name).name, "file": safe, "saved": time.strftime("%Y-%m-%d %H:%M:%S")})
-        return path
+        self.save_state("table", {"name": title or Path(name).name, "file": safe, "kind": kind,
+                                  "saved": time.strftime("%Y-%m-%d %H:%M:%S")})
+        return folder / safe
+
+    def save_table(self, name: str, content: bytes, title: str | None = None) -> Path:
+        """Keep an uploaded table file (see ``save_data``)."""
+        return self.save_data(name, content, "table", title)
+
+    def save_images(self, name: str, content: bytes, title: str | None = None) -> Path:
+        """Keep an uploaded image zip (see ``save_data``)."""
+        return self.save_data(name, content, "images", title)
+
+    def data_file(self) -> DataFile | None:
+        """The current data file (a table or an image zip), or ``None``."""
+        info = self.load_state("table")
+        if not isinstance(info, dict) or not isinstance(info.get("file"), str):
+            return None
+        kind = info.get("kind", "table")  # saved before image zips existed: a table
+        path = self.root / "data" / info["file"]
+        if kind not in DATA_KINDS or not path.is_file():
+            return None
+        return DataFile(str(info.get("name") or info["file"]), path, kind)
 
     def table_path(self) -> tuple[str, Path] | None:
-        """The current table's display name and path, or ``None``."""
-        info = self.load_state("table")
-        if not info:
-            return None
-        path = self.root / "data" / info["file"]
-        return (info["name"], path) if path.is_file() else None
+        """The current table's display name and path, or ``None`` (also when the data is images)."""
+        data = self.data_file()
+        return (data.name, data.path) if data is not None and data.kind == "table" else None
+
+    def image_zip_path(self) -> tuple[str, Path] | None:
+        """The current image zip's display name and path, or ``None`` (also when the data is a table)."""
+        data = self.data_file()
+        return (data.name, data.path) if data is not None and data.kind == "images" else None
 
     # --- trained runs ------------------------------------------------------------------------------
 

@@ -11,8 +11,10 @@ from pages.components import charts
 from pages.components.state import app_state
 from pages.components.training import (
     current_job,
+    design_problems,
     earlier_runs,
     live_panel,
+    missing_data_message,
     result_summary,
     show_failure,
     start_training,
@@ -83,11 +85,12 @@ def device_badge(preference: str) -> bool:
 
 
 state = app_state()
-page_header("Train", "Teach the model from your rows. The charts update live; you can switch pages and come back.")
+page_header("Train", "Teach the model from your data. The charts update live; you can switch pages and come back.")
 if not state.has_data:
-    empty_state("Load a table and choose the column to predict first.", "Data", "Go to Data")
+    empty_state(missing_data_message(state), "Data", "Go to Data")
 if not state.has_design:
     empty_state("Choose a model design first.", "Build", "Go to Build")
+unfit = design_problems(state)
 
 job = current_job(state)
 status = take_over_if_done(state, job) if job is not None else None
@@ -112,11 +115,15 @@ else:
     with main:
         st.subheader("Start")
         available = device_badge(config.device)
+        for problem in unfit:
+            st.error(f"The design does not fit your data: {problem}", icon=":material/account_tree:")
         if st.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch",
-                     disabled=bool(problems) or not available, key="train_start"):
+                     disabled=bool(problems or unfit) or not available, key="train_start"):
             with user_errors():
                 start_training(state, config)
                 st.rerun()
+        if unfit:
+            go_to("Build", "Fix the design on the Build page")
         if problems:
             st.caption(f":material/arrow_back: Fix the {len(problems)} setting(s) marked in red to start.")
         st.caption("Training runs on this computer; your data never leaves it. You can stop at any time "

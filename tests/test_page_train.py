@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from builder.data import SAMPLES, DataSpec, load_sample
+from builder.data.sources import data_shape, prepare_data
 from builder.templates import starter_spec
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components import charts
+from tests.image_fixtures import make_digits_zip
 
 from app_helpers import button, open_page
 
@@ -31,6 +33,18 @@ def make_workspace(home, sample: str | None = "iris", family: str = "mlp", desig
         workspace.save_state("data_spec", DataSpec(info.target, info.task, features).to_dict())
         if design:
             workspace.save_state("design", starter_spec(family, len(features), len(df)).to_dict())
+    return workspace
+
+
+def make_image_workspace(home, design: str | None = "cnn") -> Workspace:
+    """A workspace holding a small digits zip, its image data spec and (``design``) a starter design."""
+    workspace = Workspace.open(None, home=home)
+    path = workspace.save_images("digits.zip", make_digits_zip(n_per_class=12, size=12), title="Digits")
+    data_spec = DataSpec(None, "multiclass", [], kind="images", options={"augment": True, "size": [12, 12]})
+    workspace.save_state("data_spec", data_spec.to_dict())
+    if design is not None:
+        shape = data_shape(prepare_data(path, data_spec), data_spec)
+        workspace.save_state("design", starter_spec(design, shape.input_shape, shape.n_rows).to_dict())
     return workspace
 
 
@@ -66,7 +80,7 @@ def poll_until(at, done, timeout: float = 45.0):
 
 def test_without_data_the_page_points_to_data(app, builder_home):
     at = open_page(app, make_workspace(builder_home, sample=None), PAGE)
-    assert "Load a table" in at.info[0].value
+    assert "Load your data first" in at.info[0].value and "zip of pictures" in at.info[0].value
     assert not at.exception
 
 
@@ -134,14 +148,27 @@ def test_a_bad_setting_shows_its_message_and_blocks_start(app, builder_home, key
     assert at.button(key="train_start").disabled
 
 
-def test_a_failed_job_shows_its_plain_error(app, builder_home):
-    # A linear-regression design cannot predict a category: training fails with a plain message.
-    at = open_page(app, make_workspace(builder_home, "iris", family="linear"), PAGE)
+def test_a_failed_job_shows_its_plain_error(app, builder_home, monkeypatch):
+    from builder.errors import DataError
+    from pages.components import training
+
+    def failing(*args, **kwargs):
+        raise DataError("'species' holds text, so it cannot be predicted as a number.")
+
+    monkeypatch.setattr(training, "train_model", failing)  # what the job runs, in its thread
+    at = open_page(app, make_workspace(builder_home, "iris"), PAGE)
     at.button(key="train_start").click().run()
     poll_until(at, lambda at: any("Training did not finish" in e.value for e in at.error))
-    assert any("Linear regression cannot do" in e.value for e in at.error)
+    assert any("'species' holds text" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.session_state["app"].has_model
-    assert not at.button(key="train_start").disabled  # the user can fix the design and try again
+    assert not at.button(key="train_start").disabled  # the user can fix the data and try again
+
+
+def test_a_design_for_another_task_is_refused_before_training(app, builder_home):
+    # A linear-regression design cannot predict a category: said at once, next to a disabled Start.
+    at = open_page(app, make_workspace(builder_home, "iris", family="linear"), PAGE)
+    assert any("does not fit your data: Linear regression cannot do" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
 
 
 def test_an_earlier_run_can_be_opened(app, builder_home):
@@ -172,3 +199,54 @@ def test_progress_text_counts_the_epoch_in_progress(status, expected):
                        epoch_logs=logs, batch_points=((2.0, 0.5),), device="CPU", error=None)
     fraction, text = _progress_text(snap)
     assert fraction == pytest.approx(0.2) and text.startswith(expected)
+
+
+def test_an_image_model_trains_through_the_job_and_shows_its_result(app, builder_home):
+    workspace = make_image_workspace(builder_home)
+    at = open_page(app, workspace, PAGE)
+    at.number_input(key="train_epochs").set_value(3)
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    poll_until(at, lambda at: at.session_state["app"].has_model, timeout=90)
+    trained = at.session_state["app"].trained
+    assert trained.kind == "images" and trained.spec.family == "cnn" and trained.history.epochs_run == 3
+    assert trained.preprocessor.input_shape == (1, 12, 12)
+    assert any("Training finished" in s.value for s in at.success)
+    assert any(m.label == "Test accuracy" for m in at.metric)
+    charts_shown = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    accuracy = next(c for c in charts_shown if "Accuracy" in c["layout"]["yaxis"]["title"]["text"])
+    assert [len(values(t["y"])) for t in accuracy["data"]] == [3, 3]  # training and validation
+    assert workspace.list_runs()[0].title == "CNN (convolutional network) on Digits"
+
+
+def test_a_design_that_does_not_fit_the_data_says_why_and_blocks_start(app, builder_home):
+    workspace = make_image_workspace(builder_home, design=None)
+    workspace.save_state("design", starter_spec("mlp", 4, 150).to_dict())  # a table design on pictures
+    at = open_page(app, workspace, PAGE)
+    assert any("does not fit your data" in e.value and "CNN" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="train_start").disabled
+    assert any(link.proto.page == "build" for link in at.get("page_link"))
+
+
+def test_the_missing_data_message_fits_what_is_loaded(builder_home):
+    from pages.components.state import AppState
+    from pages.components.training import missing_data_message
+
+    state = AppState(workspace=make_image_workspace(builder_home, design=None))
+    assert "Load your data first" in missing_data_message(state)
+    state.images = object()  # pictures loaded, their choices not saved
+    assert "Check the pictures on the Data page" in missing_data_message(state)
+
+
+@pytest.mark.parametrize("task, logs_key, title", [
+    ("forecast", "val_rmse", "forecast error"),
+    ("anomaly", None, "Reconstruction error"),
+])
+def test_quality_chart_fits_forecasts_and_unusual_rows(task, logs_key, title):
+    from pages.components.training import quality_figure
+
+    metrics = {logs_key: [3.0, 2.0]} if logs_key else {}
+    figure = quality_figure([1, 2], metrics, [0.5, 0.4], task, best_epoch=2)
+    assert title in figure.layout.yaxis.title.text
+    assert list(values(figure.data[0].y)) == ([3.0, 2.0] if logs_key else [0.5, 0.4])
+    assert quality_figure([], {}, [], task) is None

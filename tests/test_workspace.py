@@ -65,3 +65,37 @@ def test_odd_upload_names_stay_inside_the_data_folder(tmp_path, name):
     ws.save_table(name, b"b\n2\n")
     _, path = ws.table_path()
     assert path.parent == ws.root / "data" and path.read_bytes() == b"b\n2\n"
+
+
+def test_an_image_zip_is_kept_as_the_data_and_a_table_replaces_it(tmp_path):
+    ws = Workspace.open(None, home=tmp_path)
+    assert ws.data_file() is None and ws.image_zip_path() is None
+    ws.save_images("my photos.zip", b"PK zip bytes", title="Photos")
+    data = ws.data_file()
+    assert (data.name, data.path.name, data.kind) == ("Photos", "my photos.zip", "images")
+    assert ws.table_path() is None and ws.image_zip_path() == ("Photos", data.path)
+    ws.save_table("sales.csv", b"a\n1\n")
+    assert ws.data_file().kind == "table" and ws.image_zip_path() is None
+    assert [p.name for p in (ws.root / "data").iterdir()] == ["sales.csv"]
+
+
+def test_data_saved_before_kinds_existed_reads_as_a_table(tmp_path):
+    ws = Workspace.open(None, home=tmp_path)
+    ws.save_table("old.csv", b"a\n1\n")
+    ws.save_state("table", {"name": "old.csv", "file": "old.csv", "saved": "2025-01-01 00:00:00"})
+    assert ws.data_file().kind == "table" and ws.table_path()[0] == "old.csv"
+    ws.save_state("table", {"name": "x", "file": "old.csv", "kind": "video"})
+    assert ws.data_file() is None  # an unknown kind is not guessed at
+
+
+def test_too_large_data_is_refused_and_the_previous_data_kept(tmp_path, monkeypatch):
+    import builder.workspace as workspace_module
+
+    ws = Workspace.open(None, home=tmp_path)
+    ws.save_table("small.csv", b"a\n1\n")
+    monkeypatch.setattr(workspace_module, "MAX_DATA_BYTES", 1024)
+    with pytest.raises(BuilderError, match="more than the 0 MB a workspace keeps"):
+        ws.save_images("huge.zip", b"x" * 2048)
+    assert ws.table_path()[1].read_bytes() == b"a\n1\n"
+    with pytest.raises(ValueError, match="unknown data kind"):
+        ws.save_data("a.bin", b"1", kind="audio")

@@ -1,47 +1,78 @@
-"""Drawing helpers for the Data page: the drop zone and samples, the column table, the target panel.
+"""Drawing helpers for the Data page: the drop zone and samples, the purpose of a table, the
+column table, the panels for predicting a column and for finding unusual rows, and the saved choice.
 
 The profile of a table is cached per saved file (path, modification time, size), so reruns and
 page switches never profile the same table twice. Everything that is not drawing (reading,
-profiling, the task guess, health checks) comes from ``builder.data``.
+profiling, the task guess, health checks) comes from ``builder.data``. The panels of the other
+kinds of data live beside this file: ``series_view``, ``text_view`` and ``image_view``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from builder.data import SAMPLES, TableProfile, infer_task, load_sample, profile_table, suggest_features
+from builder.data import (
+    SAMPLES,
+    DataSpec,
+    TableProfile,
+    check_target,
+    health_warnings,
+    infer_task,
+    load_sample,
+    profile_table,
+    suggest_features,
+)
 from builder.data.preprocess import missing_mask, parse_numeric
+from builder.data.profile import MIN_TARGET_ROWS
+from builder.data.samples import KIND_SAMPLES, kind_sample_spec, load_kind_sample
+from builder.data.timeseries import describe_step
+from builder.errors import BuilderError
 from pages.components.state import AppState
-from pages.components.ui import user_errors
+from pages.components.ui import go_to, user_errors
 
-FILE_TYPES = ["csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "json", "jsonl"]
+FILE_TYPES = ["csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "json", "jsonl", "zip"]
 TASK_LABELS = {"regression": "A number (regression)", "binary": "Yes / no (binary)",
                "multiclass": "A category (multiclass)"}
 TASK_PHRASES = {"regression": "as a number", "binary": "as yes or no", "multiclass": "as one of its categories"}
 KIND_WORDS = {"numeric": "Number", "categorical": "Category", "text": "Text", "datetime": "Date",
               "boolean": "Yes / no"}
 HISTOGRAM_BINS = 12
+UPLOAD_FAILURE_KEY = "data_upload_failure"  # (file id, message) of the last refused upload
+
+# What a table can be used for; "table" and "anomaly" are both DataSpec.kind "table".
+PURPOSES = {
+    "table": (":material/target: Predict a column", "Learn one column from the others."),
+    "anomaly": (":material/crisis_alert: Find unusual rows", "No column to predict: flag rows unlike the rest."),
+    "series": (":material/timeline: Forecast a time series", "Predict the next values of a column over time."),
+    "text": (":material/notes: Classify texts", "Read a column of written text and predict its label."),
+}
+SERIES_COLUMNS_MAX = 4  # a table this narrow with a date column per row reads as a time series
+TEXT_COLUMNS_MAX = 4  # a table this narrow with a free-text column reads as texts to classify
 
 
-# --- the current table, identified by its saved file -----------------------------------------------
+# --- the current data, identified by its saved file ----------------------------------------------
 
 
-def table_key(state: AppState) -> str:
-    """A key that changes whenever a new table is saved (even one with the same name)."""
-    table = state.workspace.table_path()
-    if table is None:
+def data_key(state: AppState) -> str:
+    """A key that changes whenever new data is saved (even a file with the same name)."""
+    data = state.workspace.data_file()
+    if data is None:
         return "none"
-    stat = table[1].stat()
-    return f"{table[1]}|{stat.st_mtime_ns}|{stat.st_size}"
+    stat = data.path.stat()
+    return f"{data.path}|{stat.st_mtime_ns}|{stat.st_size}"
+
+
+table_key = data_key  # the Build page keys its caches with it
 
 
 def widget_suffix(state: AppState) -> str:
-    """A short suffix for widget keys, so every new table starts with fresh widgets."""
-    return hashlib.sha1(table_key(state).encode()).hexdigest()[:10]
+    """A short suffix for widget keys, so every new data file starts with fresh widgets."""
+    return hashlib.sha1(data_key(state).encode()).hexdigest()[:10]
 
 
 @st.cache_resource(show_spinner="Looking at every column...", max_entries=8)
@@ -53,7 +84,7 @@ def _profile(key: str, _df: pd.DataFrame) -> tuple[TableProfile, list[list[int]]
 
 def table_profile(state: AppState) -> tuple[TableProfile, list[list[int]]]:
     """The table's profile and, per column, the counts for its mini histogram."""
-    return _profile(table_key(state), state.df)
+    return _profile(data_key(state), state.df)
 
 
 def value_counts_sketch(values: pd.Series, kind: str) -> list[int]:
@@ -69,46 +100,127 @@ def value_counts_sketch(values: pd.Series, kind: str) -> list[int]:
     return present.astype("str").value_counts().head(HISTOGRAM_BINS).astype(int).tolist()
 
 
-# --- choosing a table -----------------------------------------------------------------------------
+# --- choosing data ----------------------------------------------------------------------------------
+
+
+def _card(column, title: str, description: str, key: str, icon: str) -> bool:
+    # Cards of one height, text at the top and the button at the bottom, whatever the text length.
+    with column.container(border=True, height="stretch", vertical_alignment="distribute"):
+        with st.container(gap="small"):
+            st.markdown(f"**{title}**")
+            st.caption(description)
+        return st.button("Use this sample", key=key, icon=icon, width="stretch")
 
 
 def sample_cards() -> str | None:
-    """One small card per sample; returns the name of the sample picked in this run, if any."""
+    """One small card per sample: tables in the first row, then pictures, a series and texts."""
     picked = None
-    columns = st.columns(len(SAMPLES))
-    for column, (name, sample) in zip(columns, SAMPLES.items(), strict=False):
-        # Cards of one height, text at the top and the button at the bottom, whatever the text length.
-        with column.container(border=True, height="stretch", vertical_alignment="distribute"):
-            with st.container(gap="small"):
-                st.markdown(f"**{sample.title}**")
-                st.caption(sample.description)
-            if st.button("Use this sample", key=f"sample_{name}", icon=":material/science:",
-                         width="stretch"):
-                picked = name
+    tables = st.columns(len(SAMPLES))
+    for column, (name, sample) in zip(tables, SAMPLES.items(), strict=True):
+        if _card(column, sample.title, sample.description, f"sample_{name}", ":material/table_chart:"):
+            picked = name
+    icons = {"images": ":material/image:", "series": ":material/timeline:", "text": ":material/notes:"}
+    others = st.columns(len(SAMPLES))
+    for column, (name, sample) in zip(others, KIND_SAMPLES.items(), strict=False):
+        if _card(column, sample.title, sample.description, f"sample_{name}", icons[sample.kind]):
+            picked = name
     return picked
 
 
 def use_sample(state: AppState, name: str) -> bool:
     with user_errors():
-        sample = SAMPLES[name]
-        state.set_sample(name, sample.title, load_sample(name))
+        if name in KIND_SAMPLES:
+            sample = KIND_SAMPLES[name]
+            with st.spinner(f"Preparing the sample {sample.title.lower()}..."):
+                data = load_kind_sample(name)
+                if isinstance(data, bytes):
+                    state.set_images(sample.file_name, data, title=f"{sample.title} (sample)")
+                else:
+                    state.set_sample(Path(sample.file_name).stem, sample.title, data)
+            state.set_data_spec(kind_sample_spec(name))  # the choices the sample is meant for
+        else:
+            state.set_sample(name, SAMPLES[name].title, load_sample(name))
         return True
     return False
 
 
 def use_upload(state: AppState, uploaded) -> bool:
-    """Keep an uploaded file; a bad file shows why here and the previous table stays."""
-    with user_errors("This file was not loaded (your previous table is kept): "):
-        with st.spinner(f"Reading {uploaded.name}..."):
-            state.set_table(uploaded.name, uploaded.getvalue())
-        return True
+    """Keep an uploaded table or image zip; a bad file shows why here and the previous data stays.
+
+    A refused file is not read again on every rerun: its message is remembered by the upload's id.
+    """
+    failure = st.session_state.get(UPLOAD_FAILURE_KEY)
+    if failure and failure[0] == uploaded.file_id:
+        st.error(failure[1], icon=":material/error:")
+        return False
+    kept = {"images": " (your previous images are kept)", "table": " (your previous table is kept)"}
+    where = f"This file was not loaded{kept.get(state.data_kind, '')}: "
+    with user_errors(where):
+        try:
+            with st.spinner(f"Reading {uploaded.name}..."):
+                if uploaded.name.lower().endswith(".zip"):
+                    state.set_images(uploaded.name, uploaded.getvalue())
+                else:
+                    state.set_table(uploaded.name, uploaded.getvalue())
+            return True
+        except BuilderError as exc:
+            st.session_state[UPLOAD_FAILURE_KEY] = (uploaded.file_id, f"{where}{exc}")
+            st.error(f"{where}{exc}", icon=":material/error:")
     return False
 
 
-# --- the column table -------------------------------------------------------------------------------
+# --- what the table is for ------------------------------------------------------------------------
 
 
-def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[str, str]) -> None:
+def purpose_of(spec: DataSpec | None) -> str | None:
+    """The purpose (a key of ``PURPOSES``) a saved data spec stands for, or ``None``."""
+    if spec is None or spec.kind == "images":
+        return None
+    if spec.kind == "table":
+        return "anomaly" if spec.task == "anomaly" else "table"
+    return spec.kind
+
+
+def saved_for(state: AppState, purpose: str) -> DataSpec | None:
+    """The saved data spec when it is one of ``purpose`` (so its choices are the widgets' defaults)."""
+    return state.data_spec if purpose_of(state.data_spec) == purpose else None
+
+
+def guess_purpose(profile: TableProfile) -> tuple[str, str | None]:
+    """What a table most likely is for, and why (``None`` when it is a plain table).
+
+    A narrow table with a free-text column is texts to classify; a narrow table with a date in
+    (nearly) every row and a number column is a time series. Anything else: predict a column.
+    """
+    kinds = {c.name: c.kind for c in profile.columns}
+    texts = [c.name for c in profile.columns if c.kind == "text"]
+    if texts and profile.n_cols <= TEXT_COLUMNS_MAX:
+        return "text", f"'{texts[0]}' holds free text"
+    dates = [c.name for c in profile.columns if c.kind == "datetime" and c.n_unique >= 0.8 * profile.n_rows]
+    if dates and "numeric" in kinds.values() and profile.n_cols <= SERIES_COLUMNS_MAX:
+        return "series", f"'{dates[0]}' holds a date for every row"
+    return "table", None
+
+
+def purpose_choice(state: AppState, profile: TableProfile, suffix: str) -> str:
+    """The radio that says what the table is for (saved choice, else the guess)."""
+    guess, why = guess_purpose(profile)
+    start = purpose_of(state.data_spec) or guess
+    names = list(PURPOSES)
+    purpose = st.radio("What should the model do?", names, index=names.index(start), horizontal=True,
+                       format_func=lambda p: PURPOSES[p][0], captions=[PURPOSES[p][1] for p in names],
+                       key=f"data_purpose_{suffix}")
+    if why and purpose == guess:
+        st.caption(f":material/lightbulb: Suggested because {why}.")
+    return purpose
+
+
+# --- the column table ----------------------------------------------------------------------------
+
+
+def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[str, str],
+                 notes: bool = True) -> None:
+    """One row per column; ``notes``: also how a table model reads each column (not for texts or series)."""
     frame = pd.DataFrame({
         "Column": [c.name for c in profile.columns],
         "Role": [roles.get(c.name, "Left out") for c in profile.columns],
@@ -117,10 +229,10 @@ def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[s
         "Unique values": [c.n_unique for c in profile.columns],
         "Distribution": sketches,
         "Examples": [", ".join(c.examples[:3]) for c in profile.columns],
-        "Notes": [" ".join(c.warnings) for c in profile.columns],
+        "Notes": [" ".join(c.warnings) if notes else "" for c in profile.columns],
     })
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "Role": st.column_config.TextColumn(help="Predicted, used as an input, or left out."),
+        "Role": st.column_config.TextColumn(help="How the model uses the column, or left out."),
         "Type": st.column_config.TextColumn(help="How the model reads the column."),
         "Missing": st.column_config.ProgressColumn("Missing", help="Share of empty cells.", format="%.0f%%",
                                                    min_value=0, max_value=100, width="small"),
@@ -130,20 +242,44 @@ def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[s
                                  "frequent values, largest first.", width="small"),
         "Notes": st.column_config.TextColumn(width="large"),
     })
-    notes = [(c.name, note) for c in profile.columns for note in c.warnings]
-    if notes:  # table cells cut long text: the notes in full, one per line
-        with st.expander(f"Notes on {len({name for name, _ in notes})} column(s)", icon=":material/sticky_note_2:"):
-            st.markdown("\n".join(f"- {note}" for _, note in notes))
+    found = [(c.name, note) for c in profile.columns for note in c.warnings] if notes else []
+    if found:  # table cells cut long text: the notes in full, one per line
+        with st.expander(f"Notes on {len({name for name, _ in found})} column(s)", icon=":material/sticky_note_2:"):
+            st.markdown("\n".join(f"- {note}" for _, note in found))
 
 
-# --- the column to predict ---------------------------------------------------------------------------
+def table_overview(profile: TableProfile) -> None:
+    """Rows, columns, empty cells and number columns as four cards."""
+    rows, cols, missing, numeric = st.columns(4)
+    rows.metric("Rows", f"{profile.n_rows:,}", help="Examples the model can learn from.", border=True)
+    cols.metric("Columns", f"{profile.n_cols:,}", help="Facts per example, the column to predict included.",
+                border=True)
+    cells = max(profile.n_rows * profile.n_cols, 1)
+    missing.metric("Empty cells", f"{100 * sum(c.n_missing for c in profile.columns) / cells:.1f}%",
+                   help="Share of all cells with no value. The model fills them in for you.", border=True)
+    numeric.metric("Number columns", sum(c.kind == "numeric" for c in profile.columns), border=True,
+                   help="Columns read as numbers; the others are categories, yes/no, dates or text.")
+
+
+def table_tabs(df: pd.DataFrame, profile: TableProfile, sketches: list[list[int]], roles: dict[str, str],
+               notes: bool = True) -> None:
+    by_column, preview = st.tabs([":material/view_column: Columns", ":material/table_rows: First rows"])
+    with by_column:
+        column_table(profile, sketches, roles, notes)
+    with preview:
+        st.dataframe(df.head(200), width="stretch", hide_index=True)
+        st.caption(f"The first {min(200, len(df))} of {len(df):,} rows, as read from the file.")
+
+
+# --- predict a column ---------------------------------------------------------------------------------
 
 
 def default_target(state: AppState, profile: TableProfile) -> str:
     """The saved target, a sample's own target, or the last column that is not an ID."""
     names = [c.name for c in profile.columns]
-    if state.data_spec is not None and state.data_spec.target in names:
-        return state.data_spec.target
+    saved = saved_for(state, "table")
+    if saved is not None and saved.target in names:
+        return saved.target
     for sample in SAMPLES.values():
         if state.table_name == f"{sample.title} (sample)" and sample.target in names:
             return sample.target
@@ -161,7 +297,8 @@ def task_and_features(state: AppState, profile: TableProfile, target: str, suffi
         guess = infer_task(state.df[target])
     if guess is None:
         return None, []
-    saved = state.data_spec if state.data_spec is not None and state.data_spec.target == target else None
+    saved = saved_for(state, "table")
+    saved = saved if saved is not None and saved.target == target else None
     tasks = list(TASK_LABELS)
     task = st.radio("What kind of prediction?", tasks, format_func=TASK_LABELS.get,
                     index=tasks.index(saved.task if saved else guess.task), key=f"data_task_{suffix}_{target}",
@@ -170,13 +307,13 @@ def task_and_features(state: AppState, profile: TableProfile, target: str, suffi
     options = [c.name for c in profile.columns if c.name != target]
     default = saved.features if saved else suggest_features(profile, target)
     features = inputs_place.multiselect("Columns to learn from", options, default=[f for f in default if f in options],
-                              key=f"data_features_{suffix}_{target}",
-                              help="The model sees only these columns. Leave out anything that would "
-                                   "not be known when you make a prediction.")
+                                        key=f"data_features_{suffix}_{target}",
+                                        help="The model sees only these columns. Leave out anything that would "
+                                             "not be known when you make a prediction.")
     return task, features
 
 
-def left_out_notes(profile: TableProfile, target: str, features: list[str]) -> list[str]:
+def left_out_notes(profile: TableProfile, target: str | None, features: list[str]) -> list[str]:
     """Why each column that is not an input is left out (its own note, or the user's choice)."""
     notes = []
     for column in profile.columns:
@@ -187,3 +324,102 @@ def left_out_notes(profile: TableProfile, target: str, features: list[str]) -> l
             else f"'{column.name}': you left it out."
         notes.append(reason)
     return notes
+
+
+def _left_out(profile: TableProfile, target: str | None, features: list[str]) -> None:
+    left_out = left_out_notes(profile, target, features)
+    if left_out:
+        with st.expander(f"{len(left_out)} column(s) left out, and why", icon=":material/visibility_off:"):
+            st.markdown("\n".join(f"- {note}" for note in left_out))
+
+
+def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[DataSpec | None, dict[str, str]]:
+    """The column to predict, the task and the inputs; the spec (``None`` if unusable) and roles."""
+    pick, inputs = st.columns(2, gap="large")
+    with pick:
+        names = [c.name for c in profile.columns]
+        start = default_target(state, profile)
+        target = st.selectbox("The column to predict", names, index=names.index(start), key=f"data_target_{suffix}",
+                              help="The answer you want the model to give for new rows.")
+        task, features = task_and_features(state, profile, target, suffix, inputs)
+    with inputs:
+        _left_out(profile, target, features)
+    spec = None
+    if task is not None:
+        with user_errors():
+            check_target(state.df, target, task)
+            if not features:
+                st.error("Choose at least one column to learn from.", icon=":material/error:")
+            else:
+                spec = DataSpec(target=target, task=task, features=list(features))
+    if spec is not None:  # warnings about a target that cannot be used would only bury its one error
+        for warning in health_warnings(profile, target):
+            st.warning(warning, icon=":material/warning:")
+    return spec, {target: "Predicted", **{f: "Input" for f in features}}
+
+
+# --- find unusual rows --------------------------------------------------------------------------------
+
+
+def anomaly_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[DataSpec | None, dict[str, str]]:
+    """The columns to look at when no column is predicted; the spec (``None`` if unusable) and roles."""
+    st.caption("The model learns what ordinary rows look like by squeezing each row and rebuilding it. "
+               "Rows it rebuilds badly are unlike the rest: those are flagged as unusual, with a score.")
+    saved = saved_for(state, "anomaly")
+    names = [c.name for c in profile.columns]
+    default = saved.features if saved else suggest_features(profile, None)
+    features = st.multiselect("Columns to look at", names, default=[f for f in default if f in names],
+                              key=f"data_anomaly_features_{suffix}",
+                              help="A row is unusual when these values do not fit together the way they "
+                                   "usually do. Leave out IDs and anything that is different in every row.")
+    _left_out(profile, None, features)
+    if profile.n_rows < MIN_TARGET_ROWS:
+        st.error(f"The table has {profile.n_rows} rows; finding unusual rows needs at least "
+                 f"{MIN_TARGET_ROWS}. Use a longer table.", icon=":material/error:")
+        return None, {}
+    if not features:
+        st.error("Choose at least one column to look at.", icon=":material/error:")
+        return None, {}
+    for warning in health_warnings(profile, None):
+        st.warning(warning, icon=":material/warning:")
+    return DataSpec(target=None, task="anomaly", features=list(features)), {f: "Input" for f in features}
+
+
+# --- the saved choice ---------------------------------------------------------------------------------
+
+
+def describe_spec(state: AppState, spec: DataSpec) -> str:
+    """One sentence for the analyst: what the model will learn from what."""
+    options = spec.options
+    if spec.kind == "images":
+        height, width = options.get("size") or ("?", "?")
+        n_classes = len(state.images.classes) if state.images is not None else 0
+        return f"the model will tell **{n_classes} classes** of pictures apart, looking at {width}x{height} pixels."
+    if spec.kind == "series":
+        from pages.components.series_view import series_step  # series_view imports this module
+
+        step = series_step(state, spec)
+        window, horizon = int(options.get("window", 0)), int(options.get("horizon", 0))
+
+        def span(n: int) -> str:
+            steps = f"{n} step{'s' * (n != 1)}"
+            return f"{describe_step(step, n)} ({steps})" if step else steps
+
+        return f"the model will forecast **{spec.target}** {span(horizon)} ahead from the past {span(window)}."
+    if spec.kind == "text":
+        labels = state.df[spec.target].nunique() if state.df is not None else 0
+        return f"the model will read **{options.get('text_column')}** and predict **{spec.target}** ({labels} labels)."
+    if spec.task == "anomaly":
+        return (f"the model will learn what ordinary rows look like from {len(spec.features)} column(s) and "
+                "score how unusual each row is.")
+    return f"the model will predict **{spec.target}** {TASK_PHRASES[spec.task]} from {len(spec.features)} column(s)."
+
+
+def save_choice(state: AppState, spec: DataSpec | None) -> None:
+    """Save the data spec (``None`` when the choice cannot work) and point to the next step."""
+    if spec != state.data_spec:
+        state.set_data_spec(spec)
+    if spec is not None:
+        st.success(f"Saved: {describe_spec(state, spec)}", icon=":material/check_circle:")
+        go_to("Build", "Next: build the model")
+

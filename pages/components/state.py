@@ -3,8 +3,13 @@
 The state is a thin, in-memory view of the user's ``Workspace`` (a folder named by an unguessable
 token in the URL's ``ws`` parameter). Everything worth keeping is written through to the workspace
 as soon as it changes, so a refresh or a new browser tab with the same URL rebuilds the same state.
-Process-wide resources (the job registry, the table cache) are ``st.cache_resource`` singletons,
-scoped by token.
+Process-wide resources (the job registry, the table and image caches) are ``st.cache_resource``
+singletons, scoped by token.
+
+The data is one file at a time: a table (``df``; also the source of text and time-series data) or
+an image zip (``images``, read from ``image_zip``). ``data_spec`` says how it is used (its ``kind``:
+table, images, text or series, and the kind's options); ``data_source()`` is what ``train_model``
+and ``prepare_data`` take.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from builder.data import DataSpec, read_table
+from builder.data.images import ImageSet, read_image_zip
 from builder.editor import DesignHistory
 from builder.errors import BuilderError
 from builder.jobs import JobRegistry
@@ -51,13 +57,27 @@ def read_saved_table(path: Path) -> pd.DataFrame:
     return _read_table_cached(str(path), stat.st_mtime, stat.st_size)
 
 
+@st.cache_resource(show_spinner="Reading the images...", max_entries=4)
+def _read_images_cached(path: str, mtime: float, size: int) -> ImageSet:
+    # Like tables: keyed by path + mtime + size, shared read-only. A resource, not cache_data: an
+    # ImageSet holds every image file's bytes, and cache_data would copy them all on every rerun.
+    return read_image_zip(Path(path))
+
+
+def read_saved_images(path: Path) -> ImageSet:
+    stat = path.stat()
+    return _read_images_cached(str(path), stat.st_mtime, stat.st_size)
+
+
 @dataclass
 class AppState:
     """What every page reads and writes. Change it through the ``set_*`` methods (they persist)."""
 
     workspace: Workspace
-    table_name: str | None = None
-    df: pd.DataFrame | None = None
+    table_name: str | None = None  # the name shown for the data (a table or an image zip)
+    df: pd.DataFrame | None = None  # the table, when the data is a table (or text, or a series)
+    images: ImageSet | None = None  # the images, when the data is an image zip ...
+    image_zip: Path | None = None  # ... saved here in the workspace
     data_spec: DataSpec | None = None
     design: ModelSpec | None = None
     design_history: DesignHistory = field(default_factory=DesignHistory)
@@ -74,12 +94,16 @@ class AppState:
     def restore(cls, workspace: Workspace) -> AppState:
         """Rebuild the state of ``workspace`` after a refresh or a server restart."""
         state = cls(workspace=workspace)
-        table = workspace.table_path()
-        if table is not None:
+        data = workspace.data_file()
+        if data is not None:
             try:
-                state.table_name, state.df = table[0], read_saved_table(table[1])
+                if data.kind == "images":
+                    state.images, state.image_zip = read_saved_images(data.path), data.path
+                else:
+                    state.df = read_saved_table(data.path)
+                state.table_name = data.name
             except BuilderError as exc:
-                log.warning("saved table could not be read again: %s", exc)
+                log.warning("saved data could not be read again: %s", exc)
         if (data_spec := workspace.load_state("data_spec")) is not None:
             state.data_spec = DataSpec.from_dict(data_spec)
         if (design := workspace.load_state("design")) is not None:
@@ -107,16 +131,29 @@ class AppState:
     # --- changes (each one written through) ---------------------------------------------------------
 
     def set_table(self, name: str, content: bytes) -> None:
-        """Keep a new upload: read it first, so a bad file never replaces a good one."""
+        """Keep a new upload: read it first, so a bad file never replaces good data."""
         df = read_table(content, name=name)
         self.workspace.save_table(name, content)
-        self.table_name, self.df = name, df
-        self.set_data_spec(None)
+        self._use(name, df=df)
+
+    def set_images(self, name: str, content: bytes, title: str | None = None) -> None:
+        """Keep a new image zip: read and check every image first, so a bad zip never replaces good data.
+
+        Raises:
+            DataError: not a zip, one class only, a damaged image...: the message says which and why.
+        """
+        images = read_image_zip(content)
+        path = self.workspace.save_images(name, content, title=title)
+        self._use(title or name, images=images, image_zip=path)
 
     def set_sample(self, name: str, title: str, df: pd.DataFrame) -> None:
         content = df.to_csv(index=False).encode("utf-8")
-        self.table_name, self.df = f"{title} (sample)", df
-        self.workspace.save_table(f"{name}.csv", content, title=self.table_name)
+        self.workspace.save_table(f"{name}.csv", content, title=f"{title} (sample)")
+        self._use(f"{title} (sample)", df=df)
+
+    def _use(self, name: str, df: pd.DataFrame | None = None, images: ImageSet | None = None,
+             image_zip: Path | None = None) -> None:
+        self.table_name, self.df, self.images, self.image_zip = name, df, images, image_zip
         self.set_data_spec(None)
 
     def set_data_spec(self, data_spec: DataSpec | None) -> None:
@@ -144,11 +181,30 @@ class AppState:
         self.trained, self.run_id, self.exported = trained, run_id, False
         self.workspace.save_state("run_id", run_id)
 
+    # --- the data, as training takes it ---------------------------------------------------------------
+
+    @property
+    def data_kind(self) -> str | None:
+        """What the loaded file is: ``"images"`` (a zip), ``"table"`` (any table file) or ``None``."""
+        if self.images is not None:
+            return "images"
+        return "table" if self.df is not None else None
+
+    def data_source(self) -> pd.DataFrame | Path | None:
+        """What ``train_model`` and ``prepare_data`` take with ``data_spec``: the table (tables,
+        text, time series) or the saved image zip's path (images); ``None`` when nothing is loaded."""
+        if self.images is not None:
+            return self.image_zip
+        return self.df
+
     # --- journey ---------------------------------------------------------------------------------
 
     @property
     def has_data(self) -> bool:
-        return self.df is not None and self.data_spec is not None
+        """Something trainable is loaded: data, and a data spec that fits it."""
+        if self.data_source() is None or self.data_spec is None:
+            return False
+        return (self.data_spec.kind == "images") == (self.data_kind == "images")
 
     @property
     def has_design(self) -> bool:

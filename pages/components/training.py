@@ -46,11 +46,11 @@ def start_training(state: AppState, config: TrainConfig) -> Job:
         BuilderError: too many trainings already run in this workspace.
     """
     state.set_config(config)
-    df, data_spec, design, workspace = state.df, state.data_spec, state.design, state.workspace
+    source, data_spec, design, workspace = state.data_source(), state.data_spec, state.design, state.workspace
     title = run_title(state)
 
     def work(control: TrainControl, callbacks: Sequence[Callback]) -> TrainedModel:
-        return train_model(df, data_spec, config, spec=design, callbacks=callbacks, control=control)
+        return train_model(source, data_spec, config, spec=design, callbacks=callbacks, control=control)
 
     def on_done(job: Job) -> None:  # worker thread: the run is saved even if nobody is watching
         job.outputs["run_id"] = workspace.save_run(job.result, title)
@@ -58,6 +58,22 @@ def start_training(state: AppState, config: TrainConfig) -> Job:
     job = job_registry().start(workspace.token, work, title, config.epochs, on_done)
     state.set_job(job.id)
     return job
+
+
+def missing_data_message(state: AppState) -> str:
+    """Why there is nothing to train on yet, in the words of the data the user has."""
+    if state.data_kind is None:
+        return ("Load your data first: a table, a time series, texts, or a zip of pictures with one "
+                "folder per class.")
+    if state.data_kind == "images":
+        return "Check the pictures on the Data page first: it saves the size and the augmentation to use."
+    return "Load a table and choose the column to predict first (or what else the model should learn)."
+
+
+def design_problems(state: AppState) -> list[str]:
+    """What stops the design from training on this data (a table design on images, ...)."""
+    spec = state.data_spec
+    return [p.message for p in state.design.validate(spec.task, spec.kind)]
 
 
 def current_job(state: AppState) -> Job | None:
@@ -113,6 +129,32 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+QUALITY_TITLES = {
+    "forecast": "Typical forecast error, RMSE (lower is better)",
+    "anomaly": "Reconstruction error on validation rows (lower is better)",
+}
+
+
+def quality_figure(epochs: Sequence[float], metrics: dict[str, Sequence[float]], val_loss: Sequence[float],
+                   task: str, best_epoch: int | None = None):
+    """The quality measure per epoch that fits the task, or ``None`` before there is one.
+
+    Classification: accuracy; regression and forecasts: validation RMSE in the target's units; finding
+    unusual rows: the validation loss, which is the reconstruction error (how far the model's copy
+    of a row is from the row).
+    """
+    if task == "anomaly":
+        if not len(val_loss):
+            return None
+        return charts.metric_figure(epochs, {"Validation": val_loss}, QUALITY_TITLES[task], best_epoch=best_epoch)
+    if task == "forecast":
+        if not metrics.get("val_rmse"):
+            return None
+        return charts.metric_figure(epochs, {"Validation": metrics["val_rmse"]}, QUALITY_TITLES[task],
+                                    best_epoch=best_epoch)
+    return charts.metric_history_figure(epochs, metrics, task, best_epoch)
+
+
 def _live_charts(snap: JobSnapshot, task: str) -> None:
     logs = snap.epoch_logs
     epochs = [log["epoch"] for log in logs]
@@ -123,7 +165,7 @@ def _live_charts(snap: JobSnapshot, task: str) -> None:
     left.plotly_chart(charts.loss_figure(epochs, [log["loss"] for log in logs], [log["val_loss"] for log in logs],
                                          batch_x, batch_y, best_epoch=best), key="live_loss")
     metrics = {key: [log[key] for log in logs if key in log] for key in ("accuracy", "val_accuracy", "val_rmse")}
-    figure = charts.metric_history_figure(epochs, metrics, task, best)
+    figure = quality_figure(epochs, metrics, [log["val_loss"] for log in logs], task, best)
     if figure is not None:
         right.plotly_chart(figure, key="live_metric")
     else:
@@ -195,13 +237,25 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
         cards[3].metric(f"Test {info.label[0].lower()}{info.label[1:]}", format_metric(headline, test[headline]),
                         delta=delta, delta_color=colour, border=True,
                         help=f"{info.help} Measured on rows kept aside for the final score.")
-    st.caption(f"Stopped because {why}. Trained on {trained.device}.")
+    st.caption(f"Stopped because {why}. Trained on {trained.device}.{_task_note(trained)}")
     if with_curves:
-        loss, metric = charts.history_figures(history, trained.task)
+        loss = charts.loss_figure(history.epoch, history.loss, history.val_loss, best_epoch=history.best_epoch)
+        metric = quality_figure(history.epoch, history.metrics, history.val_loss, trained.task, history.best_epoch)
         left, right = st.columns(2, gap="large")
         left.plotly_chart(loss, key="result_loss")
         if metric is not None:
             right.plotly_chart(metric, key="result_metric")
+
+
+def _task_note(trained: TrainedModel) -> str:
+    """One more sentence for forecasts and unusual rows, whose scores read differently."""
+    test = trained.metrics.get("test", {})
+    if trained.task == "anomaly" and "flagged_share" in test:
+        return f" {test['flagged_share']:.1%} of the test rows score above the threshold and are flagged as unusual."
+    if trained.task == "forecast":
+        horizon = trained.data_spec.option("horizon", 1)
+        return f" The error is over every forecast step ({horizon} per window) of the newest, held-back windows."
+    return ""
 
 
 def earlier_runs(state: AppState) -> None:

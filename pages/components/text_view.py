@@ -1,0 +1,109 @@
+"""The text panel of the Data page: the column of texts, the label to predict, examples and lengths.
+
+The checks are the engine's (``check_text_column``, ``check_target``), so a choice the page
+accepts is one training accepts. Token counts use the engine's own ``tokenize``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from builder.data import DataSpec, TableProfile, check_target
+from builder.data.profile import MAX_CLASSES
+from builder.data.text import LENGTH_PERCENTILE, MAX_LENGTH_CAP, check_text_column, tokenize
+from builder.errors import DataError
+from pages.components.data_view import data_key, saved_for
+from pages.components.state import AppState
+
+FACT_ROWS = 5_000  # texts counted for the length facts (a sample of larger tables)
+EXAMPLES = 6
+
+
+def text_columns_first(profile: TableProfile) -> list[str]:
+    """Columns that could hold texts: free-text ones first, then categories; numbers and dates last."""
+    order = {"text": 0, "categorical": 1}
+    return sorted((c.name for c in profile.columns), key=lambda n: order.get(profile.column(n).kind, 2))
+
+
+def label_columns(profile: TableProfile, text_column: str) -> list[str]:
+    """Columns that can be the label: 2 to ``MAX_CLASSES`` values; categories first."""
+    usable = [c for c in profile.columns if c.name != text_column and 2 <= c.n_unique <= MAX_CLASSES]
+    return [c.name for c in sorted(usable, key=lambda c: (c.kind not in ("categorical", "boolean"), c.n_unique))]
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """How long the texts are, in tokens (words; single characters for Chinese and Japanese)."""
+
+    counted: int
+    median: float
+    covered: int  # tokens that cover LENGTH_PERCENTILE % of the texts in full (the model's default)
+    longest: int
+
+
+def token_facts(texts: pd.Series) -> TokenFacts:
+    """Token counts of (a sample of) the non-empty texts."""
+    present = texts.dropna().astype("str")
+    present = present[present.str.strip() != ""]
+    if len(present) > FACT_ROWS:
+        present = present.sample(FACT_ROWS, random_state=0)
+    counts = np.array([len(tokenize(t)) for t in present]) if len(present) else np.zeros(1)
+    covered = int(min(MAX_LENGTH_CAP, max(1, np.ceil(np.percentile(counts, LENGTH_PERCENTILE)))))
+    return TokenFacts(len(present), float(np.median(counts)), covered, int(counts.max()))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _facts(key: str, column: str, _texts: pd.Series) -> TokenFacts:
+    return token_facts(_texts)
+
+
+def examples(df: pd.DataFrame, text_column: str, target: str, n: int = EXAMPLES) -> pd.DataFrame:
+    """A few texts with their labels, taking turns between labels so each one shows."""
+    rows = df[[target, text_column]].dropna()
+    rows = rows[rows[text_column].astype("str").str.strip() != ""]
+    turn = rows.groupby(target, sort=False).cumcount()
+    return rows.assign(_turn=turn).sort_values("_turn", kind="stable").head(n).drop(columns="_turn")
+
+
+def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[DataSpec | None, dict[str, str]]:
+    """The text column and the label; the spec (``None`` if unusable) and the columns' roles."""
+    saved = saved_for(state, "text")
+    df = state.df
+    texts = text_columns_first(profile)
+    pick, label = st.columns(2, gap="large")
+    start = saved.options.get("text_column") if saved else None
+    text_column = pick.selectbox("The column with the texts", texts, key=f"data_text_{suffix}",
+                                 index=texts.index(start) if start in texts else 0,
+                                 help="Written text, e.g. messages, reviews or descriptions. Columns of "
+                                      "free text are listed first.")
+    labels = label_columns(profile, text_column)
+    if not labels:
+        st.error(f"No other column has between 2 and {MAX_CLASSES} different values to predict. Add a "
+                 "column with the label of each text (e.g. its topic).", icon=":material/error:")
+        return None, {text_column: "Text"}
+    target = label.selectbox("The label to predict", labels, key=f"data_label_{suffix}_{text_column}",
+                             index=labels.index(saved.target) if saved and saved.target in labels else 0,
+                             help="The category the model should give each text.")
+    roles = {text_column: "Text", target: "Predicted"}
+    task = "binary" if profile.column(target).n_unique == 2 else "multiclass"
+    try:
+        check_text_column(df, text_column)
+        check_target(df, target, task)
+    except DataError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None, roles
+    facts = _facts(data_key(state), text_column, df[text_column])
+    label.caption(f":material/lightbulb: {profile.column(target).n_unique} different labels → "
+                  f"{'a yes/no' if task == 'binary' else 'a category'} prediction.")
+    pick.caption(f":material/straighten: About {facts.median:.0f} words per text, the longest {facts.longest:,}; "
+                 f"the model reads the first {facts.covered} tokens, which covers "
+                 f"{LENGTH_PERCENTILE}% of the texts in full.")
+    st.dataframe(examples(df, text_column, target), hide_index=True, width="stretch",
+                 column_config={text_column: st.column_config.TextColumn(width="large")})
+    st.caption("A few texts with their labels. Words are read in lower case; Chinese and Japanese "
+               "texts are read one character at a time.")
+    return DataSpec(target, task, [text_column], kind="text", options={"text_column": text_column}), roles
