@@ -34,6 +34,16 @@ def start_engine() -> str:
     return f"{choice.label}. {choice.reason[:1].upper()}{choice.reason[1:]}."
 
 
+def model_goal(trained) -> str:
+    """What the session's model does, in a few words: "predicts 'churn'", "sorts images"."""
+    if trained.kind == "images":
+        return "sorts images"
+    if trained.task == "anomaly":
+        return "finds unusual rows"
+    verb = "forecasts" if trained.task == "forecast" else "predicts"
+    return f"{verb} '{trained.data_spec.target}'"
+
+
 def journey_sidebar(slot, device_text: str) -> None:
     """Draw, into ``slot``, the steps with a tick on what is done and the device training uses."""
     state = app_state()
@@ -55,8 +65,7 @@ def journey_sidebar(slot, device_text: str) -> None:
             st.caption(f"Data: {state.table_name}")
         if state.trained is not None:  # the model may come from an earlier table: say which
             trained = state.trained
-            st.caption(f"Model: predicts '{trained.data_spec.target}', trained "
-                       f"{trained.info.get('trained_at', '')}")
+            st.caption(f"Model: {model_goal(trained)}, trained {trained.info.get('trained_at', '')}")
         st.caption(f":material/memory: {device_text}")
         st.caption("Bookmark this page's address to come back to your work.")
 

@@ -12,6 +12,19 @@ from builder.shapes import ShapeReport
 
 COLOURS = {"layer": "#E8F0FE", "head": "#DDEBDD", "problem": "#FDE2E1", "input": "#F1F3F4"}
 
+OUTPUT_WORDS = {
+    "binary": "Output: one score for yes/no",
+    "multiclass": "Output: a score for each of {n} classes",
+    "regression": "Output: the predicted number",
+    "forecast": "Output: the next {n} step(s)",
+    "anomaly": "Output: the row rebuilt ({n} numbers)",
+}
+
+
+def output_label(task: str, n_outputs: int) -> str:
+    """What the head's numbers mean for ``task``, for the last box of the diagram."""
+    return OUTPUT_WORDS.get(task, "Output: {n} value(s)").format(n=n_outputs)
+
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -29,8 +42,14 @@ def layer_caption(type_name: str, params: dict) -> str:
     return f"{type_name}\n{label}: {params[main]}"
 
 
-def design_dot(report: ShapeReport, input_label: str = "Input") -> str:
-    """Return DOT source drawing the layers top to bottom with each edge labelled by its shape."""
+def design_dot(report: ShapeReport, input_label: str = "Input", output_label: str | None = None) -> str:
+    """Return DOT source drawing the layers top to bottom with each edge labelled by its shape.
+
+    Args:
+        report: the design's shapes (``infer_shapes``).
+        input_label: the first box, e.g. "Input: 16x16 pixel images, grayscale".
+        output_label: if given, a last box saying what the numbers out of the head mean.
+    """
     lines = [
         "digraph model {",
         '  graph [rankdir=TB, nodesep=0.25, ranksep=0.3, bgcolor="transparent"];',
@@ -51,5 +70,10 @@ def design_dot(report: ShapeReport, input_label: str = "Input") -> str:
         lines.append(f'  {node} [label="{_escape(caption)}", fillcolor="{fill}"];')
         lines.append(f'  {previous} -> {node} [label=" {row.input_text}"];')
         previous = node
+    if output_label:
+        last = report.rows[-1] if report.rows else None
+        shape = last.output_text if last is not None else "?"
+        lines.append(f'  output [label="{_escape(output_label)}", fillcolor="{COLOURS["input"]}", shape=oval];')
+        lines.append(f'  {previous} -> output [label=" {shape}"];')
     lines.append("}")
     return "\n".join(lines)

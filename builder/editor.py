@@ -7,7 +7,7 @@ apply to its row's layer stays empty). Edits arrive as Streamlit's delta
 ``ModelSpec``. The page then rebuilds the editor from the new design, so the design is the one
 source of truth and the frame never drifts from it.
 
-``DesignHistory`` gives the editor its undo.
+``DesignHistory`` gives the editor its undo; ``fix_for`` and ``apply_fix`` its one-click repairs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.layers import LAYERS
+from builder.layers import LAYERS, Fix
 from builder.params import ParamSpec
-from builder.spec import LayerSpec, ModelSpec
+from builder.spec import LayerSpec, ModelSpec, Problem
 
 TYPE_COLUMN = "type"
 MAX_UNDO = 50
@@ -115,6 +115,54 @@ def add_layer(spec: ModelSpec, type_name: str, position: int | None = None) -> M
     layers.insert(len(layers) if position is None else position,
                   LayerSpec(type_name, LAYERS.get(type_name).defaults()))
     return ModelSpec(spec.family, layers, spec.init, spec.version)
+
+
+def fix_for(problem: Problem) -> Fix | None:
+    """The one-click repair the editor offers for ``problem``.
+
+    The problem's own fix where shape inference or validation found a precise one (insert Flatten,
+    set padding, set nhead...). Otherwise, a layer that cannot take its input can always be removed,
+    and a setting the layer does not have can be dropped. A problem of the whole design (the family
+    does not fit the data) has none here: the page offers a starter design instead.
+    """
+    if problem.fix is not None:
+        return problem.fix
+    if problem.layer_index is None:
+        return None
+    number = problem.layer_index + 1
+    if problem.kind == "shape":
+        return Fix(label=f"Remove layer {number}", action="remove", index=problem.layer_index)
+    if problem.param is not None:
+        return Fix(label=f"Remove the setting '{problem.param}' from layer {number}", action="unset",
+                   index=problem.layer_index, param=problem.param)
+    return None
+
+
+def apply_fix(spec: ModelSpec, fix: Fix) -> ModelSpec:
+    """``spec`` with ``fix`` applied and every layer's settings complete (as the editor keeps them)."""
+    return spec.apply_fix(fix).with_defaults()
+
+
+# How the page names the weight initialisations (``ModelSpec.init``); orthogonal is for recurrent layers.
+INIT_CHOICES = {
+    "default": "PyTorch default (suits ReLU networks)",
+    "xavier": "Xavier (suits tanh and sigmoid)",
+    "kaiming": "Kaiming (suits deep ReLU networks)",
+    "orthogonal": "Orthogonal (suits recurrent layers: RNN, LSTM, GRU)",
+}
+RECURRENT_TYPES = ("RNN", "LSTM", "GRU")
+
+
+def init_choices(spec: ModelSpec) -> list[str]:
+    """The initialisations that make sense for ``spec``: orthogonal only with a recurrent layer
+    (or when the design already uses it, so it stays visible)."""
+    recurrent = any(layer.type in RECURRENT_TYPES for layer in spec.layers)
+    return [key for key in INIT_CHOICES if key != "orthogonal" or recurrent or spec.init == key]
+
+
+def with_init(spec: ModelSpec, init: str) -> ModelSpec:
+    """``spec`` with another weight initialisation."""
+    return ModelSpec(spec.family, [LayerSpec(la.type, dict(la.params)) for la in spec.layers], init, spec.version)
 
 
 @dataclass

@@ -5,14 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.spec import FAMILIES, ModelSpec
-from builder.templates import starter_spec
 from pages.components.build_view import (
     LOAD_KEY,
     build_infer,
-    data_dims,
+    data_caption,
+    data_shape_of,
     design_file_bytes,
     design_problems,
     family_cards,
+    family_misfit_notice,
+    first_design,
+    init_choice,
     layer_editor,
     layer_toolbar,
     network_diagram,
@@ -27,31 +30,29 @@ state = app_state()
 page_header("Build", "Design the model: start from a family, then add, remove or resize layers. "
                      "Sizes and problems update as you type.")
 
-if state.df is None or state.data_spec is None:
-    empty_state("Choose your data first: the model's size follows from your columns and the column "
-                "to predict.", "Data", "Go to Data to pick a table")
+if not state.has_data:
+    empty_state("Choose your data first: the model's size follows from your data and what it should "
+                "predict.", "Data", "Go to Data to pick a table")
 
-dims = None
+shape = None
 with user_errors("Your data cannot be prepared for a model yet: "):
-    dims = data_dims(state)
-if dims is None:
+    shape = data_shape_of(state)
+if shape is None:
     empty_state("Fix the data on the Data page, then come back.", "Data", "Go to Data")
 
-task = state.data_spec.task
-if state.design is None:  # a good default: the starter MLP sized from the data
-    state.set_design(starter_spec("mlp", dims.n_features, dims.n_rows), record_undo=False)
+if state.design is None:  # a good default: the starter of the family made for this data
+    state.set_design(first_design(shape), record_undo=False)
 design: ModelSpec = state.design
 
+family_misfit_notice(design, shape)
 st.subheader("1. Start from a family", anchor=False)
-family_cards(design, task, dims)
+family_cards(design, shape)
 
-report = build_infer(design, dims)
-problems = design_problems(design, report, task)
+report = build_infer(design, shape)
+problems = design_problems(design, report, shape)
 
 st.subheader("2. Shape the layers", anchor=False)
-st.caption(f"{dims.n_columns} input column(s) become {dims.n_features} number(s) per row; "
-           f"{dims.n_rows:,} rows train the model. The output layer is added for you and sized to "
-           "your data.")
+st.caption(data_caption(shape))
 if design.effective_family() != design.family:
     st.info(f"Your {FAMILIES[design.family].title.lower()} now has hidden layers, so it is an MLP "
             "(neural network): it can learn curved patterns, and is harder to explain.",
@@ -62,10 +63,11 @@ with editor_side:
     st.markdown("**Layers**, from the input down. Edit a cell, or type a layer in the empty last row.")
     layer_editor(state, report)
     layer_toolbar(state)
-    problem_list(problems)
+    problem_list(problems, shape)
+    init_choice(state)
 with picture_side:
     st.markdown("**The network**")
-    network_diagram(report, dims.input_label)
+    network_diagram(report, shape)
 
 st.subheader("3. Check sizes and parameters", anchor=False)
 shape_panel(report, state.config.batch_size)

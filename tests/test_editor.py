@@ -60,3 +60,47 @@ def test_diagram_has_every_layer_the_locked_head_and_shapes():
     assert "1. Linear\\nunits: 64" in dot and "(locked)" in dot and 'label=" 64"' in dot
     broken = infer_shapes(ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear"}]}), (2, 3, 3), 3)
     assert "#FDE2E1" in design_dot(broken)
+
+
+def test_fix_for_falls_back_to_removing_the_layer_or_the_setting():
+    from builder.editor import apply_fix, fix_for
+    from builder.spec import Problem
+
+    own = infer_shapes(ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear"}]}), (2, 3, 3), 1)
+    assert fix_for(own.problems[0]) is own.problems[0].fix  # the precise fix when there is one
+    conv = infer_shapes(ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "ReLU"}, {"type": "Conv2d"}]}),
+                        (4, 10), 1).problems[0]
+    assert conv.fix is None and fix_for(conv).label == "Remove layer 2"
+    unknown = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Dropout", "rate": 0.5}]}, strict=False)
+    fix = fix_for(unknown.validate()[0])
+    assert fix.label == "Remove the setting 'rate' from layer 1"
+    assert apply_fix(unknown, fix) == ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Dropout"}]})
+    assert fix_for(Problem("Linear regression cannot do yes/no prediction.")) is None  # the page offers a starter
+
+
+def test_initialisation_choices_fit_the_design():
+    from builder.editor import INIT_CHOICES, init_choices, with_init
+
+    assert init_choices(BASE) == ["default", "xavier", "kaiming"]  # orthogonal is for recurrent layers
+    recurrent = ModelSpec.from_dict({"family": "lstm", "layers": [{"type": "LSTM"}, {"type": "SequencePool"}]})
+    assert init_choices(recurrent) == list(INIT_CHOICES)
+    changed = with_init(BASE, "xavier")
+    assert changed.init == "xavier" and changed.layers == BASE.layers and BASE.init == "default"
+    assert "orthogonal" in init_choices(with_init(BASE, "orthogonal"))  # a loaded choice stays visible
+
+
+def test_diagram_names_the_output():
+    from builder.diagram import output_label
+
+    report = infer_shapes(BASE, (10,), 3)
+    dot = design_dot(report, "Input: 10 number(s) per row", output_label("multiclass", 3))
+    assert 'output [label="Output: a score for each of 3 classes"' in dot and 'layer3 -> output [label=" 3"]' in dot
+    assert output_label("forecast", 7) == "Output: the next 7 step(s)"
+    assert output_label("anomaly", 12) == "Output: the row rebuilt (12 numbers)"
+
+
+def test_rows_leave_settings_a_layer_does_not_have_empty():
+    """The editor shows those cells with a dash (``placeholder``); the rows hold ``None`` there."""
+    rows = design_rows(ModelSpec.from_dict({"family": "cnn", "layers": [{"type": "Conv2d"}, {"type": "Flatten"}]}))
+    assert set(rows[1]) - {"type"} == {"out_channels", "kernel_size", "stride", "padding"}
+    assert all(value is None for key, value in rows[1].items() if key != "type")

@@ -10,8 +10,14 @@ from streamlit.testing.v1 import AppTest
 from builder.data import DataSpec, load_sample, prepare_tabular
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
+from builder.workspace import Workspace
 from pages.components.build_view import design_file_bytes, human_bytes, shape_table
+from tests.app_helpers import open_page
 from tests.conftest import APP_FILE
+from tests.image_fixtures import make_digits_zip
+from tests.tabular_fixtures import make_messy_table
+from tests.test_data_text import make_text_table
+from tests.test_data_timeseries import make_series
 
 
 def state(at: AppTest):
@@ -187,3 +193,113 @@ def test_shape_table_marks_a_shape_problem_and_the_locked_head():
                                         (3 * 2**30, "3.0 GB")])
 def test_human_bytes(size, text):
     assert human_bytes(size) == text
+
+
+# --- every kind of data: images, a time series, text, a table without a target ----------------------------
+
+
+def open_with(app, file_name: str, content: bytes, data_spec: DataSpec, design: ModelSpec | None = None) -> AppTest:
+    """Open the Build page on a workspace holding ``content`` as its data, saved as the Data page does."""
+    workspace = Workspace.open(None)
+    if data_spec.kind == "images":
+        workspace.save_images(file_name, content)
+    else:
+        workspace.save_table(file_name, content)
+    workspace.save_state("data_spec", data_spec.to_dict())
+    if design is not None:
+        workspace.save_state("design", design.to_dict())
+    at = open_page(app, workspace, "pages/build.py")
+    assert design is not None or not at.error, [e.value for e in at.error]
+    return at
+
+
+def open_images(app, design: ModelSpec | None = None) -> AppTest:
+    return open_with(app, "digits.zip", make_digits_zip(n_per_class=8, junk=False),
+                     DataSpec(None, "multiclass", [], kind="images"), design)
+
+
+def graph(at: AppTest) -> str:
+    return at.get("graphviz_chart")[0].proto.spec
+
+
+def family_keys(at: AppTest) -> list[str]:
+    return [b.key for b in at.button if b.key and b.key.startswith("family_")]
+
+
+def test_image_data_starts_with_a_cnn_and_a_deleted_flatten_is_fixed_in_one_click(app):
+    at = open_images(app)
+    design = state(at).design
+    types = [la.type for la in design.layers]
+    assert design.family == "cnn" and "Flatten" in types and types[0] == "Conv2d"
+    assert family_keys(at) == ["family_cnn"]  # only the families that read images
+    assert "Input: 16x16 pixel images, grayscale" in graph(at) and "a score for each of 10 classes" in graph(at)
+    assert set(shapes(at)["Status"][:-1]) == {"OK"} and shapes(at).iloc[0]["Input"] == "1x16x16"
+    assert at.dataframe[0].proto.placeholder == "—"  # settings a layer does not have: a dash, not "None"
+    assert any(link.proto.label == "Next: train this model" for link in at.get("page_link"))
+    flatten = types.index("Flatten")
+    edit(at, {"deleted_rows": [flatten]})  # the Linear now follows the last pooling layer
+    errors = [e.value for e in at.error]
+    assert errors[0].startswith(f"Layer {flatten + 1} (Linear): Linear needs a flat input"), errors
+    assert at.dataframe[0].value.iloc[flatten]["check"].startswith("⚠")
+    assert shapes(at).iloc[flatten]["Status"] != "OK"
+    assert shapes(at).iloc[-1]["Status"] == f"Sizes follow once layer {flatten + 1} is fixed"
+    fix = at.button(key="fix_0")
+    assert fix.label == f"Insert Flatten before layer {flatten + 1}"
+    fix.click().run()
+    assert state(at).design == design and not at.error
+    assert not any("Traceback" in e.value or "torch" in e.value for e in at.error)
+
+
+def test_a_table_design_on_images_offers_the_cnn_in_one_click(app):
+    mlp = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "out_features": 8}, {"type": "ReLU"}]})
+    at = open_images(app, design=mlp)  # the user switched from a table to images
+    assert any("Your MLP (neural network) design reads a table, but your data is images" in w.value for w in at.warning)
+    assert at.error[0].value == "MLP (neural network) does not read images: choose CNN (convolutional network)."
+    start = at.button(key="start_default")
+    assert start.label == "Start from CNN (convolutional network)"
+    start.click().run()
+    assert state(at).design.family == "cnn" and not at.error
+    at.button(key="layer_undo").click().run()
+    assert state(at).design == mlp
+
+
+def test_series_data_starts_with_an_lstm_and_the_init_can_change(app):
+    data_spec = DataSpec("sales", "forecast", ["sales"], kind="series",
+                         options={"time_column": "date", "window": 14, "horizon": 3})
+    at = open_with(app, "sales.csv", make_series().to_csv(index=False).encode(), data_spec)
+    design = state(at).design
+    assert design.family == "lstm" and [la.type for la in design.layers] == ["LSTM", "SequencePool"]
+    assert design.init == "orthogonal"
+    assert family_keys(at) == ["family_rnn", "family_lstm", "family_gru", "family_transformer"]
+    assert "Input: 14 steps x 1 value(s) per window" in graph(at) and "the next 3 step(s)" in graph(at)
+    assert shapes(at).iloc[-1]["Output"] == "3"
+    init = at.selectbox(key=f"build_init_{state(at).editor_version}")
+    assert init.options[-1].startswith("Orthogonal")
+    init.set_value("xavier").run()
+    assert state(at).design.init == "xavier" and state(at).design.layers == design.layers
+
+
+def test_text_data_starts_with_a_transformer(app):
+    data_spec = DataSpec("topic", "multiclass", ["text"], kind="text", options={"text_column": "text"})
+    at = open_with(app, "texts.csv", make_text_table(150).to_csv(index=False).encode(), data_spec)
+    design = state(at).design
+    assert design.family == "transformer"
+    assert [la.type for la in design.layers] == ["Embedding", "PositionalEncoding", "TransformerEncoderLayer",
+                                                 "SequencePool"]
+    assert "token ids per text" in graph(at) and set(shapes(at)["Status"][:-1]) == {"OK"}
+    # Without its Embedding the model would read word numbers as amounts: the fix puts it back.
+    edit(at, {"deleted_rows": [0]})
+    assert at.error[0].value.startswith("Layer 1 (PositionalEncoding): the text arrives as token ids")
+    at.button(key="fix_0").click().run()
+    assert [la.type for la in state(at).design.layers][0] == "Embedding" and not at.error
+
+
+def test_a_table_without_a_target_starts_with_an_autoencoder(app):
+    table = make_messy_table(300)
+    data_spec = DataSpec(None, "anomaly", ["age", "income", "color", "member", "visits"])
+    at = open_with(app, "customers.csv", table.to_csv(index=False).encode(), data_spec)
+    assert state(at).design.family == "autoencoder"
+    assert at.button(key="family_mlp").disabled and at.button(key="family_autoencoder").disabled  # current
+    assert "the row rebuilt" in graph(at)
+    width = shapes(at).iloc[0]["Input"]
+    assert shapes(at).iloc[-1]["Output"] == width  # the output rebuilds every input number

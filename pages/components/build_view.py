@@ -1,5 +1,9 @@
 """Drawing helpers for the Build page: family cards, the layer editor, the live shape table.
 
+Every kind of data goes through one ``DataShape`` (``builder.data.sources``): the shape of one
+sample, the outputs, the rows, and for text the vocabulary, whose ``scope()`` the shapes are
+inferred in. It is computed once per data file, data spec and split settings (``st.cache_data``).
+
 The page stays a short script; everything here draws, and every change goes through
 ``AppState.set_design`` (so it is saved, undoable, and the editor frame is rebuilt from the design).
 The logic itself (edits, moves, shapes, the diagram) lives in ``builder/``.
@@ -8,66 +12,81 @@ The logic itself (edits, moves, shapes, the diagram) lives in ``builder/``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from builder.data import DataSpec, prepare_tabular
-from builder.diagram import design_dot
-from builder.editor import TYPE_COLUMN, add_layer, apply_edits, design_rows, editor_columns, move_layer
-from builder.layers import LAYERS, Fix
+from builder.data import DataSpec
+from builder.data.sources import DataShape, data_shape, prepare_data
+from builder.diagram import design_dot, output_label
+from builder.editor import (
+    INIT_CHOICES,
+    TYPE_COLUMN,
+    add_layer,
+    apply_edits,
+    apply_fix,
+    design_rows,
+    editor_columns,
+    fix_for,
+    init_choices,
+    move_layer,
+    with_init,
+)
+from builder.errors import SpecError
+from builder.layers import LAYERS, Fix, describe_shape
 from builder.shapes import ShapeReport, infer_shapes
-from builder.spec import FAMILIES, ModelSpec, Problem
-from builder.templates import starter_spec
-from pages.components.data_view import table_key
-from pages.components.state import AppState, app_state, read_saved_table
+from builder.spec import FAMILIES, ModelSpec, Problem, families_for
+from builder.templates import default_family, starter_spec
+from pages.components.data_view import data_key
+from pages.components.state import AppState, app_state
 from pages.components.ui import human_bytes
 
 LAYER_PICK_KEY = "build_layer_pick"
 STATUS_COLUMN = "check"
 NUMBER_COLUMN = "#"
+NOT_APPLICABLE = "—"  # shown in an editor cell whose setting its layer does not have
 
 
-# --- the data's dimensions (cached: preparing a big table takes a moment) ---------------------------
-
-
-@dataclass(frozen=True)
-class DataDims:
-    """What the design needs from the data: the preprocessed width, rows and outputs."""
-
-    n_features: int
-    n_rows: int
-    n_outputs: int
-    n_columns: int  # input columns before preprocessing (one-hot makes n_features larger)
-
-    @property
-    def input_label(self) -> str:
-        return f"Input: {self.n_features} number(s) per row"
+# --- the data's shape (cached: preparing a big table or a folder of images takes a moment) ---------
 
 
 @st.cache_data(show_spinner="Reading the data's shape...", max_entries=16)
-def _data_dims(table: str, spec_json: str, val: float, test: float, seed: int) -> DataDims:
-    # A pure function of its arguments: ``table`` names the saved file with its modification time
-    # and size (see ``table_key``), so a new upload, even with the same name, is a new entry.
+def _data_shape(key: str, spec_json: str, val: float, test: float, seed: int, _source: Any) -> DataShape:
+    # A pure function of its hashed arguments: ``key`` names the saved file with its modification
+    # time and size (see ``data_key``), so a new upload, even with the same name, is a new entry.
     data_spec = DataSpec.from_dict(json.loads(spec_json))
-    df = read_saved_table(Path(table.rsplit("|", 2)[0]))
-    prepared = prepare_tabular(df, data_spec, val, test, seed)
-    return DataDims(int(prepared.input_shape[0]), len(prepared.X_train), int(prepared.n_outputs),
-                    len(data_spec.features))
+    return data_shape(prepare_data(_source, data_spec, val, test, seed), data_spec)
 
 
-def data_dims(state: AppState) -> DataDims:
-    """The dimensions the training step will see (same split settings), cached per data spec.
+def data_shape_of(state: AppState) -> DataShape:
+    """The shape the training step will see (same split settings), cached per data and data spec.
 
     Raises:
         DataError: the data cannot be prepared (the Data page says why).
     """
     config = state.config
-    return _data_dims(table_key(state), json.dumps(state.data_spec.to_dict(), sort_keys=True),
-                      config.val_fraction, config.test_fraction, config.seed)
+    return _data_shape(data_key(state), json.dumps(state.data_spec.to_dict(), sort_keys=True),
+                       config.val_fraction, config.test_fraction, config.seed, state.data_source())
+
+
+def data_caption(shape: DataShape) -> str:
+    """One sentence: what one sample is, and how many train the model."""
+    dims = shape.input_shape
+    if shape.kind == "images":
+        text = (f"Each picture becomes {describe_shape(dims)} numbers (channels x height x width); "
+                f"{shape.n_rows:,} images train the model.")
+    elif shape.kind == "text":
+        text = (f"Each text becomes {dims[0]} token ids (word numbers) from a vocabulary of "
+                f"{shape.vocab_size:,}; {shape.n_rows:,} texts train the model.")
+    elif shape.kind == "series":
+        text = (f"Each sample is a window of {dims[0]} steps x {dims[1]} value(s); {shape.n_rows:,} windows "
+                f"train the model to predict the next {shape.n_outputs} step(s).")
+    else:
+        text = (f"{shape.n_columns} input column(s) become {dims[0]} number(s) per row; "
+                f"{shape.n_rows:,} rows train the model.")
+    return f"{text} The output layer is added for you and sized to your data."
 
 
 # --- family cards ---------------------------------------------------------------------------------------
@@ -75,36 +94,77 @@ def data_dims(state: AppState) -> DataDims:
 TASK_WORDS = {"regression": "predicting a number", "binary": "yes/no predictions",
               "multiclass": "predicting a category", "forecast": "forecasting a time series",
               "anomaly": "finding unusual rows"}
+KIND_WORDS = {"table": "a table", "images": "images", "text": "text", "series": "a time series"}
 
 
-def is_edited(design: ModelSpec, dims: DataDims) -> bool:
+def starter(family: str, shape: DataShape) -> ModelSpec:
+    """The starter design of ``family``, sized from the data."""
+    return starter_spec(family, shape.input_shape, shape.n_rows, vocab_size=shape.vocab_size)
+
+
+def first_design(shape: DataShape) -> ModelSpec:
+    """The design new data starts with: the default family's starter."""
+    return starter(default_family(shape.task, shape.kind), shape)
+
+
+def is_edited(design: ModelSpec, shape: DataShape) -> bool:
     """Whether the design differs from its family's starter (so replacing it loses work)."""
     if design.family not in FAMILIES:
         return True
-    return design.to_dict() != starter_spec(design.family, dims.n_features, dims.n_rows).to_dict()
+    try:
+        return design.to_dict() != starter(design.family, shape).to_dict()
+    except SpecError:  # the family cannot read this data: the design is the user's own
+        return True
 
 
-def _use_family(family: str, dims: DataDims) -> None:
-    app_state().set_design(starter_spec(family, dims.n_features, dims.n_rows))
+def family_misfit(design: ModelSpec, shape: DataShape) -> str | None:
+    """Why the design's family cannot learn from this data (or task), or ``None`` when it can."""
+    family = FAMILIES.get(design.family)
+    if family is None:
+        return f"This design's family {design.family!r} is not one this app knows."
+    if shape.kind not in family.kinds:
+        return (f"Your {family.title} design reads {' or '.join(KIND_WORDS[k] for k in family.kinds)}, "
+                f"but your data is {KIND_WORDS.get(shape.kind, shape.kind)}.")
+    if shape.task not in family.tasks:
+        return (f"Your {family.title} design is for "
+                f"{' or '.join(TASK_WORDS[t] for t in family.tasks)}; your data asks for "
+                f"{TASK_WORDS.get(shape.task, shape.task)}.")
+    return None
+
+
+def _use_family(family: str, shape: DataShape) -> None:
+    app_state().set_design(starter(family, shape))
     st.session_state[LAYER_PICK_KEY] = 0
 
 
-def family_cards(design: ModelSpec, task: str, dims: DataDims) -> None:
-    """One card per family; only those that fit the task can be picked."""
-    edited = is_edited(design, dims)
-    kind = app_state().data_spec.kind
-    families = [f for f in FAMILIES.values() if kind in f.kinds]
-    for column, family in zip(st.columns(len(families)), families, strict=False):
+def family_misfit_notice(design: ModelSpec, shape: DataShape) -> None:
+    """A clear message, and one click to the default family, when the design cannot read the data."""
+    reason = family_misfit(design, shape)
+    if reason is None:
+        return
+    default = FAMILIES[default_family(shape.task, shape.kind)]
+    with st.container(border=True):
+        st.warning(f"{reason} Start from the {default.title}, made for this data (Undo brings your "
+                   "design back).", icon=":material/swap_horiz:")
+        st.button(f"Start from {default.title}", key="start_default", type="primary", icon=default.icon,
+                  on_click=_use_family, args=(default.key, shape))
+
+
+def family_cards(design: ModelSpec, shape: DataShape) -> None:
+    """One card per family that reads this kind of data; those that do not fit the task are greyed."""
+    edited = is_edited(design, shape)
+    families = families_for(shape.kind)
+    task = shape.task
+    for column, family in zip(st.columns(max(len(families), 3)), families, strict=False):
         with column.container(border=True, height="stretch", vertical_alignment="distribute"):
             current = design.family == family.key
             with st.container(gap="small"):
                 st.markdown(f"#### {family.icon} {family.title}")
                 st.caption(family.summary)
-            fits = task in family.tasks
             if current:
                 st.button("Your current design", key=f"family_{family.key}", icon=":material/check:",
                           disabled=True, width="stretch")
-            elif not fits:
+            elif task not in family.tasks:
                 st.button("Not for this data", key=f"family_{family.key}", disabled=True,
                           width="stretch",
                           help=f"{family.title} is for {' or '.join(TASK_WORDS[t] for t in family.tasks)}; "
@@ -113,10 +173,10 @@ def family_cards(design: ModelSpec, task: str, dims: DataDims) -> None:
                 with st.popover(f"Start from {family.title}", width="stretch"):
                     st.warning("This replaces the layers you edited. You can undo it.")
                     st.button("Replace my design", key=f"family_{family.key}", type="primary",
-                              on_click=_use_family, args=(family.key, dims))
+                              on_click=_use_family, args=(family.key, shape))
             else:
                 st.button(f"Start from {family.title}", key=f"family_{family.key}",
-                          on_click=_use_family, args=(family.key, dims), width="stretch")
+                          on_click=_use_family, args=(family.key, shape), width="stretch")
 
 
 # --- the layer editor ------------------------------------------------------------------------------------
@@ -140,7 +200,7 @@ def _column_config(design: ModelSpec) -> dict[str, Any]:
         NUMBER_COLUMN: st.column_config.NumberColumn("#", help="Layer number, from the input down.", width=40,
                                                      disabled=True),
         TYPE_COLUMN: st.column_config.SelectboxColumn(
-            "Layer", options=LAYERS.names(), required=True, width=130,
+            "Layer", options=LAYERS.names(), required=True, width=180,
             help="What the layer does. Pick a type; its settings take their usual values."),
         STATUS_COLUMN: st.column_config.TextColumn("Check", disabled=True, width="medium",
                                                    help="OK, or what to change in this row."),
@@ -164,7 +224,9 @@ def editor_frame(design: ModelSpec, report: ShapeReport) -> pd.DataFrame:
     columns = [TYPE_COLUMN, *[c.name for c in editor_columns(design)]]
     frame = pd.DataFrame(design_rows(design), columns=columns)
     status = _problems_by_layer(report.problems)
-    frame[STATUS_COLUMN] = [_short_status(status.get(i)) for i in range(len(frame))]
+    waiting = _waiting(report)
+    frame[STATUS_COLUMN] = [waiting.get(i) if i not in status and i in waiting else _short_status(status.get(i))
+                            for i in range(len(frame))]
     frame.insert(0, NUMBER_COLUMN, range(1, len(frame) + 1))
     return frame
 
@@ -172,6 +234,15 @@ def editor_frame(design: ModelSpec, report: ShapeReport) -> pd.DataFrame:
 def _problems_by_layer(problems: list[Problem]) -> dict[int, Problem]:
     """The first problem of each layer that has one."""
     return {p.layer_index: p for p in reversed(problems) if p.layer_index is not None}
+
+
+def _waiting(report: ShapeReport) -> dict[int, str]:
+    """Rows whose sizes are unknown because a layer above cannot take its input: say which one."""
+    broken = next((row for row in report.rows if row.problem is not None and row.problem.kind == "shape"), None)
+    if broken is None:
+        return {}
+    return {row.index: f"Sizes follow once layer {broken.index + 1} is fixed" for row in report.rows
+            if row.index > broken.index and row.problem is None and row.input_shape is None}
 
 
 def _short_status(problem: Problem | None) -> str:
@@ -188,7 +259,8 @@ def layer_editor(state: AppState, report: ShapeReport) -> None:
         st.caption(":material/info: No hidden layers: the model is one weighted sum of the inputs. "
                    "Add a layer below to make it a neural network.")
     st.data_editor(editor_frame(design, report), key=key, num_rows="dynamic", width="stretch", hide_index=True,
-                   column_config=_column_config(design), on_change=_on_editor_change, args=(key,))
+                   column_config=_column_config(design), on_change=_on_editor_change, args=(key,),
+                   placeholder=NOT_APPLICABLE)
     # The callback applies browser edits before this run. A delta that arrives without it (a state
     # set by a test or restored by Streamlit) is applied here, then the page redraws from the design.
     delta = st.session_state.get(key) or {}
@@ -268,24 +340,48 @@ def layer_toolbar(state: AppState) -> None:
 # --- problems with their one-click fixes ------------------------------------------------------------------
 
 
-def design_problems(design: ModelSpec, report: ShapeReport, task: str) -> list[Problem]:
-    """Every problem: layer settings and shapes (from the report) and the family vs the task."""
-    problems = list(report.problems)
-    problems += [p for p in design.validate(task) if p not in problems]
-    return problems
+def design_problems(design: ModelSpec, report: ShapeReport, shape: DataShape) -> list[Problem]:
+    """Every problem: layer settings and shapes (from the report) and the family vs the data and task."""
+    whole = [p for p in design.validate(shape.task, shape.kind) if p.layer_index is None and p not in report.problems]
+    return whole + list(report.problems)  # a family that does not fit the data first: it explains the rest
 
 
 def _apply_fix(fix: Fix) -> None:
     state = app_state()
-    state.set_design(state.design.apply_fix(fix).with_defaults())
+    state.set_design(apply_fix(state.design, fix))
 
 
-def problem_list(problems: list[Problem]) -> None:
+def problem_list(problems: list[Problem], shape: DataShape) -> None:
+    """Each problem as an error, with its one-click fix (a design-wide one: the data's starter)."""
     for number, problem in enumerate(problems):
         st.error(problem.message, icon=":material/error:")
-        if problem.fix is not None:
-            st.button(problem.fix.label, key=f"fix_{number}", icon=":material/build:", on_click=_apply_fix,
-                      args=(problem.fix,))
+        fix = fix_for(problem)
+        if fix is not None:
+            st.button(fix.label, key=f"fix_{number}", icon=":material/build:", on_click=_apply_fix, args=(fix,))
+        elif problem.layer_index is None and problem.kind == "setting":
+            default = FAMILIES[default_family(shape.task, shape.kind)]
+            st.button(f"Start from {default.title}", key=f"fix_{number}", icon=":material/build:",
+                      on_click=_use_family, args=(default.key, shape))
+
+
+# --- weight initialisation ------------------------------------------------------------------------------
+
+
+def _on_init_change(key: str) -> None:
+    state = app_state()
+    state.set_design(with_init(state.design, st.session_state[key]))
+
+
+def init_choice(state: AppState) -> None:
+    """How the weights start (``ModelSpec.init``), in an expander: the default suits most designs."""
+    design = state.design
+    options = init_choices(design)
+    key = f"build_init_{state.editor_version}"
+    with st.expander("Starting weights (advanced)", icon=":material/tune:"):
+        st.selectbox("Weight initialisation", options, index=options.index(design.init) if design.init in options else 0,
+                     format_func=INIT_CHOICES.get, key=key, on_change=_on_init_change, args=(key,),
+                     help="How the learned numbers are set before training. The default suits most "
+                          "designs; orthogonal keeps recurrent layers stable over long sequences.")
 
 
 # --- the live table -----------------------------------------------------------------------------------------
@@ -305,15 +401,16 @@ def _settings_text(type_name: str, params: dict[str, Any]) -> str:
 def shape_table(report: ShapeReport) -> pd.DataFrame:
     """The live table: one row per layer plus the locked output head, with a running total."""
     by_layer = _problems_by_layer(report.problems)
+    waiting = _waiting(report)
     rows, running = [], 0
     for row in report.rows:
         running += row.n_params
         if row.locked:
-            status = row.problem.message if row.problem else "Locked: sized to your data"
+            status = row.problem.message if row.problem else waiting.get(row.index, "Locked: sized to your data")
             name = "Output (locked)"
         else:
             problem = row.problem or by_layer.get(row.index)
-            status = problem.message.split(": ", 1)[-1] if problem else "OK"
+            status = problem.message.split(": ", 1)[-1] if problem else waiting.get(row.index, "OK")
             name = row.type
         rows.append({"#": "out" if row.locked else str(row.index + 1), "Layer": name,
                      "Settings": _settings_text(row.type, row.params),
@@ -325,6 +422,8 @@ def shape_table(report: ShapeReport) -> pd.DataFrame:
 def _status_style(value: str) -> str:
     if value == "OK" or value.startswith("Locked"):
         return "color: #188038"
+    if value.startswith("Sizes follow"):
+        return "color: #5F6368"
     return "color: #D93025; font-weight: 600"
 
 
@@ -336,14 +435,15 @@ def shape_panel(report: ShapeReport, batch_size: int) -> None:
     total.metric("Parameters", f"{report.total_params:,}", border=True,
                  help="How many numbers the model learns. More can fit more patterns, and overfit more.")
     memory.metric("Memory per batch", human_bytes(report.memory_estimate(batch_size)), border=True,
-                  help=f"Rough memory to train one batch of {batch_size} rows (weights, optimizer, activations).")
+                  help=f"Rough memory to train one batch of {batch_size} samples (weights, optimizer, activations).")
     table = shape_table(report)
     st.dataframe(table.style.map(_status_style, subset=["Status"]), hide_index=True,
                  width="stretch", column_config={
                      "#": st.column_config.TextColumn(width=40),
                      "Settings": st.column_config.TextColumn(width="medium"),
-                     "Input": st.column_config.TextColumn(help="Numbers per row going into the layer."),
-                     "Output": st.column_config.TextColumn(help="Numbers per row coming out."),
+                     "Input": st.column_config.TextColumn(help="The size of one sample (a row, an image, a text or a "
+                                                             "window) going into the layer."),
+                     "Output": st.column_config.TextColumn(help="The size of one sample coming out."),
                      "Parameters": st.column_config.NumberColumn(help="Numbers this layer learns."),
                      "Running total": st.column_config.NumberColumn(
                          help="Parameters up to and including this layer."),
@@ -373,14 +473,36 @@ def on_design_upload() -> None:
     st.session_state[LAYER_PICK_KEY] = 0
 
 
-def build_infer(design: ModelSpec, dims: DataDims) -> ShapeReport:
-    return infer_shapes(design, (dims.n_features,), dims.n_outputs)
+SHAPES_CHECKED_KEY = "build_shapes_checked"  # (design JSON, whether its shapes fit the data)
 
 
-def network_diagram(report: ShapeReport, input_label: str) -> None:
+def build_infer(design: ModelSpec, shape: DataShape) -> ShapeReport:
+    """The live shapes of ``design`` on the data (inside the data's scope: text needs its vocabulary).
+
+    The verdict is remembered for the sidebar, which ticks Build only for a design that fits.
+    """
+    with shape.scope():
+        report = infer_shapes(design, shape.input_shape, shape.n_outputs)
+    st.session_state[SHAPES_CHECKED_KEY] = (design.to_json(), report.ok)
+    return report
+
+
+def design_ready(state: AppState) -> bool:
+    """Whether the design fits the data's kind and task, and its shapes (when the Build page has
+    checked them for this very design) fit too."""
+    if not (state.has_data and state.has_design):
+        return False
+    if state.design.validate(state.data_spec.task, state.data_spec.kind):
+        return False
+    checked = st.session_state.get(SHAPES_CHECKED_KEY)
+    return checked is None or checked[0] != state.design.to_json() or checked[1]
+
+
+def network_diagram(report: ShapeReport, shape: DataShape) -> None:
     """The picture of the network; a layer with a bad setting is red too, as in the table."""
     by_layer = _problems_by_layer(report.problems)
     rows = [row if row.problem or row.index not in by_layer else replace(row, problem=by_layer[row.index])
             for row in report.rows]
-    st.graphviz_chart(design_dot(ShapeReport(rows, report.problems), input_label), width="content")
-
+    dot = design_dot(ShapeReport(rows, report.problems), shape.input_label,
+                     output_label(shape.task, shape.n_outputs))
+    st.graphviz_chart(dot, width="content")
