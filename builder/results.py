@@ -23,6 +23,7 @@ import base64
 import io
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -92,8 +93,18 @@ def _baseline(trained: TrainedModel, prepared: Prepared) -> BaselineResult:
         return fit_text_baseline(prepared.raw_train[column], prepared.raw_train[pre.target],
                                  prepared.raw_test[column], prepared.true_targets("test"),
                                  trained.task, classes=pre.classes)
-    return fit_baseline(trained.task, prepared.X_train, prepared.y_train, prepared.X_test,
-                        prepared.true_targets("test"), pre.decode_outputs, classes=pre.classes)
+    baseline = fit_baseline(trained.task, prepared.X_train, prepared.y_train, prepared.X_test,
+                            prepared.true_targets("test"), pre.decode_outputs, classes=pre.classes)
+    if trained.kind == "images":
+        baseline.name, baseline.description = IMAGE_BASELINE
+    return baseline
+
+
+IMAGE_BASELINE = (
+    "Logistic regression on pixels (scikit-learn)",
+    "A simple model that gives every pixel one weight per class, blind to shapes and edges; if "
+    "the network cannot beat it, its convolutions are not paying off.",
+)
 
 
 def _probabilities(decoded: pd.DataFrame) -> np.ndarray | None:
@@ -160,7 +171,7 @@ def _evaluate_forecast(trained: TrainedModel, prepared: Prepared, with_baseline:
     for split, X in (("val", prepared.X_val), ("test", prepared.X_test)):
         if len(X) == 0:
             continue
-        predictions[split] = pre.inverse_target(trained.predict_outputs(X))  # (M, horizon)
+        predictions[split] = pre.decode_forecast(X, trained.predict_outputs(X))  # (M, horizon)
         trained.metrics[split] = compute_metrics("forecast", prepared.true_targets(split), predictions[split])
     if "test" not in predictions:
         return
@@ -268,7 +279,191 @@ def rescore(trained: TrainedModel, quantile: float) -> dict[str, float]:
     threshold = float(np.quantile(val, quantile))
     trained.preprocessor.set_threshold(threshold, quantile)
     results.update(threshold=threshold, quantile=float(quantile))
-    if len(test):
-        trained.metrics["test"] = {"reconstruction_error": float(test.mean()),
-                                   "flagged_share": float(np.mean(test > threshold))}
+    for split, values in (("val", val), ("test", test)):
+        if len(values):
+            trained.metrics[split] = {"reconstruction_error": float(values.mean()),
+                                      "flagged_share": float(np.mean(values > threshold))}
     return trained.metrics.get("test", {})
+
+
+# --- what the Evaluate page draws, from a run's own ``test_results`` ------------------------------
+
+
+def baseline_short_name(trained: TrainedModel) -> str | None:
+    """How sentences name the run's baseline ("+6 points vs ..."); ``None``: the task's default."""
+    if trained.baseline is None:
+        return None
+    if trained.task == "forecast":
+        return trained.baseline.name[0].lower() + trained.baseline.name[1:]  # "seasonal naive forecast"
+    return {"images": "logistic regression on pixels", "text": "TF-IDF + logistic regression"}.get(trained.kind)
+
+
+@dataclass
+class ForecastLines:
+    """The lines of the forecast chart, all in original units, times as ISO strings.
+
+    Attributes:
+        history_times, history_values: the series just before the test period (about half as
+            long as the test period, at least four horizons).
+        actual_times, actual_values: what really happened in the test period (each time once).
+        times, predicted: the network's forecasts shown (one step ahead along the test period,
+            or the last window's full forecast).
+        baselines: each naive forecast at the same ``times``.
+        residuals: actual minus predicted at ``times``.
+        label: what the forecast line is, e.g. "3 steps ahead".
+    """
+
+    history_times: list[str]
+    history_values: np.ndarray
+    actual_times: list[str]
+    actual_values: np.ndarray
+    times: list[str]
+    predicted: np.ndarray
+    baselines: dict[str, np.ndarray]
+    residuals: np.ndarray
+    label: str
+
+
+def forecast_lines(results: dict[str, Any], step: int | None = 1) -> ForecastLines:
+    """The forecast chart's lines from a forecast run's ``test_results``.
+
+    Args:
+        results: ``trained.test_results`` of a forecast run.
+        step: which step ahead to follow along the test period (1 = the next step after each
+            window); ``None`` shows the last test window's forecast of every step.
+
+    Raises:
+        DataError: ``step`` outside 1..horizon, or no test windows were kept.
+    """
+    from builder.errors import DataError
+
+    horizon = int(results.get("horizon", 1))
+    times = np.asarray(results.get("times") or [], dtype=object).reshape(-1, horizon)  # (M, H)
+    if not len(times):
+        raise DataError("This run kept no test windows to draw. Train it again to see the forecast chart.")
+    actual = np.asarray(results["actual"], dtype=np.float64).reshape(-1, horizon)  # (M, H)
+    predicted = np.asarray(results["predicted"], dtype=np.float64).reshape(-1, horizon)  # (M, H)
+    baselines = {name: np.asarray(values, dtype=np.float64).reshape(-1, horizon)
+                 for name, values in (results.get("baselines") or {}).items()}
+    # Every test time once (windows overlap), in time order.
+    seen: dict[str, float] = {}
+    for t, v in zip(times.ravel(), actual.ravel(), strict=True):
+        seen.setdefault(str(t), float(v))
+    actual_times = sorted(seen)
+    actual_values = np.array([seen[t] for t in actual_times])
+    history = results.get("history") or {}
+    # Enough history to see the pattern go into the test period, not so much that it crowds it out.
+    shown = max(4 * horizon, len(actual_times) // 2, 14)
+    history_times = [str(t) for t in history.get("times", [])][-shown:]
+    history_values = np.asarray(history.get("values", []), dtype=np.float64)[-shown:]
+    if step is None:
+        pick: Any = (-1, slice(None))
+        label = f"Last forecast ({horizon} steps)"
+        start = str(times[-1, 0])
+        # The test period just before the last forecast, for context.
+        context = max(3 * horizon, 30)
+        before = [i for i, t in enumerate(actual_times) if t < start][-context:]
+        keep = before + [i for i, t in enumerate(actual_times) if t >= start]
+        actual_times = [actual_times[i] for i in keep]
+        actual_values = actual_values[keep]
+        if before:
+            history_times, history_values = [], np.zeros(0)
+    else:
+        if not 1 <= step <= horizon:
+            raise DataError(f"Steps ahead must be between 1 and {horizon}; got {step!r}.")
+        pick = (slice(None), step - 1)
+        label = "1 step ahead" if step == 1 else f"{step} steps ahead"
+    shown = predicted[pick]
+    return ForecastLines(
+        history_times=history_times, history_values=history_values,
+        actual_times=actual_times, actual_values=actual_values,
+        times=[str(t) for t in np.atleast_1d(times[pick])], predicted=np.atleast_1d(shown),
+        baselines={name: np.atleast_1d(values[pick]) for name, values in baselines.items()},
+        residuals=np.atleast_1d(actual[pick] - shown), label=label,
+    )
+
+
+@dataclass
+class ForecastComparison:
+    """The network against the naive forecasts: a table and a plain verdict.
+
+    Attributes:
+        table: one row per forecast (the network first, then the baselines from best to worst)
+            with ``Forecast``, ``rmse``, ``mae``, ``r2``.
+        verdict: one or two sentences: does the network beat the best simple forecast?
+        beats_best: whether the network's RMSE is below every baseline's.
+        best: the name of the best baseline (``None`` without baselines).
+    """
+
+    table: pd.DataFrame
+    verdict: str
+    beats_best: bool
+    best: str | None
+
+
+def forecast_comparison(network: dict[str, float], baselines: dict[str, dict[str, float]],
+                        model_name: str = "The network") -> ForecastComparison:
+    """Compare the network's test metrics with ``trained.info["forecast_baselines"]``.
+
+    Args:
+        network: ``trained.metrics["test"]`` of a forecast run (rmse, mae, r2).
+        baselines: name -> metrics of each naive forecast.
+        model_name: how the table names the network.
+    """
+    from builder.evaluate import format_metric
+
+    columns = ["Forecast", "rmse", "mae", "r2"]
+    rows = [{"Forecast": model_name, **{m: network.get(m) for m in columns[1:]}}]
+    ranked = sorted(baselines, key=lambda name: baselines[name].get("rmse", np.inf))
+    rows += [{"Forecast": name.capitalize(), **{m: baselines[name].get(m) for m in columns[1:]}} for name in ranked]
+    table = pd.DataFrame(rows, columns=columns)
+    if not ranked or network.get("rmse") is None:
+        return ForecastComparison(table, "There are no simple forecasts to compare the network with.", False, None)
+    best = ranked[0]
+    model, base = float(network["rmse"]), float(baselines[best]["rmse"])
+    numbers = f"typical error (RMSE) {format_metric('rmse', model)} against {format_metric('rmse', base)}"
+    beaten = [name for name in ranked if float(baselines[name]["rmse"]) > model]
+    if model < base:
+        share = (base - model) / base if base else 0.0
+        sentence = (f"The network beats every simple forecast, the best of which is {best}: {numbers} "
+                    f"({share:.0%} lower). Its forecasts are worth using.")
+        return ForecastComparison(table, sentence, True, best)
+    sentence = (f"The network does not beat the {best} forecast: {numbers}. Use that simple forecast, "
+                "or give the network more history (a longer window), more epochs or a smaller learning rate.")
+    if beaten:
+        sentence += f" It does beat {' and '.join(beaten)}."
+    return ForecastComparison(table, sentence, False, best)
+
+
+@dataclass
+class AnomalyView:
+    """What the anomaly section shows at the run's current threshold.
+
+    Attributes:
+        threshold: the reconstruction error above which a row is flagged.
+        quantile: the share of normal (validation) rows below the threshold.
+        val_errors, test_errors: the kept reconstruction errors.
+        flagged: test rows above the threshold (of ``len(test_errors)``).
+        rows: the flagged test rows kept with the run, highest score first (all columns plus
+            ``anomaly_score`` first).
+    """
+
+    threshold: float
+    quantile: float
+    val_errors: np.ndarray
+    test_errors: np.ndarray
+    flagged: int
+    rows: pd.DataFrame
+
+
+def anomaly_view(results: dict[str, Any]) -> AnomalyView:
+    """The anomaly section's numbers from an anomaly run's ``test_results`` (after any ``rescore``)."""
+    threshold = float(results.get("threshold", np.inf))
+    test = np.asarray(results.get("test_errors") or [], dtype=np.float64)
+    rows = pd.DataFrame(results.get("most_unusual") or [])
+    if len(rows):
+        rows = rows[rows["anomaly_score"].astype(np.float64) > threshold]
+        rows = rows.sort_values("anomaly_score", ascending=False, kind="stable").reset_index(drop=True)
+    return AnomalyView(threshold, float(results.get("quantile", DEFAULT_QUANTILE)),
+                       np.asarray(results.get("val_errors") or [], dtype=np.float64), test,
+                       int(np.sum(test > threshold)), rows)

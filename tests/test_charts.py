@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
+import kind_fixtures
 import numpy as np
+import pandas as pd
 import plotly.io as pio
 import pytest
 
@@ -119,3 +121,41 @@ def test_per_class_table_from_confusion_counts():
     assert list(table["Test rows"]) == [5, 5, 2]
     np.testing.assert_allclose(table["Precision"], [400 / 6, 500 / 6, 0.0])  # "c" is never predicted
     np.testing.assert_allclose(table["Recall"], [80, 100, 0])
+
+
+# --- forecasts and anomaly scores ----------------------------------------------------------------------
+
+
+def test_forecast_figure_shows_history_actual_network_and_one_naive_forecast_at_first():
+    from builder.results import forecast_lines
+
+    results = kind_fixtures.forecast_results()
+    results["baselines"]["seasonal naive"] = results["baselines"]["last value"]
+    fig = charts.forecast_figure(forecast_lines(results, step=1), "sales", shown_baseline="seasonal naive")
+    found = traces(fig)
+    assert list(found) == ["Before the test period", "Actual", "Network, 1 step ahead", "Last value", "Seasonal naive"]
+    assert found["Network, 1 step ahead"]["line"]["color"] == COLOURS["model"]
+    assert found["Last value"]["visible"] == "legendonly"  # one legend click away
+    assert found["Seasonal naive"].get("visible", True) is True
+    assert fig.layout.yaxis.title.text == "sales"
+
+
+def test_future_forecast_joins_the_history_to_the_forecast():
+    history = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=5), "value": [1.0, 2, 3, 4, 5]})
+    forecast = pd.DataFrame({"time": pd.date_range("2024-01-06", periods=2), "prediction": [6.0, 7.0]})
+    found = traces(charts.future_forecast_figure(history, forecast, "sales"))
+    assert list(found) == ["History", "Forecast"]
+    np.testing.assert_allclose(values(found["Forecast"]["y"]), [5, 6, 7])  # starts at the last known point
+
+
+def test_error_histogram_overlays_validation_and_test_with_the_threshold_line():
+    fig = charts.error_histogram(np.linspace(0, 1, 50), np.linspace(0, 2, 30), threshold=0.9)
+    found = traces(fig)
+    assert list(found) == ["Validation rows", "Test rows"]
+    assert fig.layout.barmode == "overlay"
+    assert any(shape["x0"] == 0.9 for shape in fig.to_dict()["layout"]["shapes"])
+
+
+def test_history_metric_figures_per_task():
+    assert charts.metric_history_figure([1, 2], {"val_rmse": [3.0, 2.0]}, "forecast") is not None
+    assert charts.metric_history_figure([1, 2], {"val_rmse": [3.0, 2.0]}, "anomaly") is None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
+import kind_fixtures
 import pandas as pd
 import pytest
+from kind_fixtures import open_with_run
 from streamlit.proto.Metric_pb2 import Metric
 
 from builder.data import SAMPLES, DataSpec, load_sample
@@ -102,3 +105,92 @@ def test_when_the_baseline_wins_one_click_tries_the_simple_model(app, builder_ho
     next(b for b in at.button if b.label.startswith("Try logistic regression")).click().run()
     assert at.session_state["app"].design.family == "logistic"
     assert workspace.load_state("design")["family"] == "logistic"
+
+
+# --- images, text, forecasts and anomalies: each from the run's own results -----------------------
+
+
+def test_images_show_cards_against_pixels_confusion_and_the_mistakes(app, builder_home):
+    trained = kind_fixtures.image_run()
+    at = open_with_run(app, builder_home, trained, PAGE)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cards = {m.label: m for m in at.metric}
+    assert "vs logistic regression on pixels" in cards["Accuracy"].proto.delta
+    assert "pixels" in " ".join(c.value for c in at.caption)
+    assert [t for t in traces(at) if t["type"] == "heatmap"]
+    mistakes = trained.test_results["mistakes"]
+    assert mistakes, "a two-epoch CNN makes mistakes"
+    assert len(at.get("image")) == len(mistakes)
+    assert f"is {mistakes[0]['actual']}, model said {mistakes[0]['predicted']}" in str(at.get("image")[0].captions)
+
+
+def test_images_without_mistakes_say_so(app, builder_home):
+    trained = copy.deepcopy(kind_fixtures.image_run())
+    trained.test_results["mistakes"] = []
+    at = open_with_run(app, builder_home, trained, PAGE)
+    assert any("every test image was classified correctly" in s.value.lower() for s in at.success)
+    assert not at.get("image")
+
+
+def test_text_shows_cards_against_tfidf_and_a_table_of_mistakes(app, builder_home):
+    trained = kind_fixtures.text_run()
+    at = open_with_run(app, builder_home, trained, PAGE)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cards = {m.label: m for m in at.metric}
+    assert "vs TF-IDF + logistic regression" in cards["Accuracy"].proto.delta
+    assert [t for t in traces(at) if t["type"] == "heatmap"]
+    mistakes = next(d.value for d in at.dataframe if "Text" in d.value.columns)
+    assert list(mistakes.columns) == ["Text", "Actual", "Predicted", "Confidence"]
+    assert len(mistakes) == len(trained.test_results["mistakes"]) > 0
+
+
+def test_forecast_chart_steps_baselines_and_verdict(app, builder_home):
+    trained = kind_fixtures.forecast_run()
+    at = open_with_run(app, builder_home, trained, PAGE)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert list(m.label for m in at.metric)[:3] == ["Typical error (RMSE)", "Average error (MAE)",
+                                                   "Variance explained (R²)"]
+    verdicts = [*at.success, *at.warning]
+    assert verdicts and ("beats every simple forecast" in verdicts[0].value or "does not beat" in verdicts[0].value)
+    names = {t.get("name"): t for t in traces(at)}
+    assert {"Actual", "Network, 1 step ahead", "Last value", "Seasonal naive", "Lagged ridge"} <= set(names)
+    shown = [n for n in ("Last value", "Seasonal naive", "Lagged ridge") if names[n].get("visible") is not False
+             and names[n].get("visible") != "legendonly"]
+    assert len(shown) == 1  # the best one; the others one legend click away
+    table = next(d.value for d in at.dataframe if "Forecast" in d.value.columns)
+    assert table["Forecast"].tolist()[0] == "The network" and len(table) == 4
+
+    at = at.select_slider(key="eval_forecast_step").set_value(7).run()
+    assert "Network, 7 steps ahead" in {t.get("name") for t in traces(at)}
+    at = at.radio(key="eval_forecast_view").set_value("The last forecast in full").run()
+    assert not at.exception
+    network = next(t for t in traces(at) if str(t.get("name")).startswith("Network"))
+    assert network["name"] == "Network, Last forecast (7 steps)" and len(network["x"]) == 7
+
+
+def test_anomaly_threshold_moves_the_flagged_count_and_is_saved(app, builder_home):
+    trained = copy.deepcopy(kind_fixtures.anomaly_run())
+    at = open_with_run(app, builder_home, trained, PAGE)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(t["type"] == "histogram" for t in traces(at))
+    assert any(t.get("name") == "Validation rows" for t in traces(at))
+    state = at.session_state["app"]
+    slider = next(s for s in at.slider if s.label.startswith("Normal rows"))
+    assert slider.value == pytest.approx(99.0)
+    before = next(m for m in at.metric if m.label == "Test rows flagged").value
+
+    at = slider.set_value(90.0).run()
+    assert not at.exception and not at.error
+    after = next(m for m in at.metric if m.label == "Test rows flagged").value
+    flagged = int(after.split(" of ")[0])
+    assert flagged > int(before.split(" of ")[0])
+    assert state.trained.test_results["quantile"] == pytest.approx(0.90)
+    assert state.trained.preprocessor.threshold == pytest.approx(state.trained.test_results["threshold"])
+    rows = next(d.value for d in at.dataframe if "anomaly_score" in d.value.columns)
+    assert len(rows) == min(flagged, len(trained.test_results["most_unusual"]))
+    assert rows["anomaly_score"].is_monotonic_decreasing
+    assert (rows["anomaly_score"] > state.trained.test_results["threshold"]).all()
+    # Saved with the run: a refresh (or the export) sees the new threshold.
+    saved = state.workspace.load_run(state.run_id)
+    assert saved.preprocessor.threshold == pytest.approx(state.trained.preprocessor.threshold)
+    assert saved.test_results["quantile"] == pytest.approx(0.90)

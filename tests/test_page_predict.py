@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
+import zipfile
 
+import kind_fixtures
 import numpy as np
 import pandas as pd
 import pytest
+from kind_fixtures import open_with_run
 
 from builder.data import DataSpec
+from builder.data.images import read_image_zip
 from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
@@ -160,3 +165,128 @@ def test_predictions_csv_round_trips(messy_model):
     assert back["prediction"].tolist() == predictions["prediction"].tolist()
     np.testing.assert_allclose(back.drop(columns="prediction").to_numpy(float),
                                predictions.drop(columns="prediction").to_numpy(float), rtol=1e-12)
+
+
+# --- images, forecasts, text and anomaly scores ----------------------------------------------------
+
+
+def uploader(at, word: str):
+    return next(u for u in at.get("file_uploader") if u.proto.id and word in u.proto.id)
+
+
+def test_images_from_files_and_a_zip_get_a_prediction_each_with_thumbnails(app, builder_home):
+    trained = kind_fixtures.image_run()
+    at = open_with_run(app, builder_home, trained, PAGE)
+    assert "sorts images into 10 classes" in " ".join(m.value for m in at.markdown)
+    assert "Upload images" in at.info[0].value
+    images = read_image_zip(kind_fixtures.digits_zip())
+    loose = [(f"loose{i}.png", images.data[i], "image/png") for i in range(2)]
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for i in range(2, 7):
+            zf.writestr(f"batch/{images.paths[i].rsplit('/', 1)[-1]}", images.data[i])
+        zf.writestr("__MACOSX/._junk.png", b"junk")
+    at = uploader(at, "images").set_value([*loose, ("batch.zip", zipped.getvalue(), "application/zip")]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+    shown = next(d.value for d in at.dataframe if "file" in d.value.columns)
+    assert len(shown) == 7 and shown["file"].iloc[0] == "loose0.png"
+    assert shown["file"].iloc[2].startswith("batch/")
+    expected = trained.predict(images.data[:7], files=list(shown["file"]))
+    assert shown["prediction"].tolist() == expected["prediction"].tolist()
+    assert len(at.get("image")) == 7  # a thumbnail per image
+    assert len(at.get("download_button")) == 1
+
+
+def test_a_damaged_image_is_refused_by_name(app, builder_home):
+    at = open_with_run(app, builder_home, kind_fixtures.image_run(), PAGE)
+    at = uploader(at, "images").set_value([("scan.png", b"these are not pixels", "image/png")]).run()
+    assert not at.exception
+    assert "scan.png" in at.error[0].value
+    assert not at.get("download_button")
+
+
+def test_a_forecast_from_an_uploaded_history_shows_table_and_chart(app, builder_home):
+    trained = kind_fixtures.forecast_run()
+    series = kind_fixtures.series_table()
+    at = open_with_run(app, builder_home, trained, PAGE, table=series)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # Without an upload, the forecast follows the loaded data.
+    table = next(d.value for d in at.dataframe if "prediction" in d.value.columns)
+    assert len(table) == 7 and list(table.columns) == ["date", "prediction"]
+
+    history = series.sort_values("date").head(200)
+    at = upload_rows(at, "history.csv", history.to_csv(index=False).encode())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "prediction" in d.value.columns)
+    expected = trained.predict(pd.read_csv(io.StringIO(history.to_csv(index=False))))
+    np.testing.assert_allclose(table["prediction"].to_numpy(float), expected["prediction"].to_numpy(float))
+    names = {t.get("name") for chart in at.get("plotly_chart") for t in json.loads(chart.proto.spec)["data"]}
+    assert {"History", "Forecast"} <= names
+    assert len(at.get("download_button")) == 1
+
+    at = upload_rows(at, "short.csv", history.head(10).to_csv(index=False).encode())
+    assert not at.exception
+    assert "last 28 steps" in at.error[0].value
+
+
+def test_a_text_model_takes_a_typed_text_or_a_file(app, builder_home):
+    trained = kind_fixtures.text_run()
+    texts = kind_fixtures.text_table()
+    at = open_with_run(app, builder_home, trained, PAGE, table=texts)
+    at = at.radio(key="predict_mode").set_value("Type one text").run()
+    assert "Type a text" in at.info[0].value
+    text = texts["text"].dropna().iloc[0]
+    at = at.text_area[0].input(text).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.metric[0].value == trained.predict(pd.DataFrame({"text": [text]}))["prediction"].iloc[0]
+
+    at = at.radio(key="predict_mode").set_value("Upload a file of rows").run()
+    at = upload_rows(at, "texts.csv", texts.head(15).drop(columns="topic").to_csv(index=False).encode())
+    assert not at.exception and not at.error
+    assert len(at.dataframe[0].value) == 15
+
+
+def test_an_anomaly_model_scores_uploaded_rows(app, builder_home):
+    trained = kind_fixtures.anomaly_run()
+    rows = kind_fixtures.anomaly_table().head(40)
+    at = open_with_run(app, builder_home, trained, PAGE)
+    at = upload_rows(at, "rows.csv", rows.to_csv(index=False).encode())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    expected = trained.predict(pd.read_csv(io.StringIO(rows.to_csv(index=False))))
+    flagged = int(expected["is_anomaly"].sum())
+    assert next(m for m in at.metric if m.label == "Rows flagged").value == f"{flagged} of 40"
+    table = next(d.value for d in at.dataframe if "anomaly_score" in d.value.columns)
+    assert len(table) == 40 and table["is_anomaly"].iloc[0] == bool(flagged)
+    assert len(at.get("download_button")) == 1
+
+
+def test_an_image_bundle_predicts_its_example_images_like_the_trained_model(app, builder_home, tmp_path):
+    from builder.export import bundle_samples, write_bundle
+
+    trained = kind_fixtures.image_run()
+    path = tmp_path / "digits-cnn-bundle.zip"
+    write_bundle(trained, path, sample_rows=read_image_zip(kind_fixtures.digits_zip()))
+    at = open_page(app, make_workspace(builder_home), PAGE)
+    at = at.radio(key="predict_source").set_value("A bundle file").run()
+    at = at.get("file_uploader")[0].upload(path.name, path.read_bytes(), "application/zip").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "sorts images into 10 classes" in " ".join(m.value for m in at.markdown)
+    at = at.toggle(key="predict_examples").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = next(d.value for d in at.dataframe if "file" in d.value.columns)
+    examples = bundle_samples(path.read_bytes())  # the bundle's own example images
+    assert shown["file"].tolist() == [name for name, _ in examples]
+    assert len(at.get("image")) == len(examples)
+    expected = trained.predict([data for _, data in examples], files=[name for name, _ in examples])
+    assert shown["prediction"].tolist() == expected["prediction"].tolist()
+
+
+def test_example_images_from_the_loaded_zip_need_no_upload(app, builder_home):
+    trained = kind_fixtures.image_run()
+    at = open_with_run(app, builder_home, trained, PAGE, images=kind_fixtures.digits_zip())
+    at = at.toggle(key="predict_examples").set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = next(d.value for d in at.dataframe if "file" in d.value.columns)
+    assert len(shown) == 12 and shown["file"].nunique() == 12
+    assert shown["file"].str.split("/").str[-2].nunique() >= 8  # spread over the classes

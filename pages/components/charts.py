@@ -238,7 +238,9 @@ def history_figures(history: Any, task: str) -> tuple[go.Figure, go.Figure | Non
 def metric_history_figure(epochs: Sequence[float], metrics: dict[str, Sequence[float]], task: str,
                           best_epoch: int | None = None) -> go.Figure | None:
     """Accuracy per epoch (classification) or validation RMSE (regression); None if not recorded."""
-    if task == "regression":
+    if task == "anomaly":
+        return None  # its loss is the reconstruction error already shown
+    if task in ("regression", "forecast"):
         if not metrics.get("val_rmse"):
             return None
         return metric_figure(epochs, {"Validation": metrics["val_rmse"]},
@@ -248,3 +250,82 @@ def metric_history_figure(epochs: Sequence[float], metrics: dict[str, Sequence[f
     if not series:
         return None
     return metric_figure(epochs, series, "Accuracy (higher is better)", percent=True, best_epoch=best_epoch)
+
+
+# --- forecasts ---------------------------------------------------------------------------------------
+
+ACTUAL_COLOUR = "#3C4043"  # what really happened: near-black, so forecasts stand out against it
+_BASELINE_DASHES = {"last value": "dash", "seasonal naive": "dot", "lagged ridge": "dashdot"}
+
+
+def forecast_figure(lines: Any, target: str, shown_baseline: str | None = None) -> go.Figure:
+    """The test period: history, what happened, the network's forecast and the naive forecasts.
+
+    Args:
+        lines: a ``builder.results.ForecastLines``.
+        target: the forecast column, for the axis title.
+        shown_baseline: the naive forecast drawn from the start; the others are in the legend, one
+            click away (plotly's legend toggles a line).
+    """
+    fig = go.Figure()
+    if len(lines.history_times):
+        fig.add_trace(go.Scatter(x=lines.history_times, y=lines.history_values, name="Before the test period",
+                                 mode="lines", line=dict(color=COLOURS["baseline"], width=1.5),
+                                 hovertemplate="%{y:.4g}"))
+    fig.add_trace(go.Scatter(x=lines.actual_times, y=lines.actual_values, name="Actual", mode="lines",
+                             line=dict(color=ACTUAL_COLOUR, width=2), hovertemplate="%{y:.4g}"))
+    fig.add_trace(go.Scatter(x=lines.times, y=lines.predicted, name=f"Network, {lines.label}",
+                             mode="lines+markers" if len(lines.times) <= 60 else "lines",
+                             line=dict(color=COLOURS["model"], width=2.5), marker=dict(size=5),
+                             hovertemplate="%{y:.4g}"))
+    for name, values in lines.baselines.items():
+        fig.add_trace(go.Scatter(x=lines.times, y=values, name=name.capitalize(), mode="lines",
+                                 line=dict(color=COLOURS["validation"] if name == shown_baseline else COLOURS["baseline"],
+                                           width=1.8, dash=_BASELINE_DASHES.get(name, "dash")),
+                                 visible=True if name == shown_baseline else "legendonly",
+                                 hovertemplate="%{y:.4g}"))
+    _layout(fig, "", target, height=400)
+    return fig
+
+
+def future_forecast_figure(history: pd.DataFrame, forecast: pd.DataFrame, target: str) -> go.Figure:
+    """Predict page: the recent history and the forecast after it, joined at the last known point.
+
+    Args:
+        history: ``time`` and ``value`` (``builder.predict_inputs.history_for_chart``).
+        forecast: ``time`` and ``prediction``, one row per future step.
+        target: the forecast column.
+    """
+    fig = go.Figure(go.Scatter(x=history["time"], y=history["value"], name="History", mode="lines",
+                               line=dict(color=ACTUAL_COLOUR, width=2), hovertemplate="%{y:.4g}"))
+    joined_x = [*history["time"].tail(1), *forecast["time"]]
+    joined_y = [*history["value"].tail(1), *forecast["prediction"]]
+    fig.add_trace(go.Scatter(x=joined_x, y=joined_y, name="Forecast", mode="lines+markers",
+                             line=dict(color=COLOURS["model"], width=2.5, dash="dash"), marker=dict(size=6),
+                             hovertemplate="%{y:.4g}"))
+    _layout(fig, "", target, height=380)
+    return fig
+
+
+# --- anomaly detection --------------------------------------------------------------------------------
+
+
+def error_histogram(val_errors: np.ndarray, test_errors: np.ndarray, threshold: float) -> go.Figure:
+    """How unusual rows are: reconstruction errors of the validation and test rows, and the line
+    above which a row is flagged."""
+    val, test = _as_array(val_errors), _as_array(test_errors)
+    both = np.concatenate([val, test])
+    high = float(max(both.max(), threshold) * 1.05) if both.size else 1.0
+    size = high / int(np.clip(2 * np.sqrt(both.size), 15, 80))
+    fig = go.Figure()
+    for name, values, colour in (("Validation rows", val, COLOURS["validation"]), ("Test rows", test, COLOURS["model"])):
+        if values.size:
+            fig.add_trace(go.Histogram(x=values, name=name, xbins=dict(start=0, end=high, size=size),
+                                       marker=dict(color=colour, line=dict(color="white", width=0.5)), opacity=0.6,
+                                       hovertemplate="score %{x}<br>%{y} rows<extra></extra>"))
+    fig.add_vline(x=threshold, line=dict(color=COLOURS["bad"], dash="dash", width=2),
+                  annotation_text="threshold", annotation_position="top right",
+                  annotation_font=dict(color=COLOURS["bad"], size=12))
+    _layout(fig, "Anomaly score (reconstruction error)", "Rows")
+    fig.update_layout(barmode="overlay", hovermode="closest", bargap=0.02)
+    return fig

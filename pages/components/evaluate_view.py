@@ -1,0 +1,307 @@
+"""Sections of the Evaluate page, one per kind of result, all drawn from the run itself.
+
+Everything here reads the run's own ``metrics``, ``baseline``, ``info`` and ``test_results``
+(``builder.results``), never the table loaded now, so loading other data loses nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from builder.errors import BuilderError
+from builder.evaluate import (
+    HEADLINE_METRIC,
+    METRICS,
+    compare_to_baseline,
+    confusion,
+    format_metric,
+    regression_diagnostics,
+    verdict,
+)
+from builder.pipeline import TrainedModel
+from builder.results import anomaly_view, baseline_short_name, forecast_comparison, forecast_lines, rescore
+from builder.spec import FAMILIES, ModelSpec
+from pages.components import charts
+from pages.components.state import AppState, app_state
+from pages.components.training import STOP_REASONS, baseline_delta
+
+THUMB_SIDE = 112  # pixels of a misclassified image on screen (small images are enlarged, sharp)
+GRID_COLUMNS = 6
+QUANTILE_RANGE = (90.0, 99.9)  # the threshold picker, in % of normal rows kept under the threshold
+ITEMS = {"images": "test images", "text": "test texts", "series": "test windows"}
+
+
+# --- the header and the metric cards -------------------------------------------------------------------
+
+
+def run_caption(trained: TrainedModel) -> str:
+    """'CNN classifying images · 60 test images · trained ... on CPU' in the user's words."""
+    family = FAMILIES[trained.spec.family].title if trained.spec.family in FAMILIES else trained.spec.family
+    target = trained.data_spec.target
+    what = {"anomaly": "scoring how unusual each row is",
+            "forecast": f"forecasting **{target}** {trained.n_outputs} step(s) ahead"}.get(
+        trained.task, "sorting images into classes" if trained.kind == "images" else f"predicting **{target}**")
+    rows = trained.info.get("rows", {}).get("test", "?")
+    return (f"{family} {what} · {rows} {ITEMS.get(trained.kind, 'test rows')} · "
+            f"trained {trained.info.get('trained_at', '')} on {trained.device}")
+
+
+def metric_cards(trained: TrainedModel) -> None:
+    """The test metrics as cards, each against the baseline, then the verdict in one sentence."""
+    test = trained.metrics.get("test", {})
+    base = trained.baseline.metrics if trained.baseline is not None else {}
+    other = baseline_short_name(trained)
+    comparisons = {c.metric: c for c in compare_to_baseline(trained.task, test, base, other)} if base else {}
+    cards = [card for start in range(0, len(test), 3) for card in st.columns(3)]  # rows of 3: room to read
+    for card, (metric, value) in zip(cards, test.items(), strict=False):
+        info = METRICS[metric]
+        delta, colour = baseline_delta(comparisons[metric]) if metric in comparisons else (None, "off")
+        baseline_text = f" Baseline: {format_metric(metric, base[metric])}." if metric in base else ""
+        card.metric(info.label, format_metric(metric, value), delta=delta, delta_color=colour,
+                    help=f"{info.help}{baseline_text}", border=True)
+    if trained.task == "anomaly":
+        st.caption("An anomaly model has no right answers to score against: judge it by the rows it flags below.")
+        return
+    if not comparisons:
+        st.info("This run has no baseline to compare with.", icon=":material/info:")
+        return
+    if trained.task == "forecast":
+        found = forecast_comparison(test, trained.info.get("forecast_baselines") or {})
+        sentence, better = found.verdict, found.beats_best
+    else:
+        sentence = verdict(trained.task, list(comparisons.values()), other)
+        headline = comparisons.get(HEADLINE_METRIC[trained.task])
+        better = headline is not None and headline.better
+    if better:
+        st.success(sentence, icon=":material/thumb_up:")
+    else:
+        st.warning(sentence, icon=":material/lightbulb:")
+        simple = "linear" if trained.task == "regression" else "logistic"
+        if trained.kind == "table" and trained.spec.family != simple and st.button(
+                f"Try {FAMILIES[simple].title.lower()} as the network's design", icon=":material/swap_horiz:",
+                help="Replaces the design on the Build page with the simple model and opens Train. "
+                     "This model stays saved in the list of earlier runs."):
+            app_state().set_design(ModelSpec(family=simple))
+            st.switch_page("pages/train.py")
+    st.caption(f"Baseline: {trained.baseline.name}. {trained.baseline.description}")
+
+
+# --- regression and classification --------------------------------------------------------------------
+
+
+def classification_plots(trained: TrainedModel, actual: np.ndarray, predicted: np.ndarray) -> None:
+    matrix = confusion(actual, predicted, trained.preprocessor.classes)
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**Where the model goes wrong**")
+        shares = st.toggle("Show shares of each true class", key="eval_shares")
+        st.plotly_chart(charts.confusion_figure(matrix.classes, matrix.counts, matrix.normalized, shares),
+                        key="confusion")
+        st.caption("Each row is what the rows really are, each column what the model said. "
+                   "The diagonal holds the right answers; everything else is a mix-up.")
+    with right:
+        st.markdown("**Per class**")
+        table = charts.per_class_table(matrix.classes, matrix.counts)
+        share = {"format": "%.1f%%", "min_value": 0, "max_value": 100}
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            "Precision": st.column_config.ProgressColumn(
+                "Precision", **share, help="When the model says this class, how often it is right."),
+            "Recall": st.column_config.ProgressColumn(
+                "Recall", **share, help="Of the rows truly in this class, the share the model finds."),
+        })
+
+
+def regression_plots(trained: TrainedModel, actual: np.ndarray, predicted: np.ndarray) -> None:
+    diagnostics = regression_diagnostics(actual, predicted)
+    target = trained.data_spec.target
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**Predicted against actual**")
+        st.plotly_chart(charts.predicted_vs_actual_figure(diagnostics.actual, diagnostics.predicted, target),
+                        key="pred_vs_actual")
+        st.caption("Each dot is a test row. Dots on the dashed line are predicted exactly; "
+                   "the further from it, the bigger the miss.")
+    with right:
+        st.markdown("**How big the misses are**")
+        spread, pattern = st.tabs(["Spread of errors", "Errors by prediction"])
+        spread.plotly_chart(charts.residual_histogram(diagnostics.residuals, target), key="residual_hist")
+        spread.caption("Errors bunched around 0 are good; a long tail means some rows are badly missed.")
+        pattern.plotly_chart(charts.residual_scatter(diagnostics.predicted, diagnostics.residuals, target),
+                             key="residual_scatter")
+        pattern.caption("A shapeless band around 0 is good; a funnel or curve means the model misses a pattern.")
+
+
+def predictions_section(trained: TrainedModel) -> None:
+    """Tables, images and text: the confusion matrix or the residual plots, then the mistakes."""
+    results = trained.test_results or {"actual": [], "predicted": []}
+    actual, predicted = np.asarray(results.get("actual", [])), np.asarray(results.get("predicted", []))
+    if not len(actual):
+        st.info("This run kept no test rows to draw. Train it again to see the detailed charts.",
+                icon=":material/info:")
+    elif trained.task == "regression":
+        regression_plots(trained, actual.astype(np.float64), predicted.astype(np.float64))
+    else:
+        classification_plots(trained, actual, predicted)
+    if trained.kind == "images" and "mistakes" in results:
+        image_mistakes(results["mistakes"])
+    elif trained.kind == "text" and "mistakes" in results:
+        text_mistakes(results["mistakes"])
+
+
+def _thumbnail(data_uri: str) -> bytes:
+    """A kept PNG enlarged to about ``THUMB_SIDE`` pixels with sharp pixels (no blur)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[-1])))
+    scale = max(1, THUMB_SIDE // max(image.size))
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_mistakes(mistakes: list[dict]) -> None:
+    st.markdown("**Test images the model got wrong**")
+    if not mistakes:
+        st.success("Every test image was classified correctly.", icon=":material/check_circle:")
+        return
+    st.caption(f"The {len(mistakes)} most confident mistakes first. Look for a pattern: blurry, cropped or "
+               "mislabelled images are worth fixing in the data.")
+    for start in range(0, len(mistakes), GRID_COLUMNS):
+        for cell, item in zip(st.columns(GRID_COLUMNS), mistakes[start:start + GRID_COLUMNS], strict=False):
+            cell.image(_thumbnail(item["image"]), width=THUMB_SIDE,
+                       caption=f"is {item['actual']}, model said {item['predicted']} ({item['confidence']:.0%})")
+            cell.caption(str(item.get("file", "")).rsplit("/", 1)[-1], help=str(item.get("file", "")))
+
+
+def text_mistakes(mistakes: list[dict]) -> None:
+    st.markdown("**Test texts the model got wrong**")
+    if not mistakes:
+        st.success("Every test text was classified correctly.", icon=":material/check_circle:")
+        return
+    table = pd.DataFrame({"Text": [m["text"] for m in mistakes], "Actual": [str(m["actual"]) for m in mistakes],
+                          "Predicted": [str(m["predicted"]) for m in mistakes],
+                          "Confidence": [float(m["confidence"]) for m in mistakes]})
+    st.dataframe(table, hide_index=True, width="stretch", key="text_mistakes", column_config={
+        "Text": st.column_config.TextColumn(width="large"),
+        "Confidence": st.column_config.ProgressColumn(
+            "Confidence", format="percent", min_value=0.0, max_value=1.0,
+            help="The chance the model gave its (wrong) answer: high means confidently wrong."),
+    })
+    st.caption(f"The {len(mistakes)} most confident mistakes first. Texts that even a person finds ambiguous "
+               "are fine; clear ones point to missing words or mislabelled examples.")
+
+
+# --- forecasts ------------------------------------------------------------------------------------------
+
+
+def forecast_section(trained: TrainedModel) -> None:
+    results = trained.test_results or {}
+    horizon, target = int(results.get("horizon", trained.n_outputs)), trained.data_spec.target
+    step: int | None = 1
+    if horizon > 1:
+        left, right = st.columns([2, 3])
+        whole = left.radio("Show", ["Along the test period", "The last forecast in full"], horizontal=True,
+                           key="eval_forecast_view") == "The last forecast in full"
+        step = None if whole else right.select_slider(
+            "How far ahead", options=list(range(1, horizon + 1)), key="eval_forecast_step",
+            format_func=lambda k: f"{k} step{'s' if k > 1 else ''}",
+            help="Each point is the forecast made this many steps before it. Further ahead is harder.")
+    lines = forecast_lines(results, step)
+    comparison = forecast_comparison(trained.metrics.get("test", {}), trained.info.get("forecast_baselines") or {})
+    chart, errors = st.tabs(["Forecast against actual", "Forecast errors"])
+    chart.plotly_chart(charts.forecast_figure(lines, target, comparison.best), key="forecast_chart")
+    chart.caption("The blue line is the network's forecast, the dark line what happened. Click a simple forecast "
+                  "in the legend to show or hide it.")
+    errors.plotly_chart(charts.residual_histogram(lines.residuals, target), key="forecast_residuals")
+    errors.caption(f"Actual minus forecast, {lines.label}: bunched around 0 is good; off-centre means the "
+                   "forecasts run high or low.")
+    st.markdown("**The network against simple forecasts**")
+    table = comparison.table.rename(columns={"rmse": "Typical error (RMSE)", "mae": "Average error (MAE)",
+                                             "r2": "Variance explained (R²)"})
+    st.dataframe(table, hide_index=True, width="stretch", key="forecast_comparison", column_config={
+        "Typical error (RMSE)": st.column_config.NumberColumn(format="%.4g", help=METRICS["rmse"].help),
+        "Average error (MAE)": st.column_config.NumberColumn(format="%.4g", help=METRICS["mae"].help),
+        "Variance explained (R²)": st.column_config.NumberColumn(format="%.3f", help=METRICS["r2"].help)})
+    st.caption("Last value repeats the last known value; seasonal naive repeats the value one season earlier; "
+               "lagged ridge is a linear model on the same window of past values.")
+
+
+# --- anomaly detection -----------------------------------------------------------------------------------
+
+
+_SAVE_LOCK = threading.Lock()  # Streamlit's fast reruns can run two callbacks of a session at once
+THRESHOLD_ERROR = "eval_threshold_error"
+
+
+def save_threshold(state: AppState, key: str) -> None:
+    """Slider callback: move the run's threshold and save the run, so the export uses it too."""
+    with _SAVE_LOCK:
+        quantile = st.session_state[key] / 100  # read under the lock: the latest position wins
+        try:
+            rescore(state.trained, quantile)
+            if state.run_id:
+                from builder.export import save_trained
+
+                save_trained(state.trained, state.workspace.root / "runs" / state.run_id)
+                state.workspace.save_state("bundle", None)  # a bundle built before has the old threshold
+                state.exported = False
+        except BuilderError as exc:
+            st.session_state[THRESHOLD_ERROR] = str(exc)
+
+
+def anomaly_section(state: AppState) -> None:
+    view = anomaly_view(state.trained.test_results or {})
+    if not len(view.val_errors):
+        st.info("This run kept no anomaly scores to draw. Train it again to see them.", icon=":material/info:")
+        return
+    if message := st.session_state.pop(THRESHOLD_ERROR, None):
+        st.error(f"The new threshold could not be saved: {message}", icon=":material/error:")
+    key = f"eval_quantile_{state.run_id}"
+    low, high = QUANTILE_RANGE
+    st.slider("Normal rows kept under the threshold", low, high, float(np.clip(view.quantile * 100, low, high)),
+              step=0.1, format="%.1f%%", key=key, on_change=save_threshold, args=(state, key),
+              help="The threshold is set so this share of the validation rows (rows like the training data) "
+                   "scores below it. Lower it to flag more rows, raise it for fewer false alarms. "
+                   "The change is saved with the model and goes into its export.")
+    n_test = len(view.test_errors)
+    left, right = st.columns([1, 2], gap="large")
+    left.metric("Test rows flagged", f"{view.flagged:,} of {n_test:,}", border=True,
+                help="Test rows whose anomaly score is above the threshold.")
+    left.metric("Threshold", f"{view.threshold:.4g}", border=True,
+                help="Anomaly score (reconstruction error) above which a row is flagged.")
+    right.plotly_chart(charts.error_histogram(view.val_errors, view.test_errors, view.threshold),
+                       key="anomaly_histogram")
+    right.caption("Rows right of the dashed line are flagged. Validation rows are like the training data; "
+                  "a test row far out on the right is unlike anything the model learnt.")
+    st.markdown("**Flagged test rows, most unusual first**")
+    if view.rows.empty:
+        st.success("No test row is above the threshold.", icon=":material/check_circle:")
+        return
+    st.dataframe(view.rows, hide_index=True, width="stretch", key="flagged_rows", column_config={
+        "anomaly_score": st.column_config.NumberColumn("Anomaly score", format="%.4g")})
+    if view.flagged > len(view.rows):
+        st.caption(f"The {len(view.rows)} most unusual of the {view.flagged:,} flagged rows are kept with the run.")
+
+
+# --- training curves ----------------------------------------------------------------------------------
+
+
+def training_history(trained: TrainedModel) -> None:
+    history = trained.history
+    loss, metric = charts.history_figures(history, trained.task)
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(loss, key="history_loss")
+    if metric is not None:
+        right.plotly_chart(metric, key="history_metric")
+    st.caption(f"{history.epochs_run} epochs; training stopped because "
+               f"{STOP_REASONS.get(history.stopped_reason, history.stopped_reason)}. The model kept is the one of "
+               f"epoch {history.best_epoch}, where the validation loss was lowest. Validation far above training "
+               "means the model memorises rather than learns.")

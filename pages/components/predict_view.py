@@ -1,0 +1,196 @@
+"""The Predict page's inputs and results for each kind of model: tables, anomaly scores, text,
+images and forecasts. The model is a trained run or an uploaded bundle: both have
+``predict(raw, **opts)``, ``preprocessor`` and ``data_spec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from builder.data import SUPPORTED_TABLE_EXTENSIONS, read_table
+from builder.predict_inputs import history_for_chart, images_from_uploads, summarise_anomalies, text_row
+from pages.components import charts
+from pages.components.bundle_view import (
+    fill_form,
+    form_columns,
+    one_row_form,
+    predictions_table,
+    probability_figure,
+    score_against_target,
+)
+from pages.components.ui import user_errors
+
+UPLOAD_ROWS, ONE_ROW, ONE_TEXT = "Upload a file of rows", "Fill in one row", "Type one text"
+TABLE_TYPES = [e.lstrip(".") for e in SUPPORTED_TABLE_EXTENSIONS]
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "zip"]
+GRID_COLUMNS, MAX_THUMBNAILS = 6, 24
+HISTORY_WINDOWS = 4  # the forecast chart shows this many windows of history before the forecast
+
+
+def needed_columns(model: Any) -> list[str]:
+    """The columns a file of rows must hold for this model (none for images)."""
+    pre, kind = model.preprocessor, model.data_spec.kind
+    if kind == "images":
+        return []
+    if kind == "text":
+        return [pre.text_column]
+    if kind == "series":
+        return [pre.time_column, *pre.columns]
+    return list(pre.features)
+
+
+def usable_sample(model: Any, df: pd.DataFrame | None) -> pd.DataFrame:
+    """The loaded table when it holds every column the model needs, else an empty frame."""
+    needed = needed_columns(model)
+    return df if df is not None and needed and set(needed) <= set(df.columns) else pd.DataFrame()
+
+
+def what_it_predicts(model: Any) -> str:
+    """One sentence: what comes out of this model, from what."""
+    pre, kind, task, target = model.preprocessor, model.data_spec.kind, model.data_spec.task, model.data_spec.target
+    classes = [str(c) for c in pre.classes]
+    shown = f"{', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}"
+    if task == "forecast":
+        return (f"This model forecasts **'{target}'** {pre.horizon} step(s) ahead from the last {pre.window} "
+                f"steps of a history with `{pre.time_column}` and {', '.join(f'`{c}`' for c in pre.columns)}.")
+    if task == "anomaly":
+        return (f"This model scores how unusual each row is from {len(pre.features)} columns and flags rows "
+                f"above its threshold ({pre.threshold:.4g}).")
+    if kind == "images":
+        return f"This model sorts images into {len(classes)} classes: {shown}."
+    what = {"regression": "a number", "binary": " or ".join(classes), "multiclass": f"one of {len(classes)}: {shown}"}
+    source = f"the text in `{pre.text_column}`" if kind == "text" else f"{len(pre.features)} columns"
+    return f"This model predicts **'{target}'** ({what.get(task, task)}) from {source}."
+
+
+# --- inputs -----------------------------------------------------------------------------------------------
+
+
+def rows_upload(model: Any) -> pd.DataFrame | None:
+    """A file of rows (or of texts, or a history), read as a table; ``None`` until one is uploaded."""
+    forecast = model.data_spec.task == "forecast"
+    label = "The history to forecast from" if forecast else "A table of rows to predict"
+    upload = st.file_uploader(f"{label} (CSV, TSV, Excel, Parquet or JSON)", type=TABLE_TYPES, key="predict_rows")
+    with st.expander("Which columns the file needs"):
+        needed, target = needed_columns(model), model.data_spec.target
+        extra = (f" The newest {model.preprocessor.window} steps are used; gaps are filled as in training."
+                 if forecast else " Other columns are ignored; empty cells and new categories are fine."
+                 + (f" `{target}` may be there, and then you also see how often the model was right." if target else ""))
+        st.markdown(f"The same columns as the training data: {', '.join(f'`{c}`' for c in needed)}.{extra}")
+    if upload is None:
+        return None
+    return read_table(upload.getvalue(), name=upload.name, drop_empty_rows=False)
+
+
+def one_row(model: Any, key: str, sample: pd.DataFrame) -> pd.DataFrame | None:
+    """A form: the text to classify, or one value per input column."""
+    if model.data_spec.kind == "text":
+        column = model.preprocessor.text_column
+        text = st.text_area(f"The text ('{column}')", key=f"{key}:text", height=120,
+                            placeholder="Type or paste a text to classify")
+        return text_row(column, text) if text.strip() else None
+    columns = form_columns(model.preprocessor)
+    st.button("Fill with a sample row", icon=":material/casino:", on_click=fill_form, args=(key, columns, sample),
+              disabled=sample.empty, help="Copies a row of the training data (the next one on each click).")
+    with st.container(border=True):
+        return one_row_form(key, columns)
+
+
+def example_images(images: Any, count: int = 12) -> list[tuple[str, bytes]]:
+    """Evenly spaced images of the loaded image zip (an ``ImageSet``), so most classes show up."""
+    if images is None or not len(images):
+        return []
+    picks = np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int))
+    return [(images.paths[i], images.data[i]) for i in picks]
+
+
+def image_upload(examples: list[tuple[str, bytes]]) -> tuple[list[str], list[bytes]] | None:
+    """Uploaded images (files and zips), or the example images when the user asks for them."""
+    uploads = st.file_uploader("Images to sort (PNG, JPEG, BMP or GIF files, or a .zip of them)", type=IMAGE_TYPES,
+                               accept_multiple_files=True, key="predict_images")
+    if uploads:
+        return images_from_uploads([(u.name, u.getvalue()) for u in uploads])
+    if examples and st.toggle(f"Try {len(examples)} example images", key="predict_examples",
+                              help="Images from the training data (or the bundle's examples), to see the model work."):
+        return [name for name, _ in examples], [data for _, data in examples]
+    return None
+
+
+# --- results --------------------------------------------------------------------------------------------
+
+
+def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, single: bool) -> None:
+    """Classification or regression of rows (or texts): the answer of one row, or the table."""
+    task, target = model.data_spec.task, model.data_spec.target
+    has_chances = task in ("binary", "multiclass")
+    if single:
+        left, right = st.columns([2, 3], gap="large")
+        label = predictions["prediction"].iloc[0]
+        left.metric(f"Predicted {target}", f"{label:,.4g}" if task == "regression" else str(label), border=True,
+                    help="The model's answer for this row.")
+        if has_chances:
+            left.caption(f"The model gives '{label}' a {predictions[f'probability_{label}'].iloc[0]:.0%} chance.")
+            right.plotly_chart(probability_figure(predictions), config={"displayModeBar": False})
+        return
+    predictions_table(rows, predictions, needed_columns(model), target)
+    if has_chances:
+        counts = predictions["prediction"].astype(str).value_counts()
+        st.caption("Predicted: " + ", ".join(f"{label} {count:,}" for label, count in counts.items()) + ".")
+    if (scored := score_against_target(rows, predictions, target, task)) is not None:
+        st.info(scored, icon=":material/fact_check:")
+
+
+def anomaly_results(model: Any, rows: pd.DataFrame, scored: pd.DataFrame, single: bool) -> None:
+    if single:
+        left, right = st.columns(2)
+        left.metric("Anomaly score", f"{scored['anomaly_score'].iloc[0]:.4g}", border=True,
+                    help=f"How badly the model rebuilds this row; above {model.preprocessor.threshold:.4g} is unusual.")
+        right.metric("Unusual?", "yes" if bool(scored["is_anomaly"].iloc[0]) else "no", border=True)
+        return
+    st.metric("Rows flagged", f"{int(scored['is_anomaly'].sum()):,} of {len(scored):,}", border=True)
+    st.info(summarise_anomalies(scored), icon=":material/fact_check:")
+    shown = [c for c in needed_columns(model) if c in rows.columns]
+    table = pd.concat([scored.reset_index(drop=True), rows[shown].reset_index(drop=True)], axis=1)
+    table.insert(0, "row", np.arange(1, len(table) + 1))
+    table = table.sort_values(["is_anomaly", "anomaly_score"], ascending=False, kind="stable")
+    st.dataframe(table, hide_index=True, width="stretch", key="anomaly_table", column_config={
+        "row": st.column_config.NumberColumn("Row", help="Position in your file."),
+        "anomaly_score": st.column_config.NumberColumn("Anomaly score", format="%.4g"),
+        "is_anomaly": st.column_config.CheckboxColumn("Unusual?")})
+    st.caption("Most unusual first; the download keeps your rows' order.")
+
+
+def image_results(data: list[bytes], predictions: pd.DataFrame) -> None:
+    has_chances = any(c.startswith("probability_") for c in predictions.columns)
+    for start in range(0, min(len(data), MAX_THUMBNAILS), GRID_COLUMNS):
+        for cell, i in zip(st.columns(GRID_COLUMNS), range(start, min(start + GRID_COLUMNS, len(data))), strict=False):
+            label = predictions["prediction"].iloc[i]
+            chance = f" ({predictions[f'probability_{label}'].iloc[i]:.0%})" if has_chances else ""
+            cell.image(data[i], width=112, caption=f"{label}{chance}")
+            cell.caption(str(predictions["file"].iloc[i]).rsplit("/", 1)[-1])
+    if len(data) > MAX_THUMBNAILS:
+        st.caption(f"The first {MAX_THUMBNAILS} of {len(data):,} images; the table has them all.")
+    config: dict[str, Any] = {c: st.column_config.ProgressColumn(f"Chance of {c.removeprefix('probability_')}",
+                                                                 format="percent", min_value=0.0, max_value=1.0)
+                              for c in predictions.columns if c.startswith("probability_")}
+    st.dataframe(predictions, hide_index=True, width="stretch", key="image_predictions", column_config=config)
+    counts = predictions["prediction"].astype(str).value_counts()
+    st.caption("Predicted: " + ", ".join(f"{label} {count:,}" for label, count in counts.items()) + ".")
+
+
+def forecast_results(model: Any, history: pd.DataFrame, forecast: pd.DataFrame) -> None:
+    pre = model.preprocessor
+    with user_errors():
+        recent = history_for_chart(pre, history, HISTORY_WINDOWS * int(pre.window))
+        chart_forecast = pd.DataFrame({"time": pd.to_datetime(forecast[pre.time_column]),
+                                       "prediction": forecast["prediction"]})
+        st.plotly_chart(charts.future_forecast_figure(recent, chart_forecast, pre.target), key="future_forecast")
+    times = pd.to_datetime(forecast[pre.time_column])
+    daily = bool((times == times.dt.normalize()).all())  # whole days: no 00:00:00 on every line
+    st.dataframe(forecast, hide_index=True, width="stretch", key="forecast_table", column_config={
+        pre.time_column: st.column_config.DatetimeColumn(format="YYYY-MM-DD" if daily else "YYYY-MM-DD HH:mm"),
+        "prediction": st.column_config.NumberColumn(f"Forecast of {pre.target}", format="%.4g")})
