@@ -7,9 +7,10 @@ import streamlit as st
 from builder.export import PARITY_TOLERANCE
 from pages.components.bundle_view import (
     build_bundle,
-    family_title,
     file_table,
     how_to_use,
+    inputs_word,
+    model_summary,
     saved_bundle,
     trained_when,
 )
@@ -22,16 +23,14 @@ if not state.has_model:
     empty_state("There is no trained model to export yet. Train one first; it takes a minute.", "Train",
                 "Go to Train")
 
-trained = state.trained
 saved = saved_bundle(state)
-target = trained.data_spec.target
 
 if saved is None:
     st.markdown(
-        f"Your **{family_title(state)}** predicts **'{target}'** from {len(trained.data_spec.features)} columns. "
+        f"{model_summary(state)} "
         "The bundle packs everything needed to use it without this app: the model in two open formats "
         "(ONNX and PyTorch), its preprocessing, a ready-to-run `predict.py`, and a model card. "
-        "Before anything is written, the exported model is checked against the app on real rows."
+        "Before anything is written, the exported model is checked against the app on your own data."
     )
     if st.button("Build the bundle", type="primary", icon=":material/package_2:"):
         with st.status("Building the bundle (about 5 seconds)...", expanded=True) as status:
@@ -54,18 +53,18 @@ with left:
     if saved.parity_ok:
         st.success(
             f"The exported model gives the same answers as the app: largest difference "
-            f"{saved.parity_max_diff:.1g} on {saved.parity_rows:,} rows.",
+            f"{saved.parity_max_diff:.1g} on {saved.parity_rows:,} {inputs_word(saved.kind)}.",
             icon=":material/verified:",
         )
     else:
         st.error(
             f"The exported model does not give the same answers as the app (largest difference "
-            f"{saved.parity_max_diff:.2g} on {saved.parity_rows:,} rows, allowed {PARITY_TOLERANCE:g}). "
+            f"{saved.parity_max_diff:.2g} on {saved.parity_rows:,} {inputs_word(saved.kind)}, allowed {PARITY_TOLERANCE:g}). "
             "Do not use this bundle: build it again, and if it still differs, simplify the design and train again.",
             icon=":material/error:",
         )
     if saved.parity_ok:
-        st.caption("Both were given the same rows; a difference this small is rounding in the last digits "
+        st.caption("Both were given the same inputs; a difference this small is rounding in the last digits "
                    "and does not change what the model predicts.")
 with right:
     st.download_button(
@@ -74,7 +73,9 @@ with right:
     )
     st.caption(f"{human_bytes(saved.path.stat().st_size)}, built in {saved.seconds:.1f} s from the model trained"
                f"{trained_when(state)}. "
-               "Of your data it holds only 5 example rows (sample_input.csv).")
+               f"Of your data it holds only {saved.sample_text}.")
+for note in saved.notes:
+    st.info(note, icon=":material/info:")
 if not saved.parity_ok and st.button("Build again", icon=":material/refresh:"):
     with st.spinner("Building the bundle again..."), user_errors("The bundle could not be built. "):
         build_bundle(state)
@@ -87,5 +88,5 @@ st.subheader("How to use it")
 how_to_use(saved, state)
 
 st.divider()
-st.markdown("**Next:** try the model on new rows, or upload this bundle there to check it.")
+st.markdown("**Next:** try the model on new data, or upload this bundle there to check it.")
 go_to("Predict", "Go to Predict")

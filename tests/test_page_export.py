@@ -7,7 +7,8 @@ import zipfile
 
 import pytest
 
-from builder.data import SAMPLES, DataSpec, load_sample
+from builder.data import SAMPLES, DataSpec, load_sample, read_table
+from builder.data.images import read_image_zip
 from builder.export import read_bundle
 from builder.pipeline import train_model
 from builder.train import TrainConfig
@@ -111,3 +112,68 @@ def test_bundle_bytes_make_a_zip_that_read_bundle_reads(builder_home, iris_model
     assert (got["prediction"] == expected["prediction"]).all()
     assert abs(got.drop(columns="prediction") - expected.drop(columns="prediction")).max().max() < 1e-5
     assert bundle_bytes(state) == data  # the second call reads the same zip back
+
+
+# --------------------------------------------------------------------------------------------------
+# Other kinds of data: the workspace's own data feeds the parity check and the sample input
+# --------------------------------------------------------------------------------------------------
+
+
+def kind_workspace(home, trained, data: bytes, name: str, images: bool = False) -> Workspace:
+    """A workspace with the data file (a table or an image zip) and a saved run trained on it."""
+    workspace = Workspace.open(None, home=home)
+    (workspace.save_images if images else workspace.save_table)(name, data)
+    workspace.save_state("data_spec", trained.data_spec.to_dict())
+    workspace.save_state("run_id", workspace.save_run(trained, "test run"))
+    return workspace
+
+
+def files_of(at) -> set[str]:
+    return set(at.dataframe[0].value["File"])
+
+
+def test_an_image_bundle_is_checked_on_the_workspace_images_and_carries_examples(app, builder_home):
+    from tests.kind_fixtures import digits_zip, image_run
+
+    trained = image_run()
+    at = build(open_page(app, kind_workspace(builder_home, trained, digits_zip(), "digits.zip", images=True), PAGE))
+    assert "tells 10 classes of images apart (16x16 pixels)" in at.markdown[0].value
+    files = files_of(at)
+    assert {"images.py", "preprocess.py", "predict.py", "model.onnx"} <= files and "read.py" not in files
+    assert len([f for f in files if f.startswith("samples/")]) == 5
+    n_images = len(read_image_zip(digits_zip()))
+    assert f"on {3 + 1 + 7 + n_images:,} images" in at.success[0].value
+    assert any("5 example image(s) (samples/)" in c.value for c in at.caption)
+    assert any("python predict.py samples" in c.value for c in at.code)
+    assert any("read_images" in c.value for c in at.code)
+    assert not at.info  # no note: real images were checked
+
+
+def test_a_forecast_bundle_is_checked_on_the_whole_series(app, builder_home):
+    from pages.components.bundle_view import bundle_bytes
+    from pages.components.state import AppState
+    from tests.kind_fixtures import forecast_run, series_table
+
+    trained, history = forecast_run(), series_table()
+    workspace = kind_workspace(builder_home, trained, history.to_csv(index=False).encode(), "sales.csv")
+    at = build(open_page(app, workspace, PAGE))
+    assert "forecasts the next 7 steps of **'sales'** from the last 28" in at.markdown[0].value
+    assert "windows of the series" in at.success[0].value
+    assert "timeseries.py" in files_of(at)
+    assert any("the latest" in c.value and "rows of the series (sample_input.csv)" in c.value for c in at.caption)
+    bundle = read_bundle(bundle_bytes(AppState.restore(workspace)))
+    assert bundle.kind == "series"
+    rows = read_table(history.to_csv(index=False).encode(), name="sales.csv")
+    assert bundle.predict(rows).equals(trained.predict(rows))
+
+
+def test_without_fitting_data_the_bundle_says_it_has_no_sample(app, builder_home):
+    from tests.kind_fixtures import text_run
+
+    trained = text_run()
+    other = b"a,b\n1,2\n3,4\n"  # a table without the text column: it does not fit the run
+    at = build(open_page(app, kind_workspace(builder_home, trained, other, "other.csv"), PAGE))
+    assert "predicts **'topic'** from the text in 'text'" in at.markdown[0].value
+    assert "on 11 texts" in at.success[0].value
+    assert "No sample rows were given" in at.info[0].value
+    assert any("no rows, only the column names" in c.value for c in at.caption)

@@ -3,16 +3,28 @@
 Usage::
 
     pip install -r requirements.txt
-    python predict.py input.csv > predictions.csv
+    python predict.py input.csv > predictions.csv        # a table, text or time-series model
     python predict.py input.xlsx --output predictions.csv
+    python predict.py photos/ > predictions.csv          # an image model: a folder of images,
+    python predict.py photos.zip > predictions.csv       # a .zip of images,
+    python predict.py photo.png                          # or one image file
 
-It needs only numpy, pandas and onnxruntime (Excel input also needs openpyxl, Parquet input
-pyarrow). The input holds raw rows with the same columns as the training file; the column the model
-predicts may be there or not (it is ignored), values may be missing and categories may be new. The
-file is read by ``read.py`` and the rows go through ``preprocess.py``: the app's own reading and
-preprocessing code, copied here unchanged. Then through ``model.onnx``. The output has one row per input row, in the same order: a
-``prediction`` column (the label as written in the training data, or the number) and, for
-classification, one ``probability_<class>`` column per class.
+It needs only numpy, pandas and onnxruntime (an image model also Pillow; Excel input openpyxl,
+Parquet input pyarrow). What goes in depends on the model (``preprocess.json`` says which):
+
+* a table model: raw rows with the same columns as the training file; the column the model
+  predicts may be there or not (it is ignored), values may be missing and categories new;
+* a text model: a table with the text column;
+* a forecast: the history of the series (the time column and the value columns, at least one
+  window of steps); the forecast starts after its last time stamp;
+* an image model: images (PNG, JPEG, BMP, GIF); other files in the folder or zip are skipped.
+
+Table files are read by ``read.py`` and everything is preprocessed by the app's own code, copied
+here unchanged (``preprocess.py``, and ``images.py``, ``text.py`` or ``timeseries.py``), then run
+through ``model.onnx``. The output CSV has one row per input row (per image; per future step for a
+forecast), in order: ``prediction`` and, for classification, one ``probability_<class>`` column per
+class; images add a first ``file`` column; a forecast gives the time stamp of each step and
+``prediction``; an anomaly model gives ``anomaly_score`` and ``is_anomaly``.
 
 Exit status 2 with one sentence on stderr when the input cannot be used.
 """
@@ -20,22 +32,98 @@ Exit status 2 with one sentence on stderr when the input cannot be used.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # preprocess.py and read.py live next to this file
+sys.path.insert(0, str(HERE))  # the app's modules (preprocess.py, read.py...) live next to this file
 
-from preprocess import DataError, Preprocessor  # noqa: E402  (needs the path above)
-from read import DataError as ReadError  # noqa: E402
-from read import read_table  # noqa: E402
+from preprocess import DataError  # noqa: E402  (needs the path above)
 
-CHUNK_ROWS = 8192  # rows per model call: bounds memory on big files
+CHUNK_ROWS = 8192  # inputs per model call: bounds memory on big files
+IMAGE_CHUNK = 1024  # images decoded at a time
+MAX_IMAGES = 50_000  # images in one folder or zip
+MAX_ZIP_MEMBERS = 2 * MAX_IMAGES + 1_000  # folders and skipped files are members too
+MAX_ZIP_BYTES = 2 * 1024**3  # all images of a zip together, unpacked
+MAX_RATIO = 200  # unpacked / packed size of one member over 1 MB; zip bombs reach 1,000 and more
+RATIO_FREE_BYTES = 1024**2
+
+# preprocess.json's "format" -> (module, class, kind of input)
+FORMATS = {
+    "builder.tabular-preprocessor": ("preprocess", "Preprocessor", "table"),
+    "builder.text-preprocessor": ("text", "TextPreprocessor", "table"),
+    "builder.series-preprocessor": ("timeseries", "SeriesPreprocessor", "table"),
+    "builder.image-preprocessor": ("images", "ImagePreprocessor", "images"),
+}
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+
+def load_preprocessor(folder: str | Path = HERE) -> Any:
+    """The fitted preprocessing of this bundle (table, text, series or image), from preprocess.json."""
+    state = json.loads((Path(folder) / "preprocess.json").read_text(encoding="utf-8"))
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if fmt not in FORMATS:
+        raise DataError(f"preprocess.json has the unknown format {fmt!r}; use the bundle as it was exported.")
+    module, cls, _ = FORMATS[fmt]
+    return getattr(importlib.import_module(module), cls).from_dict(state)
+
+
+def input_kind(preprocessor: Any) -> str:
+    """``"images"`` or ``"table"``: what the command line reads."""
+    return FORMATS[preprocessor.to_dict()["format"]][2]
+
+
+def load_model(folder: str | Path = HERE) -> tuple[Any, Any]:
+    """Load the preprocessing state and the ONNX model from the bundle folder."""
+    import onnxruntime as ort  # here, so the preprocessing can be used without it
+
+    preprocessor = load_preprocessor(folder)
+    session = ort.InferenceSession(str(Path(folder) / "model.onnx"), providers=["CPUExecutionProvider"])
+    return preprocessor, session
+
+
+def runner(session: Any, n_outputs: int):
+    """The model as a function: float32 inputs ``(N, ...)`` -> raw outputs ``(N, n_outputs)``, in chunks."""
+    name = session.get_inputs()[0].name
+
+    def run(X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        chunks = [session.run(None, {name: X[start:start + CHUNK_ROWS]})[0]
+                  for start in range(0, len(X), CHUNK_ROWS)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, n_outputs), dtype=np.float32)
+
+    return run
+
+
+def predict(raw: Any, folder: str | Path = HERE, **options: Any) -> pd.DataFrame:
+    """Predictions for raw input, exactly as the app makes them (``predict_with``).
+
+    Args:
+        raw: rows (a table, text or anomaly model), the history (a forecast), or images as bytes,
+            paths or Pillow images (an image model; name them with ``files=[...]``).
+        folder: the unpacked bundle.
+    """
+    preprocessor, session = load_model(folder)
+    run = runner(session, preprocessor.n_outputs)
+    if input_kind(preprocessor) != "images":
+        return preprocessor.predict_with(raw, run, **options)
+    items, files = list(raw), options.pop("files", None)
+    parts = [preprocessor.predict_with(items[start:start + IMAGE_CHUNK], run,
+                                       files=None if files is None else files[start:start + IMAGE_CHUNK], **options)
+             for start in range(0, len(items), IMAGE_CHUNK)]
+    return pd.concat(parts, ignore_index=True) if parts else preprocessor.predict_with([], run, files=files)
+
+
+# --- reading the input ----------------------------------------------------------------------------
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:
@@ -44,42 +132,152 @@ def read_rows(path: str | Path) -> pd.DataFrame:
     Rows with no value at all are kept, so the output has one row per input row.
 
     Raises:
-        ReadError: the file is missing, of an unknown type, or unreadable (the message says why).
+        DataError: the file is missing, of an unknown type, or unreadable (the message says why).
     """
-    return read_table(Path(path), drop_empty_rows=False)
+    from read import read_table
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{str(path)!r} is a folder; this model reads a table file (.csv, .tsv, .txt, "
+                        ".xlsx, .parquet or .json).")
+    return read_table(path, drop_empty_rows=False)
 
 
-def load_model(folder: str | Path = HERE) -> tuple[Preprocessor, ort.InferenceSession]:
-    """Load the preprocessing state and the ONNX model from the bundle folder."""
-    folder = Path(folder)
-    state = json.loads((folder / "preprocess.json").read_text(encoding="utf-8"))
-    preprocessor = Preprocessor.from_dict(state)
-    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    return preprocessor, session
+def _skipped(parts: list[str]) -> bool:
+    from images import _skip_reason  # the same rule as the app's image zip reader
+
+    return _skip_reason(parts) is not None
 
 
-def predict(rows: pd.DataFrame, folder: str | Path = HERE) -> pd.DataFrame:
-    """Predictions for raw rows: ``prediction`` plus ``probability_<class>`` for classification."""
-    preprocessor, session = load_model(folder)
-    X = preprocessor.transform(rows)  # (N, F) float32, no NaN
-    name = session.get_inputs()[0].name
-    chunks = [session.run(None, {name: X[start:start + CHUNK_ROWS]})[0]
-              for start in range(0, len(X), CHUNK_ROWS)]
-    n_outputs = preprocessor.n_outputs
-    outputs = np.concatenate(chunks) if chunks else np.zeros((0, n_outputs), dtype=np.float32)
-    return preprocessor.decode_outputs(outputs)
+def read_images(path: str | Path) -> tuple[list[str], list[bytes]]:
+    """Image names and bytes from a folder (sub-folders included), a .zip, or one image file.
+
+    Names are paths inside the folder or zip (``/`` separated), sorted; hidden files, ``__MACOSX``
+    and files that are not PNG/JPEG/BMP/GIF by name are skipped.
+
+    Raises:
+        DataError: the path is missing, holds no image or too many, or the zip is unsafe.
+    """
+    from images import IMAGE_EXTENSIONS, MAX_IMAGE_BYTES
+
+    path = Path(path)
+    if path.is_dir():
+        found = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*")
+                       if p.is_file() and not p.is_symlink())
+        found = [(name, p) for name, p in found if not _skipped(name.split("/"))]
+        _check_count(len(found), str(path))
+        for name, p in found:
+            if p.stat().st_size > MAX_IMAGE_BYTES:
+                raise DataError(f"The image {name!r} is larger than {MAX_IMAGE_BYTES // 1024**2} MB. Shrink it or leave it out.")
+        return [name for name, _ in found], [p.read_bytes() for _, p in found]
+    if not path.is_file():
+        raise DataError(f"The input {str(path)!r} does not exist. Give a folder of images, a .zip of images or an image file.")
+    if path.suffix.lower() == ".zip":
+        return _read_image_zip(path, MAX_IMAGE_BYTES)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            raise DataError(f"The image {path.name!r} is larger than {MAX_IMAGE_BYTES // 1024**2} MB. Shrink it.")
+        return [path.name], [path.read_bytes()]
+    raise DataError(f"{path.name!r} is not an image: this model reads a folder of images, a .zip of images, "
+                    "or one PNG, JPEG, BMP or GIF file.")
+
+
+def _check_count(count: int, where: str) -> None:
+    if count == 0:
+        raise DataError(f"{where!r} holds no PNG, JPEG, BMP or GIF image. Give a folder or .zip of images.")
+    if count > MAX_IMAGES:
+        raise DataError(f"{where!r} holds {count:,} images, more than the {MAX_IMAGES:,} allowed at once. "
+                        "Split them into smaller batches.")
+
+
+def _unsafe(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member is refused: a path that would leave the folder, a link, or encryption."""
+    name = info.filename.replace("\\", "/")
+    if not name or "\x00" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "has an absolute or invalid path"
+    if ".." in name.split("/"):
+        return "points outside the folder ('..')"
+    if info.create_system == 3 and (info.external_attr >> 16) & 0o170000 == 0o120000:
+        return "is a symbolic link"
+    if info.flag_bits & 0x1:
+        return "is encrypted"
+    return None
+
+
+def _read_image_zip(path: Path, max_bytes: int) -> tuple[list[str], list[bytes]]:
+    """The images of a zip, read into memory only (nothing is unpacked to disk), with size limits."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        raise DataError(f"{path.name!r} is not a zip archive (or it is damaged). Zip the images again.") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise DataError(f"The zip {path.name!r} holds {len(infos):,} files, more than the {MAX_ZIP_MEMBERS:,} allowed.")
+        members, total = [], 0
+        for info in infos:
+            problem = _unsafe(info)
+            if problem:
+                raise DataError(f"The zip {path.name!r} is refused: its member {info.filename!r} {problem}.")
+            if info.is_dir() or _skipped([p for p in info.filename.replace("\\", "/").split("/") if p]):
+                continue
+            too_big = info.file_size > max_bytes
+            bomb = info.file_size > RATIO_FREE_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1)
+            if too_big or bomb:
+                raise DataError(f"The zip {path.name!r} is refused: {info.filename!r} unpacks to "
+                                f"{info.file_size:,} bytes, too large for one image.")
+            total += info.file_size
+            if total > MAX_ZIP_BYTES:
+                raise DataError(f"The images in {path.name!r} unpack to more than {MAX_ZIP_BYTES // 1024**3} GB. "
+                                "Split them into smaller zips.")
+            members.append(info)
+        _check_count(len(members), path.name)
+        members.sort(key=lambda info: info.filename)
+        return [info.filename for info in members], [_read_member(zf, info, max_bytes, path.name) for info in members]
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, zip_name: str) -> bytes:
+    """One member with a hard cap on the bytes actually produced (a header may lie about sizes)."""
+    parts, size = [], 0
+    try:
+        with zf.open(info) as handle:
+            while chunk := handle.read(1024**2):
+                size += len(chunk)
+                if size > limit:
+                    raise DataError(f"The zip {zip_name!r} is refused: {info.filename!r} unpacks to more than "
+                                    f"{limit // 1024**2} MB.")
+                parts.append(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise DataError(f"The zip {zip_name!r} is damaged at {info.filename!r} ({exc}). Zip the images again.") from None
+    return b"".join(parts)
+
+
+# --- command line ---------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: read the input file, write the predictions CSV to stdout (or --output)."""
+    """Command line: read the input, write the predictions CSV to stdout (or --output)."""
     parser = argparse.ArgumentParser(description="Predict with this exported model.")
-    parser.add_argument("input", help="table of raw rows: .csv, .tsv, .txt, .xlsx, .parquet or .json")
+    parser.add_argument("input", help="a table file (.csv, .tsv, .txt, .xlsx, .parquet, .json); for an image "
+                                      "model a folder of images, a .zip of images or one image file")
     parser.add_argument("--output", "-o", help="write the CSV here instead of to the screen")
     args = parser.parse_args(argv)
+    errors: tuple[type[Exception], ...] = (DataError,)
     try:
-        predictions = predict(read_rows(args.input))
-    except (ReadError, DataError) as exc:
-        sys.stderr.write(f"{exc}\n")
+        from read import DataError as ReadError  # read.py has its own copy of the error class
+
+        errors += (ReadError,)
+    except ImportError:  # an image bundle has no read.py
+        pass
+    try:
+        preprocessor = load_preprocessor()
+        if input_kind(preprocessor) == "images":
+            files, images = read_images(args.input)
+            predictions = predict(images, files=files)
+        else:
+            predictions = predict(read_rows(args.input))
+    except errors as exc:
+        sys.stderr.write(" ".join(str(exc).split()) + "\n")
         return 2
     if args.output:
         predictions.to_csv(args.output, index=False)

@@ -4,17 +4,23 @@ Building a bundle takes seconds (ONNX export + parity check), so it happens once
 written into the workspace (``exports/<run id>.zip``) and its report kept as workspace state
 ``bundle``. Every later rerun, page switch or refresh reads them back instead of building again.
 
+The parity check and the bundle's sample input use the data in the workspace when it fits the run:
+the table's rows (a table, text or anomaly model), the whole series (a forecast: every window is
+checked), or the image zip (an image model). Without fitting data the check uses made-up inputs
+and the bundle says so.
+
 On the Predict page the model is either the run just trained or an uploaded bundle; both have
-``predict(df)``, ``preprocessor`` and ``data_spec``, so the rest of the page does not care which.
-Uploaded bundles are read once per content (cached by their SHA-256).
+``predict(raw, **opts)``, ``preprocessor`` and ``data_spec``, so the rest of the page does not care
+which. Uploaded bundles are read once per content (cached by their SHA-256).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +29,29 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from builder.data import parse_numeric, read_table
+from builder.data import parse_numeric
+from builder.data.images import ImageSet, read_image_zip
 from builder.data.preprocess import parse_datetime
-from builder.export import PARITY_TOLERANCE, Bundle, read_bundle, write_bundle
-from builder.safezip import open_zip, read_member
+from builder.data.sources import kind_of
+from builder.errors import BuilderError
+from builder.export import (
+    PARITY_TOLERANCE,
+    SAMPLE_FILE,
+    SAMPLE_FOLDER,
+    Bundle,
+    bundle_samples,
+    input_columns,
+    read_bundle,
+    write_bundle,
+)
 from builder.spec import FAMILIES
 from pages.components.state import AppState
 from pages.components.ui import COLOURS, human_bytes
 
+log = logging.getLogger(__name__)
+
 BUNDLE_STATE = "bundle"  # workspace state: the report of the bundle built for a run
-SAMPLE_MEMBER = "sample_input.csv"
+SAMPLE_MEMBER = SAMPLE_FILE
 EARLIEST, LATEST = datetime.date(1900, 1, 1), datetime.date(2100, 12, 31)  # the form's date picker range
 
 
@@ -50,6 +69,9 @@ class SavedBundle:
     parity_max_diff: float
     parity_rows: int
     seconds: float
+    kind: str = "table"
+    sample_text: str = "5 example rows (sample_input.csv)"  # what of the user's data the zip holds
+    notes: list[str] = field(default_factory=list)  # the export's warnings (e.g. no sample data)
 
     @property
     def parity_ok(self) -> bool:
@@ -61,7 +83,7 @@ class SavedBundle:
 
 def slug(text: str) -> str:
     """'Iris flowers (sample)' -> 'iris-flowers'; 'Titanic.csv' -> 'titanic'."""
-    text = re.sub(r"\(sample\)|\.(csv|tsv|txt|xlsx|xlsm|parquet|jsonl?|ndjson)$", "", text.strip(), flags=re.I)
+    text = re.sub(r"\(sample\)|\.(csv|tsv|txt|xlsx|xlsm|parquet|jsonl?|ndjson|zip)$", "", text.strip(), flags=re.I)
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "model"
 
 
@@ -81,8 +103,54 @@ def saved_bundle(state: AppState) -> SavedBundle | None:
     path = _bundle_path(state)
     if not info or info.get("run_id") != state.run_id or not path.is_file():
         return None
+    extra = {key: info[key] for key in ("kind", "sample_text", "notes") if key in info}
     return SavedBundle(state.run_id, path, info["file_name"], info["files"], float(info["parity_max_diff"]),
-                       int(info["parity_rows"]), float(info["seconds"]))
+                       int(info["parity_rows"]), float(info["seconds"]), **extra)
+
+
+def export_sample(state: AppState) -> pd.DataFrame | ImageSet | None:
+    """The workspace's data, when it fits the current run, for the parity check and the sample input.
+
+    A table, text or anomaly model: the table if it has every input column; a forecast: the whole
+    table (the history); an image model: the image zip's images if they have the run's classes.
+    ``None`` when the data does not fit (another file was loaded since training).
+    """
+    pre = state.trained.preprocessor
+    if kind_of(pre) == "images":
+        images = _workspace_images(state)
+        if images is not None and list(images.classes) == [str(c) for c in pre.classes]:
+            return images
+        return None
+    df = state.df
+    if df is not None and set(input_columns(pre)) <= set(df.columns):
+        return df
+    return None
+
+
+def _workspace_images(state: AppState) -> ImageSet | None:
+    images = getattr(state, "images", None)  # the Data page keeps the read zip here
+    if isinstance(images, ImageSet):
+        return images
+    found = getattr(state.workspace, "image_zip_path", lambda: None)()
+    if found is None:
+        return None
+    try:
+        return read_image_zip(found[1])
+    except BuilderError as exc:
+        log.warning("the saved image zip could not be read for the bundle: %s", exc)
+        return None
+
+
+def _sample_text(kind: str, path: Path) -> str:
+    """What of the user's data the zip holds, in words, read back from the zip itself."""
+    sample = bundle_samples(path)
+    if kind == "images":
+        return f"{len(sample)} example image(s) ({SAMPLE_FOLDER}/)" if len(sample) else "no images"
+    if not len(sample):
+        return f"no rows, only the column names ({SAMPLE_FILE})"
+    if kind == "series":
+        return f"the latest {len(sample)} rows of the series ({SAMPLE_FILE})"
+    return f"{len(sample)} example rows ({SAMPLE_FILE})"
 
 
 def build_bundle(state: AppState) -> SavedBundle:
@@ -91,8 +159,8 @@ def build_bundle(state: AppState) -> SavedBundle:
     Raises:
         BundleError: the model cannot be exported or the ONNX model disagrees with the app.
     """
-    features = state.trained.preprocessor.features
-    sample = state.df if state.df is not None and set(features) <= set(state.df.columns) else None
+    kind = kind_of(state.trained.preprocessor)
+    sample = export_sample(state)
     path = _bundle_path(state)
     for old in path.parent.glob("*.zip"):
         old.unlink(missing_ok=True)  # one bundle per workspace is enough: it is rebuilt in seconds
@@ -100,7 +168,8 @@ def build_bundle(state: AppState) -> SavedBundle:
     info = {"run_id": state.run_id, "file_name": bundle_file_name(state),
             "files": [{"name": f.name, "size": f.size, "purpose": f.purpose} for f in report.files],
             "parity_max_diff": report.parity_max_diff, "parity_rows": report.parity_rows,
-            "seconds": report.seconds}
+            "seconds": report.seconds, "kind": kind, "sample_text": _sample_text(kind, path),
+            "notes": list(report.warnings)}
     state.workspace.save_state(BUNDLE_STATE, info)
     return saved_bundle(state)
 
@@ -119,34 +188,71 @@ def file_table(saved: SavedBundle) -> None:
                  column_config={"What it is for": st.column_config.TextColumn(width="large")})
 
 
-def how_to_use(saved: SavedBundle, state: AppState) -> None:
-    """Three short recipes with the real file names."""
-    folder = saved.file_name.removesuffix(".zip")
+def inputs_word(kind: str) -> str:
+    """What the parity check compared, in words: rows, images, texts, or windows of a series."""
+    return {"images": "images", "text": "texts", "series": "windows of the series"}.get(kind, "rows")
+
+
+def model_summary(state: AppState) -> str:
+    """One sentence of what the trained model does, for the top of the Export page."""
+    trained = state.trained
+    pre, kind, task = trained.preprocessor, kind_of(trained.preprocessor), trained.task
+    family = f"Your **{family_title(state)}**"
+    if task == "anomaly":
+        return f"{family} scores how unusual a row is, from {len(input_columns(pre))} columns."
+    if task == "forecast":
+        return f"{family} forecasts the next {pre.horizon} steps of **'{pre.target}'** from the last {pre.window}."
+    if kind == "images":
+        shape = pre.input_shape
+        return f"{family} tells {len(pre.classes)} classes of images apart ({shape[2]}x{shape[1]} pixels)."
+    if kind == "text":
+        return f"{family} predicts **'{trained.data_spec.target}'** from the text in '{pre.text_column}'."
+    return f"{family} predicts **'{trained.data_spec.target}'** from {len(trained.data_spec.features)} columns."
+
+
+def _recipes(saved: SavedBundle) -> tuple[str, str, str]:
+    """(the command line, how raw input is made in Python, the prediction call) for the bundle's kind."""
     names = {f["name"] for f in saved.files}
+    if saved.kind == "images":
+        folder = SAMPLE_FOLDER if any(n.startswith(f"{SAMPLE_FOLDER}/") for n in names) else "my_images"
+        return (f"python predict.py {folder} > predictions.csv   # or a .zip of images, or one image",
+                f'files, images = read_images("{folder}")  # a folder, a .zip or one image file',
+                "pre.predict_with(images, run, files=files)")
+    sample = SAMPLE_FILE if SAMPLE_FILE in names else "new_rows.csv"
+    return (f"python predict.py {sample} > predictions.csv", f'rows = read_rows("{sample}")',
+            "pre.predict_with(rows, run)")
+
+
+def how_to_use(saved: SavedBundle, state: AppState) -> None:
+    """Three short recipes with the real file names, for the bundle's kind of data."""
+    folder = saved.file_name.removesuffix(".zip")
+    command, raw, call = _recipes(saved)
+    reader = "read_images" if saved.kind == "images" else "read_rows"
+    output = {"forecast": "# one row per future step", "anomaly": "# anomaly_score, is_anomaly"}.get(
+        state.trained.task if state.trained else "", "# prediction + probabilities")
     cli, onnx, torch_tab = st.tabs(["Command line (predict.py)", "Python with onnxruntime", "PyTorch (model.py)"])
     with cli:
         st.caption("For a colleague who runs scripts (no coding needed in this app: use the Predict page). "
-                   "One command turns a file of new rows into predictions.")
-        st.code(f"unzip {saved.file_name} -d {folder}\ncd {folder}\npip install -r requirements.txt\n"
-                f"python predict.py {SAMPLE_MEMBER if SAMPLE_MEMBER in names else 'new_rows.csv'} > predictions.csv",
+                   "One command turns new data into predictions.")
+        st.code(f"unzip {saved.file_name} -d {folder}\ncd {folder}\npip install -r requirements.txt\n{command}",
                 language="bash")
     with onnx:
-        st.caption("Inside your own Python code; needs only numpy, pandas and onnxruntime.")
-        st.code("import json\n\nimport onnxruntime as ort\nimport pandas as pd\n\n"
-                "from preprocess import Preprocessor  # the app's own preprocessing, in the bundle\n\n"
-                'pre = Preprocessor.from_dict(json.load(open("preprocess.json")))\n'
-                'session = ort.InferenceSession("model.onnx")\n'
-                f'X = pre.transform(pd.read_csv("{SAMPLE_MEMBER}"))\n'
-                "outputs = session.run(None, {session.get_inputs()[0].name: X})[0]\n"
-                "print(pre.decode_outputs(outputs))  # prediction + probabilities", language="python")
+        st.caption("Inside your own Python code, next to the bundle's files; needs only numpy, pandas and "
+                   "onnxruntime" + (" (and Pillow)." if saved.kind == "images" else "."))
+        st.code("import onnxruntime as ort\n\n"
+                f"from predict import load_preprocessor, {reader}, runner  # the app's own code, in the bundle\n\n"
+                "pre = load_preprocessor()\n"
+                'run = runner(ort.InferenceSession("model.onnx"), pre.n_outputs)\n'
+                f"{raw}\nprint({call})  {output}", language="python")
     with torch_tab:
         st.caption("To fine-tune or inspect the network; needs torch and safetensors.")
-        st.code("import json\n\nimport pandas as pd\nimport torch\n\n"
-                "from model import load\nfrom preprocess import Preprocessor\n\n"
-                'model = load("model.safetensors")  # the network as plain PyTorch code, in eval mode\n'
-                'pre = Preprocessor.from_dict(json.load(open("preprocess.json")))\n'
-                f'X = torch.from_numpy(pre.transform(pd.read_csv("{SAMPLE_MEMBER}")))\n'
-                "with torch.no_grad():\n    print(pre.decode_outputs(model(X).numpy()))", language="python")
+        st.code("import torch\n\n"
+                "from model import load\n"
+                f"from predict import load_preprocessor, {reader}\n\n"
+                'net = load("model.safetensors")  # the network as plain PyTorch code, in eval mode\n'
+                "pre = load_preprocessor()\n"
+                "run = lambda X: net(torch.from_numpy(X)).detach().numpy()\n"
+                f"{raw}\nwith torch.no_grad():\n    print({call})", language="python")
 
 
 def family_title(state: AppState) -> str:
@@ -165,21 +271,22 @@ def trained_when(state: AppState) -> str:
 
 @dataclass
 class LoadedBundle:
-    """An uploaded bundle read back, with the raw sample rows it carries (may be empty)."""
+    """An uploaded bundle read back, with the sample input it carries: raw rows (may be empty), or
+    for an image model its example images as ``(name, bytes)``."""
 
     bundle: Bundle
     sample: pd.DataFrame
+    sample_images: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @st.cache_resource(show_spinner="Reading the bundle...", max_entries=4)
 def _read_uploaded(digest: str, _data: bytes) -> LoadedBundle:
     # Keyed by the content's hash: the same file is read once; a different file is a new entry.
     bundle = read_bundle(_data)
-    sample = pd.DataFrame()
-    with open_zip(_data) as zf:
-        if SAMPLE_MEMBER in zf.namelist():
-            sample = read_table(read_member(zf, SAMPLE_MEMBER, 2**20), name=SAMPLE_MEMBER)
-    return LoadedBundle(bundle, sample)
+    sample = bundle_samples(_data)
+    if isinstance(sample, pd.DataFrame):
+        return LoadedBundle(bundle, sample)
+    return LoadedBundle(bundle, pd.DataFrame(), list(sample))
 
 
 def load_uploaded_bundle(data: bytes) -> tuple[str, LoadedBundle]:
@@ -189,7 +296,12 @@ def load_uploaded_bundle(data: bytes) -> tuple[str, LoadedBundle]:
 
 
 def form_columns(preprocessor: Any) -> list[dict[str, Any]]:
-    """The fitted state of each input column (name, kind, fill, categories...), in input order."""
+    """The fitted state of each input column (name, kind, fill, categories...), in input order.
+
+    Only a table model has such columns; for images, text and series the list is empty.
+    """
+    if kind_of(preprocessor) != "table":
+        return []
     return preprocessor.to_dict()["columns"]
 
 
