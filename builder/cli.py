@@ -1,8 +1,12 @@
 """``python -m builder train|predict|inspect``: the app's journey, scriptable.
 
 The commands call exactly the functions the app calls (``pipeline.train_model``,
-``export.write_bundle``, ``export.read_bundle``, ``shapes.infer_shapes``), so a model trained here is
-the model the app would train. This module is the only place in ``builder/`` that writes to stdout:
+``export.write_bundle``, ``export.read_bundle``, ``data.sources.prepare_data``,
+``shapes.infer_shapes``), so a model trained here is the model the app would train. Every kind of
+data goes through them: a table, a zip of image folders, a text column, a time series (``--task
+forecast``) and a table without a target (``--task anomaly``); ``_choose_data`` turns the options
+into the ``DataSpec`` the app's Data page would make. This module is the only place in
+``builder/`` that writes to stdout:
 
 - ``train`` logs one line per epoch (throttled) to stderr and prints ONE JSON object as the last
   line of stdout, so ``python -m builder train ... | tail -n 1 | jq .metrics`` works;
@@ -40,10 +44,11 @@ if TYPE_CHECKING:  # torch and pandas load only when a command needs them: --hel
     import pandas as pd
 
     from builder.data import DataSpec
+    from builder.data.sources import DataShape
     from builder.pipeline import TrainedModel
     from builder.shapes import ShapeReport
     from builder.spec import ModelSpec
-    from builder.train import Callback, History, TrainConfig, TrainControl
+    from builder.train import History, TrainConfig, TrainControl
 
 log = logging.getLogger("builder.cli")
 
@@ -59,6 +64,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 SAMPLE_ROWS = 200
 PROGRESS_INTERVAL_S = 0.5  # at most two epoch lines a second; the first epoch always shows
 INSPECT_DEFAULT_BATCH = 64  # batch size of the memory estimate when --batch-size is not given
+DEFAULT_WINDOW, DEFAULT_HORIZON = 28, 1  # = timeseries.WindowSpec's defaults (checked by a test)
+MAX_PREDICT_IMAGES = 50_000  # images one predict run reads from a zip or a folder
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,6 +146,7 @@ a model trained here is the model the app would train.
 MAIN_EPILOG = f"""\
 examples:
   {PROG} train --data houses.csv --target price --out price_model.zip
+  {PROG} train --data photos.zip --out photo_model.zip
   {PROG} predict --bundle price_model.zip --data new_houses.csv --out predictions.csv
   {PROG} inspect --bundle price_model.zip
 
@@ -147,12 +155,19 @@ sentence; add --debug to any command to see the full details.
 """
 
 TRAIN_DESCRIPTION = """\
-Learn a model from a table (CSV, TSV, TXT, Excel, Parquet or JSON) and save it as a bundle.
+Learn a model from your data and save it as a bundle. The data is a table (CSV, TSV, TXT,
+Excel, Parquet or JSON) or a .zip of image folders (one folder per class, named after it):
 
-The data is split into training, validation and test rows; the network trains on the first,
-keeps its best epoch on the second and is scored on the third, next to a simple scikit-learn
-baseline fitted on the same rows. Progress goes to stderr, one line per epoch; the last line
-of stdout is one JSON object with the task, the model, the device, the test metrics, the
+  a table and --target COL       predicts that column from the others (MLP by default);
+  a table whose input is text    reads the text column (Transformer by default);
+  a .zip of image folders        tells the classes apart (CNN by default; no --target);
+  --task forecast                forecasts --target from its past, by --time-column (LSTM);
+  --task anomaly                 finds unusual rows, no column to predict (autoencoder).
+
+The data is split into training, validation and test parts (a series by time); the network
+trains on the first, keeps its best epoch on the second and is scored on the third, next to a
+simple baseline fitted on the same data. Progress goes to stderr, one line per epoch; the last
+line of stdout is one JSON object with the task, the model, the device, the test metrics, the
 baseline's test metrics and the bundle path.
 """
 
@@ -161,18 +176,32 @@ examples:
   {PROG} train --data churn.csv --target churned --out churn.zip
   {PROG} train --data houses.xlsx --target price --model linear --epochs 50 --out price.zip
   {PROG} train --data iris.csv --target species --spec my_design.json --out iris.zip
+  {PROG} train --data photos.zip --out photos_model.zip
+  {PROG} train --data reviews.csv --target sentiment --out reviews_model.zip
+  {PROG} train --data sales.csv --task forecast --time-column date --target sales --window 28 --horizon 7 --out sales_model.zip
+  {PROG} train --data transactions.csv --task anomaly --out unusual.zip
 """
 
 PREDICT_DESCRIPTION = """\
-Predict every row of a data file with a saved bundle and write the predictions to a CSV file:
-one row per input row, in the same order, with a 'prediction' column (the label as written in
-the training data, or the number) and, for categories, one 'probability_<class>' column per
-class. The file must have the columns the model was trained on; the target may be absent.
+Predict with a saved bundle and write the predictions to a CSV file. What --data is, and what
+comes out, depends on what the model learnt from:
+
+  a table or text model    a table with the columns the model was trained on (the target may be
+                           absent): one row per input row, in the same order, with 'prediction'
+                           (the label as written in the training data, or the number) and, for
+                           categories, one 'probability_<class>' column per class;
+  an image model           a .zip of images, a folder of images or one image: one row per image
+                           with 'file' (its path in the zip or folder) first;
+  a forecast               the history (the time column and the series): one row per future step
+                           after its last date, with the time stamp and 'prediction';
+  an anomaly model         a table: one row per input row with 'anomaly_score' and 'is_anomaly'.
 """
 
 PREDICT_EPILOG = f"""\
-example:
+examples:
   {PROG} predict --bundle churn.zip --data new_customers.csv --out predictions.csv
+  {PROG} predict --bundle photos_model.zip --data new_photos.zip --out predictions.csv
+  {PROG} predict --bundle sales_model.zip --data sales.csv --out forecast.csv
 """
 
 INSPECT_DESCRIPTION = """\
@@ -181,15 +210,42 @@ comes out, its parameter count and the running total. The last row is the output
 to the task by the builder (locked). Below the table: total parameters and a rough memory need
 for training one batch.
 
-Give a design file and the data it is for (the data sets the input and output sizes), or a
-bundle, which holds both.
+Give a design file and the data it is for (the data sets the input and output sizes; the data
+options are those of 'train'), or a bundle, which holds both.
 """
 
 INSPECT_EPILOG = f"""\
 examples:
   {PROG} inspect --spec my_design.json --data houses.csv --target price
+  {PROG} inspect --spec my_cnn.json --data photos.zip
+  {PROG} inspect --spec my_lstm.json --data sales.csv --task forecast --time-column date --target sales
   {PROG} inspect --bundle price_model.zip --json
 """
+
+
+def _add_data_options(group: argparse._ArgumentGroup, inspect: bool = False) -> None:
+    """The options that say how to read the data: shared by ``train`` and ``inspect``."""
+    group.add_argument("--target", metavar="COL",
+                       help="the column to predict (for a forecast: the series to forecast); not "
+                            "needed for an image zip or --task anomaly. When it is missing or "
+                            "wrong, the error lists the columns"
+                            + ("; without it a table design's output layer is shown with 1 value"
+                               if inspect else ""))
+    group.add_argument("--task", choices=TASK_CHOICES, default="auto", metavar="TASK",
+                       help="what to learn: regression (a number), binary (one of two values), "
+                            "multiclass (one of several), forecast (the next steps of a series; "
+                            "needs --time-column and --target) or anomaly (unusual rows; no "
+                            "target). auto decides from the data (default: auto)")
+    group.add_argument("--time-column", metavar="COL",
+                       help="for a forecast: the column with the dates or times (giving it means "
+                            "--task forecast)")
+    group.add_argument("--window", type=_whole_number(2), metavar="N",
+                       help=f"for a forecast: past steps the model sees (default: {DEFAULT_WINDOW})")
+    group.add_argument("--horizon", type=_whole_number(1), metavar="N",
+                       help=f"for a forecast: future steps it predicts (default: {DEFAULT_HORIZON})")
+    group.add_argument("--text-column", metavar="COL",
+                       help="the column holding free text, to train a text model on it (needed "
+                            "only when the table has other input columns or several text columns)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,37 +264,29 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=_FORMATTER, parents=[debug], allow_abbrev=False)
     data = train.add_argument_group("data")
     data.add_argument("--data", required=True, metavar="PATH",
-                      help="the table to learn from: CSV, TSV, TXT, Excel, Parquet or JSON")
-    data.add_argument("--target", metavar="COL",
-                      help="the column to predict (required for tables; if it is missing or "
-                           "wrong, the error lists the columns)")
-    data.add_argument("--task", choices=TASK_CHOICES, default="auto", metavar="TASK",
-                      help="what to predict: regression (a number), binary (one of two values), "
-                           "multiclass (one of several), forecast or anomaly (not available for "
-                           "tables yet); auto decides from the target column (default: auto)")
+                      help="what to learn from: a table (CSV, TSV, TXT, Excel, Parquet or JSON) or "
+                           "a .zip of image folders, one folder per class")
+    _add_data_options(data)
     data.add_argument("--val-fraction", type=_number, metavar="F",
-                      help="share of rows kept aside to pick the best epoch (default: 0.15)")
+                      help="share of the data kept aside to pick the best epoch (default: 0.15)")
     data.add_argument("--test-fraction", type=_number, metavar="F",
-                      help="share of rows kept aside for the final score (default: 0.15)")
-    data.add_argument("--time-column", metavar="COL", help="time stamps, for --task forecast")
-    data.add_argument("--window", type=_whole_number(1), metavar="N",
-                      help="past steps the model sees, for --task forecast")
-    data.add_argument("--horizon", type=_whole_number(1), metavar="N",
-                      help="future steps to predict, for --task forecast")
+                      help="share of the data kept aside for the final score (default: 0.15)")
 
     model = train.add_argument_group("model")
     model.add_argument("--model", choices=MODEL_CHOICES, default="auto", metavar="FAMILY",
-                       help="model family: " + ", ".join(MODEL_CHOICES) + ". Tables take mlp, "
-                            "linear or logistic; auto picks an MLP for a table (default: auto)")
+                       help="model family: " + ", ".join(MODEL_CHOICES) + ". auto picks from the "
+                            "data: an MLP for a table, a CNN for an image zip, a Transformer for a "
+                            "text column, an LSTM for a forecast, an autoencoder for anomaly "
+                            "detection (default: auto)")
     model.add_argument("--spec", metavar="SPEC.json",
                        help="a design file saved from the Build page (its family is the model)")
 
     settings = train.add_argument_group("training")
     settings.add_argument("--epochs", type=_whole_number(), metavar="N",
-                          help="passes over the training rows (default: 30; training stops early "
+                          help="passes over the training data (default: 30; training stops early "
                                "when the validation loss has not improved for --patience epochs)")
     settings.add_argument("--batch-size", type=_whole_number(), metavar="N",
-                          help="rows per weight update (default: 64)")
+                          help="rows (images, texts, windows) per weight update (default: 64)")
     settings.add_argument("--lr", type=_number, metavar="F",
                           help="learning rate, the size of each update (default: 0.001)")
     settings.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, metavar="NAME",
@@ -267,13 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where to save the trained model bundle (its folder is created)")
     train.set_defaults(run=run_train)
 
-    predict = commands.add_parser("predict", help="predict every row of a data file with a saved bundle",
+    predict = commands.add_parser("predict", help="predict new data with a saved bundle",
                                   description=PREDICT_DESCRIPTION, epilog=PREDICT_EPILOG,
                                   formatter_class=_FORMATTER, parents=[debug], allow_abbrev=False)
     predict.add_argument("--bundle", required=True, metavar="BUNDLE.zip",
                          help="a bundle written by 'train' or by the app's Export page")
     predict.add_argument("--data", required=True, metavar="PATH",
-                         help="the rows to predict: CSV, TSV, TXT, Excel, Parquet or JSON")
+                         help="what to predict: a table file (CSV, TSV, TXT, Excel, Parquet or "
+                              "JSON); for an image model a .zip of images, a folder of images or "
+                              "one image; for a forecast, the history of the series")
     predict.add_argument("--out", required=True, metavar="PREDICTIONS.csv",
                          help="the CSV file to write ('-' writes it to stdout)")
     predict.set_defaults(run=run_predict)
@@ -284,10 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     source = inspect.add_mutually_exclusive_group(required=True)
     source.add_argument("--spec", metavar="SPEC.json", help="a design file (give --data too)")
     source.add_argument("--bundle", metavar="BUNDLE.zip", help="a trained model bundle")
-    inspect.add_argument("--data", metavar="PATH", help="the table the design is for (with --spec)")
-    inspect.add_argument("--target", metavar="COL",
-                         help="the column to predict (with --spec): sizes the output layer; "
-                              "without it the output layer is shown with 1 value")
+    inspect_data = inspect.add_argument_group("data (with --spec)")
+    inspect_data.add_argument("--data", metavar="PATH",
+                              help="the data the design is for: a table or a .zip of image folders")
+    _add_data_options(inspect_data, inspect=True)
     inspect.add_argument("--batch-size", type=_whole_number(1), metavar="N",
                          help=f"batch size of the memory estimate (default: {INSPECT_DEFAULT_BATCH})")
     inspect.add_argument("--json", action="store_true", help="print the table as one JSON object")
@@ -455,11 +505,16 @@ def _logging_to_stderr(debug: bool) -> Iterator[_StderrLog]:
 
 def _input_file(path: str, option: str) -> Path:
     """Check that ``path`` is a file before any slow work starts."""
+    file = _existing_path(path, option)
+    if file.is_dir():
+        raise DataError(f"{option} needs a file, but {path} is a folder.")
+    return file
+
+
+def _existing_path(path: str, option: str) -> Path:
     file = Path(path).expanduser()
     if not file.exists():
         raise DataError(f"The file given to {option}, {path}, does not exist: check the path.")
-    if file.is_dir():
-        raise DataError(f"{option} needs a file, but {path} is a folder.")
     return file
 
 
@@ -473,16 +528,19 @@ def _output_file(path: str, option: str, example: str) -> Path:
     return file
 
 
-def _check_table_file(file: Path, option: str) -> None:
-    if file.suffix.lower() == ".zip":
-        raise DataError(f"{option} {file.name} is a .zip, which means image folders, and images are "
-                        "not available yet: use a table file (CSV, TSV, TXT, Excel, Parquet or JSON).")
+def _is_zip(file: Path) -> bool:
+    return file.suffix.lower() == ".zip"
+
+
+def _is_image(file: Path) -> bool:
+    from builder.data.images import IMAGE_EXTENSIONS
+
+    return file.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _read_table(file: Path, option: str, drop_empty_rows: bool = True) -> pd.DataFrame:
     from builder.data import read_table
 
-    _check_table_file(file, option)
     df = read_table(file, drop_empty_rows=drop_empty_rows)
     log.info("read %s: %d rows, %d columns", file.name, len(df), len(df.columns))
     return df
@@ -494,12 +552,23 @@ def _column_list(columns: Sequence[Any], limit: int = 40) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _check_column(df: pd.DataFrame, name: str, file: Path, what: str) -> str:
+    """``name`` if it is a column of ``df``, else a ``DataError`` that lists the columns."""
+    columns = [str(c) for c in df.columns]
+    if name not in columns:
+        near = [c for c in columns if c.strip().lower() == name.strip().lower()]
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise DataError(f"There is no column {name!r} in {file.name}{hint}, given as {what}; the "
+                        f"columns are: {_column_list(columns)}.")
+    return name
+
+
 def _check_target(df: pd.DataFrame, target: str | None, file: Path) -> str:
     """The target column, or a ``DataError`` that lists the columns to choose from."""
-    columns = [str(c) for c in df.columns]
     if target is None:
         raise DataError(f"Choose the column to predict with --target; the columns of {file.name} "
-                        f"are: {_column_list(columns)}.")
+                        f"are: {_column_list([str(c) for c in df.columns])}.")
+    columns = [str(c) for c in df.columns]
     if target not in columns:
         near = [c for c in columns if c.strip().lower() == target.strip().lower()]
         hint = f" (did you mean {near[0]}?)" if near else ""
@@ -508,86 +577,293 @@ def _check_target(df: pd.DataFrame, target: str | None, file: Path) -> str:
     return target
 
 
-# ----------------------------------------------------------------------------------------------
-# train
-
-
-def _not_available(family: str) -> NoReturn:
-    raise SpecError(f"The {family} family is not available for tables yet: use "
-                    f"{_or_list(TABLE_FAMILIES)}.")
-
-
 def _or_list(names: Sequence[str]) -> str:
     names = list(names)
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
+# ----------------------------------------------------------------------------------------------
+# The data: which kind (table, images, text, series), which task, which family
+#
+# The decisions the app's Data and Build pages let the user make, taken from the options:
+#   a .zip                          -> images; the task from the number of class folders
+#   --task forecast (--time-column) -> series: --target over --time-column, in windows
+#   --task anomaly (--model autoencoder) -> table without a target
+#   a text column as the one input, or a sequence family on a table -> text
+#   anything else                   -> table
+
+
+SEQUENCE_FAMILIES = ("rnn", "lstm", "gru", "transformer")
+TABLE_FAMILIES = ("linear", "logistic", "mlp")
+_TASK_WORDS = {"regression": "predict a number (regression)",
+               "binary": "predict one of two values (binary)",
+               "multiclass": "predict one of several values (multiclass)",
+               "forecast": "forecast a time series", "anomaly": "find unusual rows (anomaly detection)"}
+_KIND_WORDS = {"table": "table columns", "images": "images", "text": "text", "series": "a time series"}
+_SAMPLE_NOUNS = {"table": "rows", "images": "images", "text": "texts", "series": "windows"}
+
+
 @dataclass
-class TableJob:
-    """Everything a family's handler needs to train on a table."""
+class DataChoice:
+    """What to learn from, as the Data page would set it up.
 
-    df: pd.DataFrame  # the raw table, as read
-    data_spec: DataSpec  # target, task, input columns
-    config: TrainConfig
-    spec: ModelSpec | None  # the user's design, or None for the family's starter design
+    Attributes:
+        source: what ``train_model`` reads: the table, or the ``ImageSet`` of an image zip.
+        data_spec: target, task, inputs, kind and the kind's options.
+        family: the model family to train (``--model auto`` resolved from the data).
+        sample: raw data in the training format for the bundle's parity check and sample input.
+    """
+
+    source: Any
+    data_spec: DataSpec
     family: str
-    callbacks: list[Callback]
-    control: TrainControl
+    sample: Any
 
 
-def _train_model_family(job: TableJob) -> TrainedModel:
-    """Linear, logistic and MLP all train through the app's own ``train_model``."""
-    from builder.pipeline import train_model
+def _family_title(family: str) -> str:
+    from builder.spec import FAMILIES
 
-    return train_model(job.df, job.data_spec, job.config, spec=job.spec, family=job.family,
-                       callbacks=job.callbacks, control=job.control)
+    return FAMILIES[family].title if family in FAMILIES else family
 
 
-# Family -> how the CLI trains it on a table. A family of --model that is not listed here is refused
-# with "not available for tables yet"; making one available is one entry here.
-TABLE_FAMILIES: dict[str, Callable[[TableJob], TrainedModel]] = {
-    "mlp": _train_model_family,
-    "linear": _train_model_family,
-    "logistic": _train_model_family,
-}
-TABLE_TASKS = ("regression", "binary", "multiclass")
+def _family_for(family: str | None, kind: str, task: str) -> str:
+    """The family to train: ``family`` when it can learn ``task`` from ``kind``, else a SpecError
+    naming the families that can; ``None`` (auto) is the default family of the kind and task."""
+    from builder.spec import FAMILIES, families_for
+    from builder.templates import default_family
+
+    if family is None:
+        return default_family(task, kind)
+    found = FAMILIES.get(family)
+    if found is None:  # an unknown family in a design file: its own validation names it
+        return family
+    fits = [f.key for f in families_for(kind, task)]
+    use = f": use --model {_or_list(fits)} (or leave out --model)." if fits else "."
+    if kind not in found.kinds:
+        raise SpecError(f"{found.title} does not read {_KIND_WORDS[kind]}{use}")
+    if task not in found.tasks:
+        raise SpecError(f"{found.title} cannot {_TASK_WORDS.get(task, task)} from "
+                        f"{_KIND_WORDS[kind]}{use}")
+    return family
+
+
+def _ignored(args: argparse.Namespace, names: Sequence[str], why: str) -> None:
+    for name in names:
+        if getattr(args, name, None) is not None:
+            log.warning("--%s is not used %s; ignored.", name.replace("_", "-"), why)
+
+
+def _choose_data(args: argparse.Namespace, file: Path, family: str | None) -> DataChoice:
+    """Read ``file`` and decide the kind of data, the task and the family from the options."""
+    task = args.task
+    if task == "auto" and family == "autoencoder":
+        task = "anomaly"
+    if task == "auto" and args.time_column is not None:
+        task = "forecast"
+        log.info("task: forecast, because --time-column is given")
+    if _is_zip(file):
+        return _image_data(args, file, family, task)
+    if _is_image(file):
+        raise DataError(f"--data {file.name} is one image; a model learns from many: put the images "
+                        "in one folder per class, zip the folders and pass the .zip.")
+    if family == "cnn":
+        raise SpecError(f"A CNN reads images: pass a .zip of image folders (one folder per class) to "
+                        f"--data; {file.name} is a table (for a table use --model mlp).")
+    df = _read_table(file, "--data")
+    if task == "forecast":
+        return _series_data(args, df, file, family)
+    if task == "anomaly":
+        return _anomaly_data(args, df, file, family)
+    return _table_or_text_data(args, df, file, family, task)
+
+
+def _image_data(args: argparse.Namespace, file: Path, family: str | None, task: str) -> DataChoice:
+    """An image zip: one folder per class; the task follows from the number of classes."""
+    import numpy as np
+
+    from builder.data import DataSpec
+    from builder.data.images import read_image_zip
+
+    if task in ("regression", "forecast", "anomaly"):
+        raise DataError(f"--task {task} needs a table, but {file.name} is a .zip of images, which "
+                        "trains an image classifier: leave out --task, or give a table file.")
+    if family is not None and family != "cnn":
+        raise SpecError(f"{_family_title(family)} does not read images: a .zip of image folders "
+                        "trains a CNN (use --model cnn, or leave out --model).")
+    _ignored(args, ("target", "time_column", "window", "horizon", "text_column"),
+             "with images (the class of an image is the name of its folder)")
+    images = read_image_zip(file)
+    classes = images.classes
+    found = "binary" if len(classes) == 2 else "multiclass"
+    if task not in ("auto", found):
+        raise DataError(f"{file.name} holds {len(classes)} classes ({_column_list(classes, 10)}), "
+                        f"which makes the task {found}, not {task}: leave out --task.")
+    log.info("task: %s, because the zip holds %d class folders", found, len(classes))
+    # An even spread over the (path-sorted) images, so every class is in the parity sample.
+    picks = np.unique(np.linspace(0, len(images) - 1, min(len(images), SAMPLE_ROWS)).astype(int))
+    return DataChoice(images, DataSpec(None, found, [], kind="images"), family or "cnn",
+                      images.subset(picks))
+
+
+def _profile(df: pd.DataFrame) -> Any:
+    from builder.data import profile_table
+
+    return profile_table(df)
+
+
+def _series_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family: str | None) -> DataChoice:
+    """A forecast: ``--target`` over ``--time-column``, cut into windows."""
+    from builder.data import DataSpec
+
+    profile = _profile(df)
+    dates = [c.name for c in profile.columns if c.kind == "datetime"]
+    if dates:
+        date_hint = f"the column(s) that look like dates: {_column_list(dates, 10)}"
+    else:
+        date_hint = (f"no column of {file.name} looks like dates (its columns: "
+                     f"{_column_list([c.name for c in profile.columns], 20)})")
+    if args.time_column is None:
+        raise DataError(f"A forecast needs --time-column, the column with the dates or times; "
+                        f"{date_hint}.")
+    time_column = _check_column(df, args.time_column, file, "--time-column")
+    column = profile.column(time_column)
+    if column.kind != "datetime":
+        example = f" (for example {column.examples[0]!r})" if column.examples else ""
+        raise DataError(f"The time column {time_column!r} does not hold dates or times{example}: "
+                        f"choose {date_hint}.")
+    numbers = [c.name for c in profile.columns if c.kind == "numeric" and c.name != time_column]
+    if args.target is None:
+        listed = _column_list(numbers, 20) if numbers else "none; a forecast needs numbers"
+        raise DataError(f"Choose the series to forecast with --target; the columns of {file.name} "
+                        f"with numbers are: {listed}.")
+    target = _check_column(df, args.target, file, "--target")
+    if target == time_column:
+        raise DataError(f"{target!r} is the time column, so it cannot also be the series to forecast: "
+                        f"give --target one of {_column_list(numbers, 20) or 'the columns with numbers'}.")
+    family = _family_for(family, "series", "forecast")
+    _ignored(args, ("text_column",), "for a forecast")
+    window = args.window or DEFAULT_WINDOW
+    horizon = args.horizon or DEFAULT_HORIZON
+    options = {"time_column": time_column, "window": window, "horizon": horizon}
+    log.info("forecasting %r %d step(s) ahead from the last %d steps, by %r", target, horizon, window,
+             time_column)
+    return DataChoice(df, DataSpec(target, "forecast", [target], kind="series", options=options), family, df)
+
+
+def _anomaly_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family: str | None) -> DataChoice:
+    """Anomaly detection: every usable column is an input; there is nothing to predict."""
+    from builder.data import DataSpec, health_warnings, suggest_features
+
+    family = _family_for(family, "table", "anomaly")
+    _ignored(args, ("time_column", "window", "horizon", "text_column"), "for anomaly detection")
+    target = args.target
+    if target is not None:
+        _check_target(df, target, file)
+        log.warning("anomaly detection has no column to predict: %r is left out of the inputs "
+                    "(leave out --target to use it as an input).", target)
+    profile = _profile(df)
+    features = suggest_features(profile, target)
+    if not features:
+        raise DataError(f"No column of {file.name} can be an input: they look like identifiers, or "
+                        "are constant or mostly empty. Add columns that describe the rows.")
+    for note in health_warnings(profile, None):
+        log.warning("%s", note)
+    log.info("inputs: %s", _column_list(features, limit=20))
+    return DataChoice(df, DataSpec(None, "anomaly", list(features)), family, df.head(SAMPLE_ROWS))
+
+
+def _table_or_text_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family: str | None,
+                        task: str) -> DataChoice:
+    """A column to predict from the others (a table), or from one text column (text)."""
+    from builder.data import DataSpec, health_warnings, suggest_features
+
+    _ignored(args, ("time_column", "window", "horizon"), f"for --task {task}")
+    target = _check_target(df, args.target, file)
+    profile = _profile(df)
+    features = suggest_features(profile, target)
+    texts = [c.name for c in profile.columns if c.kind == "text" and c.name != target]
+    text_column = args.text_column
+    if text_column is not None:
+        _check_column(df, text_column, file, "--text-column")
+        if text_column == target:
+            raise DataError(f"{target!r} is the column to predict, so it cannot also be the text to "
+                            "read: give --text-column another column.")
+        if family in TABLE_FAMILIES:
+            raise SpecError(f"{_family_title(family)} reads table columns, not a text column: leave "
+                            f"out --text-column, or use --model {_or_list(SEQUENCE_FAMILIES)}.")
+    elif family in SEQUENCE_FAMILIES:
+        if not texts:
+            raise DataError(f"{_family_title(family)} reads text or a time series, but no column of "
+                            f"{file.name} holds free text (sentences): for a table use --model mlp, "
+                            "for a time series add --task forecast --time-column COL.")
+        if len(texts) > 1:
+            raise DataError(f"{file.name} has several text columns ({_column_list(texts, 10)}): choose "
+                            "the one to read with --text-column COL.")
+        text_column = texts[0]
+    elif family is None and len(features) == 1 and features[0] in texts:
+        text_column = features[0]
+        log.info("%r holds free text and is the only input: training a text model", text_column)
+    kind = "table" if text_column is None else "text"
+    task = _infer_task(df, target, task)
+    if kind == "text" and task not in ("binary", "multiclass"):
+        raise DataError(f"A text model predicts categories, not numbers, but {target!r} is set up as "
+                        f"a {task}: use --task binary or multiclass if its values are categories, or "
+                        "a table model (--model mlp, without --text-column).")
+    family = _family_for(family, kind, task)
+    if kind == "text":
+        log.info("reading the texts in %r", text_column)
+        data_spec = DataSpec(target, task, [text_column], kind="text", options={"text_column": text_column})
+        return DataChoice(df, data_spec, family, df.head(SAMPLE_ROWS))
+    if not features:
+        raise DataError(f"No column is left to learn from besides {target!r}: the others look like "
+                        "identifiers, or are constant or mostly empty. Add columns that describe the rows.")
+    for note in health_warnings(profile, target):
+        log.warning("%s", note)
+    log.info("inputs: %s", _column_list(features, limit=20))
+    return DataChoice(df, DataSpec(target=target, task=task, features=list(features)), family,
+                      df.head(SAMPLE_ROWS))
+
+
+def _infer_task(df: pd.DataFrame, target: str, task: str) -> str:
+    """``task``, or the task the target column suggests when ``auto``; checked against the column."""
+    from builder.data import check_target, infer_task
+
+    if task == "auto":
+        guess = infer_task(df[target])
+        task = guess.task
+        log.info("task: %s, because %s", task, guess.reason.rstrip("."))
+    check_target(df, target, task)
+    return task
+
+
+# ----------------------------------------------------------------------------------------------
+# train
 
 
 def run_train(args: argparse.Namespace) -> int:
     """``train``: read and check the data, train, evaluate, write the bundle, print the JSON line."""
     from builder.train import TrainControl
 
-    data_file = _input_file(args.data, "--data")
-    _check_table_file(data_file, "--data")  # the kind of data decides which families can train
-    if args.model != "auto" and args.model not in TABLE_FAMILIES:
-        _not_available(args.model)
-    if args.task not in ("auto", *TABLE_TASKS):
-        raise SpecError(f"The {args.task} task is not available for tables yet: use auto, "
-                        f"{_or_list(TABLE_TASKS)}.")
-    for name in ("time_column", "window", "horizon"):
-        if getattr(args, name) is not None:
-            log.warning("--%s is used only with --task forecast; ignored.", name.replace("_", "-"))
+    data_file = _existing_path(args.data, "--data")
+    if data_file.is_dir():
+        raise DataError(f"--data needs a file, but {args.data} is a folder: to learn from images, zip "
+                        "the class folders (one folder per class) and pass the .zip.")
     out_file = _output_file(args.out, "--out", "model.zip")
     spec = _load_spec(args.spec) if args.spec else None
     family = _resolve_family(args.model, spec)
     config = _train_config(args)
-
-    df = _read_table(data_file, "--data")
-    target = _check_target(df, args.target, data_file)
-    data_spec = _data_spec(df, target, args.task)
-    if family is None:
-        from builder.templates import default_family
-
-        family = default_family(data_spec.task)
-    handler = TABLE_FAMILIES.get(family) or _not_available(family)
+    choice = _choose_data(args, data_file, family)
 
     control = TrainControl()
-    progress = ProgressLog(family)
+    progress = ProgressLog(choice.family, noun=_SAMPLE_NOUNS[choice.data_spec.kind])
     with _stop_on_ctrl_c(control), contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON only
-        trained = handler(TableJob(df, data_spec, config, spec, family, [progress], control))
+        from builder.pipeline import train_model
+
+        trained = train_model(choice.source, choice.data_spec, config, spec=spec, family=choice.family,
+                              callbacks=[progress], control=control)
         from builder.export import write_bundle  # ONNX is imported only once there is a model
 
-        report = write_bundle(trained, out_file, sample_rows=df.head(SAMPLE_ROWS))
+        report = write_bundle(trained, out_file, sample_rows=choice.sample)
     for note in report.warnings:
         log.warning("%s", note)
     log.info("bundle written to %s (%s)", out_file, _human_bytes(report.size))
@@ -596,14 +872,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _load_spec(path: str, strict: bool = True) -> ModelSpec:
-    """Read a design file; a family that tables cannot use yet gets the "not available" message."""
+    """Read a design file."""
     from builder.spec import ModelSpec
 
-    data = _read_json(_input_file(path, "--spec"))
-    family = data.get("family") if isinstance(data, dict) else None
-    if family in MODEL_CHOICES and family not in TABLE_FAMILIES:
-        _not_available(family)
-    return ModelSpec.from_dict(data, strict=strict)
+    return ModelSpec.from_dict(_read_json(_input_file(path, "--spec")), strict=strict)
 
 
 def _read_json(file: Path) -> Any:
@@ -617,14 +889,12 @@ def _read_json(file: Path) -> Any:
 
 
 def _resolve_family(model: str, spec: ModelSpec | None) -> str | None:
-    """The family to train: the design's, the one asked for, or ``None`` (auto: from the task)."""
+    """The family to train: the design's, the one asked for, or ``None`` (auto: from the data)."""
     if spec is None:
         return None if model == "auto" else model
     if model not in ("auto", spec.family):
         raise SpecError(f"--model {model} and the design file's family, {spec.family}, disagree: "
                         "leave out --model, or change the family in the design.")
-    if spec.family not in TABLE_FAMILIES:
-        _not_available(spec.family)
     return spec.family
 
 
@@ -636,26 +906,6 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
              "early_stopping_patience", "max_minutes", "val_fraction", "test_fraction")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return TrainConfig(**given).validate()
-
-
-def _data_spec(df: pd.DataFrame, target: str, task: str) -> DataSpec:
-    """Target, task (inferred when ``auto``) and the input columns the app would suggest."""
-    from builder.data import DataSpec, check_target, health_warnings, infer_task, profile_table, suggest_features
-
-    if task == "auto":
-        guess = infer_task(df[target])
-        task = guess.task
-        log.info("task: %s, because %s", task, guess.reason.rstrip("."))
-    check_target(df, target, task)
-    profile = profile_table(df)
-    features = suggest_features(profile, target)
-    if not features:
-        raise DataError(f"No column is left to learn from besides {target!r}: the others look like "
-                        "identifiers, or are constant or mostly empty. Add columns that describe the rows.")
-    for note in health_warnings(profile, target):
-        log.warning("%s", note)
-    log.info("inputs: %s", _column_list(features, limit=20))
-    return DataSpec(target=target, task=task, features=list(features))
 
 
 @contextlib.contextmanager
@@ -687,17 +937,18 @@ class ProgressLog:
     held back by the throttle shows at the end (the engine itself logs why training ended).
     """
 
-    def __init__(self, family: str, interval_s: float = PROGRESS_INTERVAL_S):
+    def __init__(self, family: str, interval_s: float = PROGRESS_INTERVAL_S, noun: str = "rows"):
         self.family = family
+        self.noun = noun  # what one training example is: rows, images, texts or windows
         self.interval_s = interval_s
         self._last_shown = -math.inf
         self._pending: str | None = None
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
         _show_logs()  # the inputs are good: what was held back about them is worth seeing now
-        log.info("training %s on %s: %s training rows, %s validation rows, %s parameters, "
+        log.info("training %s on %s: %s training %s, %s validation %s, %s parameters, "
                  "batch size %s, up to %s epochs", self.family, info.get("device", "?"),
-                 info.get("train_rows", "?"), info.get("val_rows", "?"),
+                 info.get("train_rows", "?"), self.noun, info.get("val_rows", "?"), self.noun,
                  f"{info['parameters']:,}" if "parameters" in info else "?",
                  info.get("batch_size", "?"), info.get("epochs", "?"))
 
@@ -732,7 +983,8 @@ def _epoch_line(epoch: int, logs: dict[str, Any]) -> str:
 
 
 def _train_summary(trained: TrainedModel, out_file: Path) -> dict[str, Any]:
-    """The JSON object ``train`` prints as the last line of stdout."""
+    """The JSON object ``train`` prints as the last line of stdout (``baseline`` is ``null`` for
+    anomaly detection, which has none)."""
     baseline = None
     if trained.baseline is not None:
         baseline = {"name": trained.baseline.name, "test": dict(trained.baseline.metrics)}
@@ -753,17 +1005,27 @@ def _train_summary(trained: TrainedModel, out_file: Path) -> dict[str, Any]:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """``predict``: one prediction per input row, in order, to a CSV file; a summary on stdout."""
+    """``predict``: the predictions CSV of the data (rows, images or a history); a summary on stdout."""
     from builder.export import read_bundle
 
     bundle_file = _input_file(args.bundle, "--bundle")
-    data_file = _input_file(args.data, "--data")
+    data_path = _existing_path(args.data, "--data")
     to_stdout = args.out == "-"
     out_file = None if to_stdout else _output_file(args.out, "--out", "predictions.csv")
     with contextlib.redirect_stdout(sys.stderr):
         bundle = read_bundle(bundle_file)
-        df = _read_table(data_file, "--data", drop_empty_rows=False)  # one prediction per input row
-        predictions = bundle.predict(df)
+        kind = bundle.data_spec.kind
+        if kind == "images":
+            items, files = _read_images(data_path)
+            predictions = bundle.predict(items, files=files)
+        else:
+            if data_path.is_dir() or _is_zip(data_path) or _is_image(data_path):
+                what = "a folder" if data_path.is_dir() else "a .zip" if _is_zip(data_path) else "an image"
+                raise DataError(f"This model reads {_KIND_WORDS[kind]}, but --data {data_path.name} is "
+                                f"{what}: give a table file (CSV, TSV, TXT, Excel, Parquet or JSON) "
+                                "with the columns it was trained on.")
+            df = _read_table(data_path, "--data", drop_empty_rows=False)  # one prediction per input row
+            predictions = bundle.predict(df)
     if to_stdout:
         predictions.to_csv(sys.stdout, index=False)
         log.info("%s", _predict_summary(predictions, None))
@@ -773,18 +1035,87 @@ def run_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _image_member(parts: Sequence[str]) -> bool:
+    """An image file, not macOS metadata, a hidden file or another kind of file."""
+    from builder.data.images import IMAGE_EXTENSIONS
+
+    if not parts or any(p == "__MACOSX" or p.startswith(".") for p in parts):
+        return False
+    return parts[-1].lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _read_images(path: Path) -> tuple[list[Any], list[str]]:
+    """The images to predict and their names: a zip (member paths, any folders or none), a folder
+    (paths inside it, sub-folders included) or one image file (its name).
+
+    Raises:
+        DataError: a table file, an unsafe or damaged zip, or no image at all.
+    """
+    if path.is_dir():
+        found = sorted((p for p in path.rglob("*") if p.is_file()
+                        and _image_member(p.relative_to(path).parts)), key=lambda p: p.as_posix())
+        if not found:
+            raise DataError(f"The folder {path.name} holds no images (PNG, JPEG, BMP or GIF): give the "
+                            "folder that holds the images to predict.")
+        _check_count(len(found), path.name)
+        return list(found), [p.relative_to(path).as_posix() for p in found]
+    if _is_image(path):
+        return [path], [path.name]
+    if not _is_zip(path):
+        raise DataError(f"This model reads images, but --data {path.name} is not one: give a .zip of "
+                        "images, a folder of images or one image file (PNG, JPEG, BMP or GIF).")
+    from builder.data.images import MAX_IMAGE_BYTES
+    from builder.errors import BundleError
+    from builder.safezip import EXPORT_AGAIN, open_zip, read_member
+
+    what = f"{path.name} is not a usable zip of images"
+    try:
+        with open_zip(path, max_members=2 * MAX_PREDICT_IMAGES + 1_000,
+                      max_member_bytes=MAX_IMAGE_BYTES, what=what) as zf:
+            names = sorted(info.filename for info in zf.infolist() if not info.is_dir()
+                           and _image_member([p for p in info.filename.replace("\\", "/").split("/") if p]))
+            if not names:
+                raise DataError(f"The zip {path.name} holds no images (PNG, JPEG, BMP or GIF): zip the "
+                                "images to predict (in folders or not).")
+            _check_count(len(names), path.name)
+            data = [read_member(zf, name, MAX_IMAGE_BYTES, what=what) for name in names]
+    except BundleError as exc:
+        raise DataError(str(exc).replace(EXPORT_AGAIN, "Zip the images to predict again.").strip()) from None
+    return data, names
+
+
+def _check_count(n: int, name: str) -> None:
+    if n > MAX_PREDICT_IMAGES:
+        raise DataError(f"{name} holds {n:,} images, more than the {MAX_PREDICT_IMAGES:,} one run "
+                        "predicts: split them into several zips or folders.")
+
+
 def _predict_summary(predictions: pd.DataFrame, out_file: Path | None) -> str:
     n = len(predictions)
     where = f" to {out_file}" if out_file else ""
     text = f"Wrote {n} prediction{'' if n == 1 else 's'}{where}"
     probability = [c for c in predictions.columns if str(c).startswith("probability_")]
-    if probability and n:
+    if "is_anomaly" in predictions.columns:
+        flagged = int(predictions["is_anomaly"].astype(bool).sum())
+        text += f" ({flagged} of {n} row{'' if n == 1 else 's'} flagged as unusual)"
+    elif probability and n:
         counts = predictions["prediction"].value_counts()
-        text += " (" + ", ".join(f"{label}: {count} rows" for label, count in counts.items()) + ")"
-    elif n:
+        text += " (" + ", ".join(f"{label}: {count}" for label, count in counts.items()) + ")"
+    elif n and "prediction" in predictions.columns:
         values = predictions["prediction"]
-        text += f" (from {values.min():.4g} to {values.max():.4g}, mean {values.mean():.4g})"
+        text += f" (from {values.min():.4g} to {values.max():.4g}, mean {values.mean():.4g}"
+        first = predictions.columns[0]
+        if first != "prediction":  # a forecast: the time stamp of each step comes first
+            text += f"; {first} {_when(predictions[first].iloc[0])} to {_when(predictions[first].iloc[-1])}"
+        text += ")"
     return text + "."
+
+
+def _when(value: Any) -> str:
+    import pandas as pd
+
+    stamp = pd.Timestamp(value)
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -800,52 +1131,67 @@ def run_inspect(args: argparse.Namespace) -> int:
             if not args.data:
                 raise DataError("--spec needs --data too: the data sets the input and output sizes "
                                 "of the design.")
-            spec, input_shape, n_outputs, note = _design_on_data(args)
+            spec, shape, note = _design_on_data(args)
         else:
-            if args.data or args.target:
-                log.warning("--data and --target are not needed with --bundle; ignored.")
-            spec, input_shape, n_outputs, note = _design_of_bundle(args.bundle)
-        report = infer_shapes(spec, input_shape, n_outputs)
-    table = _inspect_table(spec, report, input_shape, args.batch_size or INSPECT_DEFAULT_BATCH, note)
+            given = [name for name in ("data", "target", "time_column", "window", "horizon", "text_column")
+                     if getattr(args, name) is not None] + (["task"] if args.task != "auto" else [])
+            if given:
+                log.warning("%s not needed with --bundle; ignored.",
+                            _or_list(["--" + n.replace("_", "-") for n in given]).replace(" or ", " and "))
+            spec, shape, note = _design_of_bundle(args.bundle)
+        with shape.scope():  # text: the Embedding's vocabulary
+            report = infer_shapes(spec, shape.input_shape, shape.n_outputs)
+    table = _inspect_table(spec, report, shape, args.batch_size or INSPECT_DEFAULT_BATCH, note)
     print(json.dumps(strict(table), allow_nan=False) if args.json else _format_inspect(table))
     if report.problems:
         raise SpecError(report.problems[0].message)
     return EXIT_OK
 
 
-def _design_on_data(args: argparse.Namespace) -> tuple[ModelSpec, tuple[int, ...], int, str | None]:
+def _design_on_data(args: argparse.Namespace) -> tuple[ModelSpec, DataShape, str | None]:
     """A design file sized from the data exactly as training would size it."""
-    from builder.data import Preprocessor, prepare_tabular, profile_table, suggest_features
+    from builder.data.sources import DataShape, data_shape, prepare_data
+    from builder.spec import FAMILIES
     from builder.train import TrainConfig
 
     # Not strict: a design with bad values still gets its table, with every problem listed.
     spec = _load_spec(args.spec, strict=False)
-    data_file = _input_file(args.data, "--data")
-    df = _read_table(data_file, "--data")
-    if args.target is None:
-        features = suggest_features(profile_table(df), None)
+    data_path = _existing_path(args.data, "--data")
+    if data_path.is_dir():
+        raise DataError(f"--data needs a file, but {args.data} is a folder: for images, zip the class "
+                        "folders and pass the .zip.")
+    family = spec.family if spec.family in FAMILIES else None
+    table_design = family is None or family in TABLE_FAMILIES
+    if (args.target is None and table_design and not _is_zip(data_path) and args.text_column is None
+            and args.time_column is None and args.task in ("auto", "regression", "binary", "multiclass")):
+        from builder.data import Preprocessor, suggest_features
+
+        df = _read_table(data_path, "--data")
+        features = suggest_features(_profile(df), None)
         if not features:
-            raise DataError(f"No column of {data_file.name} can be an input: they look like "
+            raise DataError(f"No column of {data_path.name} can be an input: they look like "
                             "identifiers, or are constant or mostly empty.")
         preprocessor = Preprocessor().fit(df, None, "regression", features)
         note = ("No --target given: every usable column counts as an input and the output layer is "
                 "shown with 1 value; add --target COL for the real sizes.")
-        return spec, (preprocessor.n_features,), 1, note
-    target = _check_target(df, args.target, data_file)
-    data_spec: DataSpec = _data_spec(df, target, "auto")
+        return spec, DataShape("table", "regression", (preprocessor.n_features,), 1, len(df),
+                               n_columns=len(features)), note
+    choice = _choose_data(args, data_path, family)
     defaults = TrainConfig()
-    prepared = prepare_tabular(df, data_spec, defaults.val_fraction, defaults.test_fraction, defaults.seed)
-    return spec, tuple(prepared.input_shape), int(prepared.n_outputs), None
+    prepared = prepare_data(choice.source, choice.data_spec, defaults.val_fraction, defaults.test_fraction,
+                            defaults.seed)
+    return spec, data_shape(prepared, choice.data_spec), None
 
 
-def _design_of_bundle(path: str) -> tuple[ModelSpec, tuple[int, ...], int, str | None]:
+def _design_of_bundle(path: str) -> tuple[ModelSpec, DataShape, str | None]:
+    from builder.data.sources import shape_of
     from builder.export import read_bundle
 
     bundle = read_bundle(_input_file(path, "--bundle"))
-    return bundle.spec, tuple(bundle.input_shape), int(bundle.n_outputs), None
+    return bundle.spec, shape_of(bundle.preprocessor), None
 
 
-def _inspect_table(spec: ModelSpec, report: ShapeReport, input_shape: tuple[int, ...], batch_size: int,
+def _inspect_table(spec: ModelSpec, report: ShapeReport, shape: DataShape, batch_size: int,
                    note: str | None) -> dict[str, Any]:
     """The layer table as plain data (what ``--json`` prints)."""
     rows = []
@@ -866,7 +1212,10 @@ def _inspect_table(spec: ModelSpec, report: ShapeReport, input_shape: tuple[int,
     table = {
         "family": spec.family,
         "effective_family": spec.effective_family(),
-        "input_shape": list(input_shape),
+        "kind": shape.kind,
+        "task": shape.task,
+        "input": shape.input_label.removeprefix("Input: "),
+        "input_shape": list(shape.input_shape),
         "layers": rows,
         "total_parameters": int(report.total_params),
         "batch_size": batch_size,
@@ -900,10 +1249,10 @@ def _format_inspect(table: dict[str, Any]) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
 
     family = table["effective_family"]
-    out = [f"Design: {family}, input {_shape_text(table['input_shape'])} per row", "",
+    out = [f"Design: {family}; input: {table['input']}", "",
            render(headers), render(["-" * w for w in widths]), *(render(line) for line in lines), "",
            f"Total parameters: {table['total_parameters']:,}",
-           f"Memory to train one batch of {table['batch_size']} rows: about "
+           f"Memory to train one batch of {table['batch_size']} {_SAMPLE_NOUNS[table['kind']]}: about "
            f"{_human_bytes(table['memory_bytes_per_batch'])}"]
     out += [f"Problem: {problem}" for problem in table["problems"]]
     if table.get("note"):

@@ -340,20 +340,20 @@ ERROR_CASES = {
     "bad spec json": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip",
          "--spec", "{d}/bad_spec.json"], ["bad_spec.json", "not valid JSON"]),
-    "family not available": (
+    "cnn on a table": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip", "--model", "cnn"],
-        ["The cnn family is not available for tables yet: use mlp, linear or logistic."]),
-    "family of spec not available": (
+        ["A CNN reads images: pass a .zip of image folders"]),
+    "cnn design on a table": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip",
-         "--spec", "{d}/cnn_spec.json"], ["The cnn family is not available for tables yet"]),
-    "task not available": (
+         "--spec", "{d}/cnn_spec.json"], ["A CNN reads images"]),
+    "forecast without a time column": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip", "--task", "forecast"],
-        ["forecast", "not available"]),
+        ["--time-column", "no column of cancer.csv looks like dates"]),
     "family cannot do the task": (
         ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip", "--model", "linear",
-         "--epochs", "1"], ["Linear regression cannot do"]),
-    "image zip as data": (
-        ["train", "--data", "{d}/not_a_bundle.zip", "--target", "target", "--out", "{t}/m.zip"], ["images"]),
+         "--epochs", "1"], ["Linear regression cannot predict one of two values", "--model logistic or mlp"]),
+    "damaged image zip as data": (
+        ["train", "--data", "{d}/not_a_bundle.zip", "--out", "{t}/m.zip"], ["not a usable image zip"]),
     "bundle not a zip": (
         ["predict", "--bundle", "{d}/not_a_bundle.zip", "--data", "{d}/cancer.csv", "--out", "{t}/p.csv"],
         ["not a model bundle"]),
