@@ -568,13 +568,7 @@ def _check_target(df: pd.DataFrame, target: str | None, file: Path) -> str:
     if target is None:
         raise DataError(f"Choose the column to predict with --target; the columns of {file.name} "
                         f"are: {_column_list([str(c) for c in df.columns])}.")
-    columns = [str(c) for c in df.columns]
-    if target not in columns:
-        near = [c for c in columns if c.strip().lower() == target.strip().lower()]
-        hint = f" (did you mean {near[0]}?)" if near else ""
-        raise DataError(f"There is no column {target!r} in {file.name}{hint}; the columns are: "
-                        f"{_column_list(columns)}.")
-    return target
+    return _check_column(df, target, file, "--target")
 
 
 def _or_list(names: Sequence[str]) -> str:
