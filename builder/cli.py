@@ -708,6 +708,7 @@ def _profile(df: pd.DataFrame) -> Any:
 def _series_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family: str | None) -> DataChoice:
     """A forecast: ``--target`` over ``--time-column``, cut into windows."""
     from builder.data import DataSpec
+    from builder.data.preprocess import cell_text
 
     profile = _profile(df)
     dates = [c.name for c in profile.columns if c.kind == "datetime"]
@@ -722,7 +723,7 @@ def _series_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family:
     time_column = _check_column(df, args.time_column, file, "--time-column")
     column = profile.column(time_column)
     if column.kind != "datetime":
-        example = f" (for example {column.examples[0]!r})" if column.examples else ""
+        example = f" (for example {cell_text(column.examples[0])})" if column.examples else ""
         raise DataError(f"The time column {time_column!r} does not hold dates or times{example}: "
                         f"choose {date_hint}.")
     numbers = [c.name for c in profile.columns if c.kind == "numeric" and c.name != time_column]

@@ -206,7 +206,7 @@ BASELINE_SHORT_NAMES: dict[str, str] = {
     "regression": "ridge regression",
     "binary": "logistic regression",
     "multiclass": "logistic regression",
-    "forecast": "the best naive forecast",
+    "forecast": "the best simple forecast",
     "anomaly": "IsolationForest",
 }
 

@@ -235,6 +235,12 @@ def test_too_few_rows_names_settings_and_fix():
     text = str(info.value)
     assert "window=30, horizon=7 and stride=1" in text and "40 time steps give 4" in text
     assert "at least 20" in text and "lower 'window' to 2 or less" not in text
+    assert text.endswith("Fix: lower 'window' to 14 or less, or lower 'horizon', or use a longer history.")
+    # Only the settings that can help are named: here window (horizon and stride are already 1).
+    advice = str(pytest.raises(DataError, WindowSpec(window=30).check_rows, 45).value)
+    assert advice.endswith("Fix: lower 'window' to 25 or less, or use a longer history.")
+    short = str(pytest.raises(DataError, WindowSpec(window=2).check_rows, 10).value)
+    assert short.endswith("Fix: use a history of at least 22 steps.") and "stride" not in short.split("Fix")[1]
     WindowSpec(window=5, horizon=1).check_rows(25)
     df = pd.DataFrame({"d": pd.date_range("2024-01-01", periods=30).astype(str), "v": np.arange(30.0)})
     with pytest.raises(DataError, match="at least 20 are needed"):
@@ -288,3 +294,13 @@ def test_bad_settings_and_state_messages(prepared):
     with pytest.raises(RuntimeError, match="not fitted"):
         SeriesPreprocessor().transform(pd.DataFrame())
     assert issubclass(DataError, BuilderError) and issubclass(SpecError, ValueError)
+
+
+def test_messages_quote_cells_as_the_analyst_wrote_them():
+    numbers = pd.DataFrame({"a": np.arange(30), "b": np.arange(30.0)})
+    with pytest.raises(DataError) as info:
+        profile_series(numbers, "a", ["b"])
+    assert "(for example 0)" in str(info.value) and "np." not in str(info.value)
+    words = pd.DataFrame({"d": pd.date_range("2024-01-01", periods=30).astype(str), "v": ["x"] * 30})
+    with pytest.raises(DataError, match=r"\(for example 'x'\)"):
+        profile_series(words, "d", ["v"])

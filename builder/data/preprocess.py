@@ -469,6 +469,13 @@ def label_value(value: Any) -> Any:
     return str(value)
 
 
+def cell_text(value: Any) -> str:
+    """A cell as a message quotes it: ``12`` or ``0.5`` for numbers (never ``np.int64(12)``),
+    ``'abc'`` for text."""
+    plain = label_value(value)
+    return repr(plain) if isinstance(plain, str) else str(plain)
+
+
 def _sorted_labels(labels: list[Any]) -> list[Any]:
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
         return sorted(labels)
@@ -692,7 +699,7 @@ class Preprocessor:
                 example = series[bad].iloc[0]
                 raise DataError(
                     f"{int(bad.sum())} row(s) of '{name}' have no usable number (for example "
-                    f"{example!r}). Remove those rows or fill in the values."
+                    f"{cell_text(example)}). Remove those rows or fill in the values."
                 )
             scaled = (numbers - state["mean"]) / state["std"]
             return scaled.astype(np.float32)[:, None]  # (N, 1)

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.data.preprocess import DataError, decode_class_outputs, output_matrix
+    from builder.data.preprocess import DataError, cell_text, decode_class_outputs, output_matrix
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
-    from preprocess import DataError, decode_class_outputs, output_matrix  # type: ignore[no-redef]
+    from preprocess import DataError, cell_text, decode_class_outputs, output_matrix  # type: ignore[no-redef]
 
 
 logger = logging.getLogger(__name__)
@@ -589,7 +589,7 @@ def check_text_column(df: pd.DataFrame, column: str) -> None:
     numbers = pd.to_numeric(pd.Series(present).str.replace(",", "", regex=False), errors="coerce")
     if pd.api.types.is_numeric_dtype(df[column]) or numbers.notna().mean() >= NUMBER_SHARE:
         raise DataError(
-            f"The column '{column}' holds numbers (for example {present[0]!r}), not written text, "
+            f"The column '{column}' holds numbers (for example {cell_text(present[0])}), not written text, "
             "so a text model cannot read it. Use it as a number in a table model, or choose the "
             "column that holds the texts."
         )
@@ -597,7 +597,7 @@ def check_text_column(df: pd.DataFrame, column: str) -> None:
     if mean_tokens < MIN_MEAN_TOKENS:
         raise DataError(
             f"The texts in '{column}' are too short to learn from: {mean_tokens:.1f} word(s) per "
-            f"row on average (for example {present[0]!r}). It looks like a category or a code; "
+            f"row on average (for example {cell_text(present[0])}). It looks like a category or a code; "
             "use it in a table model, or choose a column with sentences."
         )
 

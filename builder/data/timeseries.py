@@ -37,11 +37,12 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.data.preprocess import detect_datetime_format, missing_mask, parse_datetime, parse_numeric
+    from builder.data.preprocess import cell_text, detect_datetime_format, missing_mask, parse_datetime, parse_numeric
     from builder.errors import DataError, SpecError
 except ImportError:  # copied into an export bundle, next to preprocess.py
     from preprocess import (  # type: ignore[no-redef]
         DataError,
+        cell_text,
         detect_datetime_format,
         missing_mask,
         parse_datetime,
@@ -201,12 +202,12 @@ def _read_times(values: pd.Series, name: str, fmt: str | None) -> tuple[np.ndarr
         example = values[bad].iloc[0]
         if bad.sum() == (~blank).sum():
             raise DataError(
-                f"The time column {name!r} does not hold dates or times (for example {example!r}). "
+                f"The time column {name!r} does not hold dates or times (for example {cell_text(example)}). "
                 "Choose the column with the time stamps, written like 2024-03-02 or 2024-03-02 14:00."
             )
         raise DataError(
             f"{int(bad.sum())} value(s) of the time column {name!r} cannot be read as dates or times "
-            f"(for example {example!r}). Correct those cells or remove the rows."
+            f"(for example {cell_text(example)}). Correct those cells or remove the rows."
         )
     return stamps, ~blank, fmt
 
@@ -217,7 +218,7 @@ def _read_numbers(values: pd.Series, name: str) -> np.ndarray:
     if bad.any():
         raise DataError(
             f"{int(bad.sum())} value(s) of {name!r} are not numbers (for example "
-            f"{values[bad].iloc[0]!r}). A forecast needs numbers: correct or clear those cells, "
+            f"{cell_text(values[bad].iloc[0])}). A forecast needs numbers: correct or clear those cells, "
             "or leave the column out."
         )
     if np.isnan(numbers).all():
@@ -471,12 +472,19 @@ class WindowSpec:
         if got >= needed:
             return
         rows = self.window + self.horizon + (needed - 1) * self.stride
-        best = n_steps - self.horizon - (needed - 1) * self.stride
-        hint = f"lower 'window' to {best} or less, " if best >= 2 else ""
+        fixes = []
+        best_window = n_steps - self.horizon - (needed - 1) * self.stride
+        if best_window >= 2 and best_window < self.window:
+            fixes.append(f"lower 'window' to {best_window} or less")
+        if self.horizon > 1:
+            fixes.append("lower 'horizon'")
+        if self.stride > 1:
+            fixes.append("lower 'stride'")
+        fixes.append("use a longer history" if fixes else f"use a history of at least {rows} steps")
         raise DataError(
             f"With window={self.window}, horizon={self.horizon} and stride={self.stride}, the "
             f"{n_steps} time steps give {got} example window(s); at least {needed} are needed "
-            f"({rows} steps). Fix: {hint}lower 'horizon' or 'stride', or use a longer history."
+            f"({rows} steps). Fix: {', or '.join(fixes)}."
         )
 
     def end_positions(self, n_steps: int) -> np.ndarray:
