@@ -1,5 +1,9 @@
-"""The main journey in a real browser: upload a CSV, build, train live, evaluate, export the
-bundle, predict with the bundle's own predict.py, and predict in the app.
+"""Journeys in a real browser.
+
+The main one: upload a CSV, build, train live, evaluate, export the bundle, predict with the
+bundle's own predict.py, and predict in the app. The CNN one: upload a zip of digit pictures,
+break the CNN template (delete its Flatten), see the error on the Linear row, click the one-click
+fix, and train it to a test accuracy well above chance.
 
 Runs the app as a user would (``streamlit run app.py``) and drives headless Chromium with
 Playwright. Screenshots of every step land in ``test-artifacts/screenshots/`` to be looked at.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from image_fixtures import make_digits_zip
 
 from builder.export import read_bundle
 
@@ -47,11 +53,12 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     port = _free_port()
     env = {**os.environ, "BUILDER_HOME": str(home)}
+    log = (home / "server.log").open("w")  # a file, not a pipe nobody reads (a full pipe blocks the app)
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -71,6 +78,7 @@ def server(tmp_path_factory):
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +94,33 @@ def browser():
 
 
 def shot(page, name: str) -> None:
+    """Screenshot the whole page, not only the viewport.
+
+    Streamlit scrolls inside its main container, so ``full_page`` alone stops at the viewport's
+    height: the viewport is stretched to the content for the picture, then put back.
+    """
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(600)  # let charts finish drawing
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => { const main = document.querySelector('[data-testid=\"stMain\"]');"
+        " return main ? main.scrollHeight : 0; }")
+    if size and height > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": min(height + 40, 8000)})
+        page.wait_for_timeout(600)  # let the charts redraw at the new size
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if size:
+        page.set_viewport_size(size)
 
 
 def wait_for_text(page, text: str, timeout: float = 60_000) -> None:
     page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=timeout)
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the app's script run ended (widgets and tables show the latest state)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        state="attached", timeout=timeout)
 
 
 def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
@@ -168,3 +196,147 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
     page.locator('[data-testid="stFileUploader"] input[type=file]').last.set_input_files(str(new_csv))
     wait_for_text(page, "Predictions for 40 rows")
     shot(page, "08-predict")
+
+
+def cell(grid, row: int, column: int):
+    """One cell of a Streamlit table (row and column from 1), in the grid's accessible copy.
+
+    The grid draws on a canvas and keeps a hidden table of the cells in view for screen readers;
+    it trails the canvas by a frame and holds only the rows and columns scrolled into view, so
+    read it with ``expect`` (which retries), after scrolling.
+    """
+    return grid.locator(f'tbody tr[aria-rowindex="{row + 1}"] td[aria-colindex="{column}"]')
+
+
+def scroll_grid(grid, right: bool = False, down: bool = False) -> None:
+    """Scroll a Streamlit table into view, and inside it to the last column and/or the last row."""
+    grid.scroll_into_view_if_needed()
+    grid.locator(".dvn-scroller").evaluate(
+        "(s, [right, down]) => { if (right) s.scrollLeft = s.scrollWidth;"
+        " if (down) s.scrollTop = s.scrollHeight; }",
+        [right, down])
+
+
+def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    zip_path = make_digits_zip(tmp_path / "digits.zip", n_per_class=40, size=16)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})  # a fresh workspace
+    page.set_default_timeout(60_000)
+    expect.set_options(timeout=30_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    errors = page.locator('[data-testid="stAlertContentError"]')
+
+    # Data: the zip of pictures, its 10 classes with 8 examples each, saved.
+    page.goto(server)
+    wait_for_text(page, "Drop a table here")
+    page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(zip_path))
+    wait_for_text(page, "Saved: the model will tell 10 classes of pictures apart")
+    wait_for_text(page, "Examples per class")
+    classes = page.locator('[data-testid="stMetric"]').filter(has_text="Classes")
+    expect(classes.locator('[data-testid="stMetricValue"]')).to_have_text("10")
+    class_names = page.locator('[data-testid="stMarkdownContainer"] strong')
+    for digit in range(10):
+        expect(class_names.get_by_text(str(digit), exact=True)).to_be_visible()
+    expect(page.locator('[data-testid="stImage"] img')).to_have_count(10 * 8)
+    wait_idle(page)
+    shot(page, "cnn-01-data")
+
+    # Build: the CNN template, with Flatten between the convolutions and the Linear layer.
+    page.get_by_role("link", name="Next: build the model").click()
+    wait_for_text(page, "Check sizes and parameters")
+    wait_for_text(page, "Ready to train")
+    wait_idle(page)
+    expect(page.get_by_role("button", name="Your current design")).to_be_visible()  # on the CNN card
+    expect(page.get_by_text("CNN (convolutional network)")).to_be_visible()
+    tables = page.locator('[data-testid="stDataFrame"]')
+    editor, sizes = tables.nth(0), tables.nth(1)  # the layer editor, the sizes and parameters
+    scroll_grid(editor)
+    for row, layer in ((6, "MaxPool2d"), (7, "Flatten"), (8, "Linear")):
+        expect(cell(editor, row, 2)).to_have_text(layer)
+    expect(sidebar).to_contain_text("check_circle Build", use_inner_text=True)
+    shot(page, "cnn-02-build-template")
+
+    # Break it: pick layer 7 (Flatten) in the toolbar and delete it with the bin.
+    picker = page.locator(".st-key-build_layer_pick input[role=combobox]")
+    picker.click()
+    picker.fill("Flatten")
+    page.get_by_role("option", name="7. Flatten").click()
+    wait_idle(page)
+    expect(picker).to_have_value("7. Flatten")
+    page.locator(".st-key-layer_delete button:visible").click()
+
+    # The error is on the Linear row (now layer 7): in the problem list with its fix, in the sizes
+    # table and in the editor's Check column; the rows under it wait; Build is not ticked.
+    fix = page.get_by_role("button", name="Insert Flatten before layer 7")
+    expect(fix).to_be_visible()
+    wait_idle(page)
+    expect(errors).to_have_count(1)
+    expect(errors).to_contain_text(
+        "Layer 7 (Linear): Linear needs a flat input (a list of numbers per row) but gets 32x4x4")
+    wait_for_text(page, "Fix the 1 problem(s) next to the layers before training")
+    expect(page.get_by_role("link", name="Next: train this model")).to_have_count(0)
+    expect(sidebar).to_contain_text("radio_button_unchecked Build", use_inner_text=True)
+    expect(picker).to_have_value("7. Linear")
+    scroll_grid(editor)
+    expect(cell(editor, 7, 2)).to_have_text("Linear")
+    expect(editor.locator('td[aria-colindex="2"]:text-is("Flatten")')).to_have_count(0)
+    scroll_grid(sizes)
+    expect(cell(sizes, 7, 2)).to_have_text("Linear")
+    expect(cell(sizes, 7, 8)).to_have_text(re.compile(r"^Linear needs a flat input .* but gets 32x4x4"))
+    for row in (8, 9):
+        expect(cell(sizes, row, 8)).to_have_text("Sizes follow once layer 7 is fixed")
+    shot(page, "cnn-03-build-broken")
+    scroll_grid(editor, right=True)  # the Check column is the editor's last
+    expect(editor.locator("thead th").last).to_have_text("Check")
+    checks = editor.locator(f'tbody tr[aria-rowindex="{7 + 1}"] td').last
+    expect(checks).to_have_text(re.compile(r"^⚠ Linear needs a flat input .* but gets 32x4x4"))
+    expect(editor.locator(f'tbody tr[aria-rowindex="{6 + 1}"] td').last).to_have_text("OK")
+    expect(editor.locator(f'tbody tr[aria-rowindex="{8 + 1}"] td').last).to_have_text(
+        "Sizes follow once layer 7 is fixed")
+    shot(page, "cnn-04-build-broken-check-column")
+
+    # One click: Flatten goes back before layer 7 and the design is valid again.
+    fix.click()
+    wait_for_text(page, "Ready to train")
+    wait_idle(page)
+    expect(errors).to_have_count(0)
+    expect(sidebar).to_contain_text("check_circle Build", use_inner_text=True)
+    scroll_grid(sizes)
+    for row, layer in ((6, "MaxPool2d"), (7, "Flatten"), (8, "Linear")):
+        expect(cell(sizes, row, 2)).to_have_text(layer)
+        expect(cell(sizes, row, 8)).to_have_text("OK")
+    scroll_grid(sizes, down=True)  # the last row: the locked output, one score per class
+    output = sizes.locator("tbody tr").filter(has_text="Output (locked)")
+    expect(output.locator('td[aria-colindex="5"]')).to_have_text("10")
+    expect(output.locator('td[aria-colindex="8"]')).to_have_text("Locked: sized to your data")
+    statuses = sizes.locator('td[aria-colindex="8"]')
+    expect(statuses.filter(has_text=re.compile("needs|Sizes follow"))).to_have_count(0)
+    shot(page, "cnn-05-build-fixed")
+
+    # Train: 5 epochs of small batches, the live charts, then the result, well above chance (10%
+    # for 10 classes; about 88% here, in a few seconds on one CPU thread).
+    page.get_by_role("link", name="Next: train this model").click()
+    for setting, value in (("epochs", "5"), ("batch_size", "8")):
+        box = page.locator(f".st-key-train_{setting} input")
+        box.fill(value)
+        box.press("Enter")
+        wait_idle(page)
+        expect(box).to_have_value(value)
+    page.get_by_role("button", name="Start training").click()
+    wait_for_text(page, "Training: CNN (convolutional network) on digits.zip")  # the live panel
+    expect(page.locator(".st-key-live_loss .js-plotly-plot")).to_be_visible()  # drawn from the start
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    # The accuracy chart joins it when the first epoch ends. The epochs take well under a second
+    # here (reading the pictures and the baseline take longer), so the picture may already show
+    # the result's charts.
+    page.locator(".st-key-live_metric .js-plotly-plot, .st-key-result_metric .js-plotly-plot").first.wait_for()
+    shot(page, "cnn-06-train-live")
+    wait_for_text(page, "Training finished", timeout=180_000)
+    wait_idle(page)
+    cards = page.locator('[data-testid="stMetric"]')
+    expect(cards.filter(has_text="Epochs run").locator('[data-testid="stMetricValue"]')).to_have_text("5")
+    test_accuracy = cards.filter(has_text="Test accuracy").locator('[data-testid="stMetricValue"]')
+    expect(test_accuracy).to_have_text(re.compile(r"^\d+\.\d%$"))
+    shot(page, "cnn-07-train-done")
+    accuracy = float(test_accuracy.inner_text().rstrip("%"))
+    assert accuracy > 50, f"test accuracy {accuracy}% on 10 classes, chance is 10%"
