@@ -19,7 +19,7 @@ from builder.device import cap_threads_for_server, choose_device
 from builder.train import warm_up
 from pages.components.build_view import design_ready
 from pages.components.state import app_state
-from pages.components.ui import JOURNEY
+from pages.components.ui import JOURNEY, trained_time
 
 st.set_page_config(page_title="Model Builder", page_icon=":material/neurology:", layout="wide")
 
@@ -53,7 +53,7 @@ def journey_sidebar(slot, device_text: str) -> None:
         "Train": state.has_model,
         "Evaluate": state.has_model,
         "Export": state.exported,
-        "Predict": False,
+        "Predict": state.predicted,
     }
     with slot.container():
         st.markdown("**Your journey**")
@@ -65,7 +65,8 @@ def journey_sidebar(slot, device_text: str) -> None:
             st.caption(f"Data: {state.table_name}")
         if state.trained is not None:  # the model may come from an earlier table: say which
             trained = state.trained
-            st.caption(f"Model: {model_goal(trained)}, trained {trained.info.get('trained_at', '')}")
+            when = trained_time(trained.info)
+            st.caption(f"Model: {model_goal(trained)}, trained{f' {when}' if when else ''}")
         st.caption(f":material/memory: {device_text}")
         st.caption("Bookmark this page's address to come back to your work.")
 

@@ -44,7 +44,7 @@ if state.design is None:  # a good default: the starter of the family made for t
     state.set_design(first_design(shape), record_undo=False)
 design: ModelSpec = state.design
 
-family_misfit_notice(design, shape)
+misfit = family_misfit_notice(design, shape)  # the one message for a design made for other data
 st.subheader("1. Start from a family", anchor=False)
 family_cards(design, shape)
 
@@ -63,7 +63,8 @@ with editor_side:
     st.markdown("**Layers**, from the input down. Edit a cell, or type a layer in the empty last row.")
     layer_editor(state, report)
     layer_toolbar(state)
-    problem_list(problems, shape)
+    if misfit is None:
+        problem_list(problems, shape)
     init_choice(state)
 with picture_side:
     st.markdown("**The network**")
@@ -86,7 +87,10 @@ with load_side:
         with user_errors(f"'{uploaded.name}' was not loaded, your design is unchanged. "):
             ModelSpec.from_json(uploaded.getvalue())
 with next_side:
-    if problems:
+    if misfit is not None:
+        st.caption(":material/arrow_upward: This design was made for other data: start from the family "
+                   "offered at the top to train on this data.")
+    elif problems:
         st.warning(f"Fix the {len(problems)} problem(s) next to the layers before training.",
                    icon=":material/warning:")
     else:

@@ -1,4 +1,5 @@
-"""Evaluate: how good the model is on data it never saw, against a simple baseline, in pictures.
+"""Evaluate: how good the model is on data it never saw, against a simple baseline (forecasts: simple
+forecasts; unusual rows: no baseline, the flagged rows), in pictures.
 
 Every section reads the run itself (its metrics, baseline and kept test results), so loading other
 data on the Data page changes nothing here.
@@ -14,12 +15,21 @@ from pages.components.ui import empty_state, go_to, page_header, user_errors
 
 SECTION_TITLES = {"forecast": "The forecast over the test period", "anomaly": "Unusual rows"}
 
+SUBTITLES = {
+    "anomaly": "Which test rows the model flags as unusual: rows it never saw while training, scored against a "
+               "threshold you can move.",
+    "forecast": "How well the model forecasts a test period it never saw while training, next to simple forecasts.",
+}
+
 state = app_state()
-page_header("Evaluate", "How good the model is on test data it never saw while training, next to a simple baseline.")
+task = state.trained.task if state.has_model else None
+page_header("Evaluate", SUBTITLES.get(task, "How good the model is on test data it never saw while training, "
+                                            "next to a simple baseline."))
 if not state.has_model:
     empty_state("Train a model first: its results appear here.", "Train", "Go to Train")
 trained = state.trained
 st.caption(view.run_caption(trained))
+view.data_change_note(state)
 view.metric_cards(trained)
 
 st.subheader(SECTION_TITLES.get(trained.task, "Test data in detail"))

@@ -6,11 +6,13 @@ import streamlit as st
 
 from builder.export import PARITY_TOLERANCE
 from pages.components.bundle_view import (
+    BUILD_REQUEST,
     build_bundle,
     file_table,
     how_to_use,
     inputs_word,
     model_summary,
+    request_build,
     saved_bundle,
     trained_when,
 )
@@ -32,7 +34,10 @@ if saved is None:
         "(ONNX and PyTorch), its preprocessing, a ready-to-run `predict.py`, and a model card. "
         "Before anything is written, the exported model is checked against the app on your own data."
     )
-    if st.button("Build the bundle", type="primary", icon=":material/package_2:"):
+    st.button("Build the bundle", type="primary", icon=":material/package_2:", key="export_build",
+              on_click=request_build, args=(state.run_id,))
+    if BUILD_REQUEST in st.session_state and st.session_state.pop(BUILD_REQUEST) == state.run_id:
+        # Taken (a later rerun does not build again); a request left for an earlier run is dropped.
         with st.status("Building the bundle (about 5 seconds)...", expanded=True) as status:
             st.write("Writing the weights, the design and the preprocessing...")
             st.write("Converting the network to ONNX and comparing its answers with the app...")

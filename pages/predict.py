@@ -104,6 +104,7 @@ elif task == "anomaly":
     view.anomaly_results(model, rows, predictions, single)
 else:
     view.table_results(model, rows, predictions, single)
+state.set_predicted(state.run_id if source == TRAINED else None)  # ticks Predict in the journey
 st.download_button("Download predictions (CSV)", data=predictions_csv(predictions),
                    file_name=f"{name}-predictions.csv", mime="text/csv", icon=":material/download:",
                    type="primary", on_click="ignore")

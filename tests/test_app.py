@@ -36,3 +36,30 @@ def test_sidebar_names_the_data_and_the_model_and_ticks_what_is_done(app, builde
     assert "Data: Iris (sample)" in captions and "Model: predicts 'species'" in captions
     assert ":material/check_circle: Data" in journey and ":material/check_circle: Train" in journey
     assert ":material/radio_button_unchecked: Export" in journey
+
+
+def test_every_page_shows_the_same_trained_time(app, builder_home):
+    """The run's own trained_at everywhere: not the time it was saved (seconds later), nor cut to minutes."""
+    workspace = Workspace.open(None)
+    df = load_sample("iris")
+    workspace.save_table("iris.csv", df.to_csv(index=False).encode(), title="Iris (sample)")
+    data_spec = DataSpec("species", "multiclass", [c for c in df.columns if c != "species"])
+    workspace.save_state("data_spec", data_spec.to_dict())
+    workspace.save_state("design", {"family": "mlp", "layers": []})
+    trained = train_model(df, data_spec, TrainConfig(epochs=2), with_baseline=False)
+    trained.info["trained_at"] = "2026-01-02 03:04:05"
+    workspace.save_state("run_id", workspace.save_run(trained, "MLP on iris"))
+    assert workspace.list_runs()[0].created != "2026-01-02 03:04:05"  # the list's own time is another one
+
+    def said(at) -> str:
+        return " ".join(e.value for e in [*at.caption, *at.sidebar.caption, *at.markdown])
+
+    at = open_page(app, workspace, "pages/evaluate.py")
+    assert "trained 2026-01-02 03:04:05" in said(at)  # the run caption and the sidebar
+    at = at.switch_page("pages/train.py").run()
+    assert "2026-01-02 03:04:05" in " ".join(c.value for c in at.caption)  # the list of earlier runs
+    at = at.switch_page("pages/export.py").run()
+    at = next(b for b in at.button if b.label == "Build the bundle").click().run()
+    assert "from the model trained on 2026-01-02 03:04:05." in said(at)
+    at = at.switch_page("pages/predict.py").run()
+    assert "on 2026-01-02 03:04:05" in said(at)

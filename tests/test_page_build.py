@@ -253,14 +253,34 @@ def test_image_data_starts_with_a_cnn_and_a_deleted_flatten_is_fixed_in_one_clic
 def test_a_table_design_on_images_offers_the_cnn_in_one_click(app):
     mlp = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "out_features": 8}, {"type": "ReLU"}]})
     at = open_images(app, design=mlp)  # the user switched from a table to images
-    assert any("Your MLP (neural network) design reads a table, but your data is images" in w.value for w in at.warning)
-    assert at.error[0].value == "MLP (neural network) does not read images: choose CNN (convolutional network)."
+    # One message with the one-click swap: the design's other problems all follow from it.
+    assert [e.value for e in at.error] == [
+        "Your MLP (neural network) design reads a table, but your data is images. Start from the CNN "
+        "(convolutional network), made for this data (Undo brings your design back)."]
+    assert not [w.value for w in at.warning if "replaces the layers you edited" not in w.value]  # popovers aside
+    assert not [b for b in at.button if (b.key or "").startswith("fix_")]
     start = at.button(key="start_default")
     assert start.label == "Start from CNN (convolutional network)"
     start.click().run()
     assert state(at).design.family == "cnn" and not at.error
     at.button(key="layer_undo").click().run()
     assert state(at).design == mlp
+
+
+def test_a_text_design_after_loading_a_table_shows_one_message(app):
+    """A trained Transformer design, then the Iris table: one message and one swap, not four."""
+    from builder.templates import starter_spec
+
+    df = load_sample("iris")
+    data_spec = DataSpec("species", "multiclass", [c for c in df.columns if c != "species"])
+    transformer = starter_spec("transformer", (40,), 200, vocab_size=500)
+    at = open_with(app, "iris.csv", df.to_csv(index=False).encode(), data_spec, design=transformer)
+    assert len(at.error) == 1 and "reads text or a time series, but your data is a table" in at.error[0].value
+    assert not [w.value for w in at.warning if "replaces the layers you edited" not in w.value]
+    assert [b.label for b in at.button if b.key == "start_default" or (b.key or "").startswith("fix_")] == [
+        "Start from MLP (neural network)"]
+    at.button(key="start_default").click().run()
+    assert state(at).design.family == "mlp" and not at.error
 
 
 def test_series_data_starts_with_an_lstm_and_the_init_can_change(app):

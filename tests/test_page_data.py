@@ -283,6 +283,30 @@ def test_a_text_table_is_read_as_texts_with_examples(app):
     assert state(at).data_spec is None
 
 
+def test_a_text_column_of_numbers_is_named_as_such_not_the_label(app):
+    """Numbers where the texts should be: the page says that column holds numbers (not that the
+    label is missing), offers it rather than the label, and points to a table model."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"message": rng.integers(1000, 99999, 120), "label": rng.choice(["spam", "ham"], 120)})
+    at = upload(open_data(app), "messages.csv", table.to_csv(index=False).encode())
+    widget(at.radio, PURPOSE_LABEL).set_value("text").run()
+    assert widget(at.selectbox, "The column with the texts").value == "message"
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1, errors
+    assert "'message' holds numbers" in errors[0] and "No other column" not in errors[0]
+    assert "No column of this table holds written text" in errors[0]
+    assert "To predict 'label' from the other columns, choose 'Predict a column' above" in errors[0]
+    assert state(at).data_spec is None
+    # With a column of real texts beside it, that column comes first and a wrong pick names it.
+    texts = make_text_table(n=120).assign(code=lambda d: np.arange(len(d)) * 7)
+    at = upload(at, "tickets.csv", texts.to_csv(index=False).encode())
+    widget(at.radio, PURPOSE_LABEL).set_value("text").run()
+    assert widget(at.selectbox, "The column with the texts").options[0] == "text"
+    widget(at.selectbox, "The column with the texts").set_value("code").run()
+    assert any("'code' holds numbers" in e.value and "'text' holds written text: choose it above" in e.value
+               for e in at.error), [e.value for e in at.error]
+
+
 def test_finding_unusual_rows_needs_no_column_to_predict(app):
     at = open_data(app)
     at.button(key="sample_wine").click().run()

@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 from kind_fixtures import open_with_run
 from streamlit.proto.Metric_pb2 import Metric
+from streamlit.testing.v1 import AppTest
 
 from builder.data import SAMPLES, DataSpec, load_sample
 from builder.pipeline import train_model
 from builder.templates import starter_spec
 from builder.train import TrainConfig
 from builder.workspace import Workspace
+from tests.conftest import APP_FILE
 
 from app_helpers import open_page
 
@@ -96,6 +98,27 @@ def test_loading_another_table_keeps_the_runs_charts(app, builder_home):
     at = open_page(app, workspace, PAGE)
     assert not at.error and at.metric
     assert at.get("plotly_chart")  # the confusion matrix is still drawn from the run itself
+    # A short note says the data changed, without hiding anything of the run.
+    note = next(i.value for i in at.info if "This model was trained on" in i.value)
+    assert "other data (a table, predicting 'species')" in note and "**sales.csv**" in note
+    assert "Train again" in note
+
+
+def test_a_run_trained_in_the_app_names_its_data_when_other_data_is_loaded(app, builder_home):
+    workspace = trained_workspace(builder_home, "iris", epochs=2)
+    run = workspace.load_run(workspace.load_state("run_id"))
+    run.info["source"] = "Iris flowers (sample)"  # as the Train page keeps it
+    workspace.save_state("run_id", workspace.save_run(run, "MLP on Iris"))
+    at = open_page(app, workspace, PAGE)
+    assert not [i for i in at.info if "This model was trained on" in i.value]  # the same data: no note
+    texts = kind_fixtures.text_table()
+    workspace.save_table("tickets.csv", texts.to_csv(index=False).encode())
+    workspace.save_state("data_spec", kind_fixtures.text_run().data_spec.to_dict())
+    at = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace, PAGE)
+    note = next(i.value for i in at.info if "This model was trained on" in i.value)
+    assert note.startswith("This model was trained on **Iris flowers (sample)** (a table, predicting 'species'); "
+                           "the data loaded on the Data page now is **tickets.csv** (texts, predicting 'topic').")
+    assert at.metric and at.get("plotly_chart")  # the run is still shown in full
 
 
 def test_when_the_baseline_wins_one_click_tries_the_simple_model(app, builder_home):
@@ -118,6 +141,8 @@ def test_images_show_cards_against_pixels_confusion_and_the_mistakes(app, builde
     assert "vs logistic regression on pixels" in cards["Accuracy"].proto.delta
     assert "pixels" in " ".join(c.value for c in at.caption)
     assert [t for t in traces(at) if t["type"] == "heatmap"]
+    per_class = next(d.value for d in at.dataframe if "Class" in d.value.columns)
+    assert list(per_class.columns) == ["Class", "Test images", "Precision", "Recall"]  # images, not rows
     mistakes = trained.test_results["mistakes"]
     assert mistakes, "a two-epoch CNN makes mistakes"
     assert len(at.get("image")) == len(mistakes)
@@ -174,6 +199,7 @@ def test_anomaly_threshold_moves_the_flagged_count_and_is_saved(app, builder_hom
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(t["type"] == "histogram" for t in traces(at))
     assert any(t.get("name") == "Validation rows" for t in traces(at))
+    assert "baseline" not in at.caption[0].value and "flags as unusual" in at.caption[0].value  # there is none
     state = at.session_state["app"]
     slider = next(s for s in at.slider if s.label.startswith("Normal rows"))
     assert slider.value == pytest.approx(99.0)
@@ -194,3 +220,70 @@ def test_anomaly_threshold_moves_the_flagged_count_and_is_saved(app, builder_hom
     saved = state.workspace.load_run(state.run_id)
     assert saved.preprocessor.threshold == pytest.approx(state.trained.preprocessor.threshold)
     assert saved.test_results["quantile"] == pytest.approx(0.90)
+
+
+# --- advice that follows the run's own training history -------------------------------------------------
+
+
+def with_history(trained, epochs: int, best: int, reason: str):
+    """A copy of ``trained`` whose training ran ``epochs`` epochs, best at ``best``, ended by ``reason``."""
+    from builder.train import History
+
+    run = copy.deepcopy(trained)
+    val = [1.0 - 0.05 * min(e, best) + 0.01 * max(0, e - best) for e in range(1, epochs + 1)]
+    run.history = History(epoch=list(range(1, epochs + 1)), loss=[v * 0.9 for v in val], val_loss=val,
+                          seconds=[0.1] * epochs, metrics={}, best_epoch=best, stopped_reason=reason)
+    return run
+
+
+def losing_forecast(epochs: int, best: int, reason: str):
+    run = with_history(kind_fixtures.forecast_run(), epochs, best, reason)
+    worst = max(float(b["rmse"]) for b in run.info["forecast_baselines"].values())
+    run.metrics["test"]["rmse"] = worst * 2  # behind every simple forecast
+    return run
+
+
+def test_a_forecast_stopped_early_is_not_told_to_train_longer(app, builder_home):
+    trained = losing_forecast(epochs=15, best=5, reason="early_stopping")
+    at = open_with_run(app, builder_home, trained, PAGE)
+    advice = next(w.value for w in at.warning if "does not beat" in w.value)
+    best = min(trained.info["forecast_baselines"], key=lambda n: trained.info["forecast_baselines"][n]["rmse"])
+    assert f"does not beat the {best} forecast" in advice
+    assert "Early stopping ended training at epoch 15" in advice and "lowest at epoch 5" in advice
+    assert "more epochs would not help" in advice and f"use the {best} forecast" in advice
+    assert "train for more epochs" not in advice and "more history" not in advice
+
+
+def test_a_forecast_still_improving_at_its_last_epoch_is_told_to_train_longer(app, builder_home):
+    at = open_with_run(app, builder_home, losing_forecast(epochs=20, best=20, reason="completed"), PAGE)
+    advice = next(w.value for w in at.warning if "does not beat" in w.value)
+    assert "still falling when it ended at epoch 20: train for more epochs" in advice
+    assert "would not help" not in advice
+
+
+def test_a_table_model_behind_its_baseline_after_early_stopping_gets_a_simpler_model(app, builder_home):
+    workspace = trained_workspace(builder_home, "iris", epochs=1)  # one epoch: the network is behind
+    run = with_history(workspace.load_run(workspace.load_state("run_id")), 30, 12, "early_stopping")
+    workspace.save_state("run_id", workspace.save_run(run, "MLP on Iris"))
+    at = open_page(app, workspace, PAGE)
+    advice = next(w.value for w in at.warning if "does not beat" in w.value or "about as good" in w.value)
+    assert "more epochs would not help" in advice and "or use logistic regression" in advice
+    assert "Try training for more epochs" not in advice
+
+
+def test_the_loss_caption_explains_training_far_above_validation(app, builder_home):
+    workspace = trained_workspace(builder_home, "iris", epochs=2)
+    run = with_history(workspace.load_run(workspace.load_state("run_id")), 10, 10, "completed")
+    assert any(layer.type == "Dropout" for layer in run.spec.layers)  # the starter MLP drops values
+    run.history.loss = [v * 2 for v in run.history.val_loss]  # dropout makes training harder
+    workspace.save_state("run_id", workspace.save_run(run, "MLP on Iris"))
+    at = open_page(app, workspace, PAGE)
+    said = " ".join(c.value for c in at.caption)
+    assert "Training far above validation is expected here: dropout acts only while training" in said
+    assert "memorises" not in said
+
+    run.history.loss = [v / 2 for v in run.history.val_loss]  # the opposite: memorising
+    workspace.save_state("run_id", workspace.save_run(run, "MLP on Iris"))
+    at = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace, PAGE)  # a new session
+    said = " ".join(c.value for c in at.caption)
+    assert "Validation far above training means the model memorises" in said and "expected here" not in said

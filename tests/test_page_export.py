@@ -97,6 +97,24 @@ def test_the_bundle_is_built_once_per_run(app, builder_home, iris_model, monkeyp
     assert len(again.get("download_button")) == 1
 
 
+def test_a_click_whose_run_is_overtaken_still_builds(app, builder_home, iris_model):
+    """The click leaves a build request (its callback runs before the page); the run that acts on it
+    need not be the click's own, so a click is not lost when another rerun overtakes its run."""
+    from pages.components.bundle_view import BUILD_REQUEST
+
+    workspace = make_workspace(builder_home, iris_model)
+    at = open_page(app, workspace, PAGE)
+    run_id = at.session_state["app"].run_id
+    at.session_state[BUILD_REQUEST] = "run-20000101-000000-dead"  # left for an earlier run: ignored
+    at.run()
+    assert not at.get("download_button") and BUILD_REQUEST not in at.session_state
+    at.session_state[BUILD_REQUEST] = run_id  # what the click's callback leaves, its own run gone
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["app"].exported and len(at.get("download_button")) == 1
+    assert BUILD_REQUEST not in at.session_state  # taken once: the next rerun does not build again
+
+
 def test_bundle_bytes_make_a_zip_that_read_bundle_reads(builder_home, iris_model):
     from pages.components.bundle_view import bundle_bytes
     from pages.components.state import AppState

@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from kind_fixtures import open_with_run
+from streamlit.testing.v1 import AppTest
 
 from builder.data import DataSpec
 from builder.data.images import read_image_zip
 from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
+from tests.conftest import APP_FILE
 from tests.tabular_fixtures import make_messy_table
 
 from app_helpers import open_page
@@ -62,6 +64,7 @@ def upload_rows(at, name: str, content: bytes):
 def test_without_a_model_the_page_points_to_train(app, builder_home):
     at = open_page(app, make_workspace(builder_home), PAGE)
     assert "No model is trained yet" in at.info[0].value
+    assert ":material/radio_button_unchecked: Predict" in " ".join(m.value for m in at.sidebar.markdown)
     assert [link.proto.label for link in at.get("page_link")] == ["Go to Train"]
     at = at.radio(key="predict_source").set_value("A bundle file").run()
     assert not at.exception
@@ -86,6 +89,11 @@ def test_uploaded_rows_get_one_prediction_each_like_the_app(app, builder_home, m
     assert shown["age"].isna().iloc[1] and shown["color"].iloc[3] == "turquoise"  # inputs beside predictions
     assert "notes" not in shown.columns
     assert len(at.get("download_button")) == 1
+    # The journey ticks Predict once predictions were shown, also after a refresh (a new session).
+    # (AppTest drops the sidebar of a page run that shows results; a browser shows it: read the state.)
+    assert at.session_state["app"].predicted
+    fresh = open_page(AppTest.from_file(APP_FILE, default_timeout=60), at.session_state["app"].workspace, PAGE)
+    assert ":material/check_circle: Predict" in " ".join(m.value for m in fresh.sidebar.markdown)
 
 
 def test_rows_missing_a_column_say_which_and_list_the_expected_ones(app, builder_home, messy_model):
@@ -177,7 +185,8 @@ def uploader(at, word: str):
 def test_images_from_files_and_a_zip_get_a_prediction_each_with_thumbnails(app, builder_home):
     trained = kind_fixtures.image_run()
     at = open_with_run(app, builder_home, trained, PAGE)
-    assert "sorts images into 10 classes" in " ".join(m.value for m in at.markdown)
+    said = " ".join(m.value for m in at.markdown)
+    assert "sorts images into 10 classes: 0, 1, 2, 3, 4, 5, 6, 7 and 2 more." in said and "..." not in said
     assert "Upload images" in at.info[0].value
     images = read_image_zip(kind_fixtures.digits_zip())
     loose = [(f"loose{i}.png", images.data[i], "image/png") for i in range(2)]
@@ -196,6 +205,12 @@ def test_images_from_files_and_a_zip_get_a_prediction_each_with_thumbnails(app, 
     assert shown["prediction"].tolist() == expected["prediction"].tolist()
     assert len(at.get("image")) == 7  # a thumbnail per image
     assert len(at.get("download_button")) == 1
+    # The summary reads with number classes too: "3 (2 images), 7 (1 image)", not "3 2, 7 1".
+    counts = shown["prediction"].astype(str).value_counts()
+    summary = next(c.value for c in at.caption if c.value.startswith("Predicted: "))
+    label, count = next(iter(counts.items()))
+    assert summary.startswith(f"Predicted: {label} ({count} image{'s' if count > 1 else ''})"), summary
+    assert summary.count("(") == len(counts)
 
 
 def test_a_damaged_image_is_refused_by_name(app, builder_home):
@@ -290,3 +305,13 @@ def test_example_images_from_the_loaded_zip_need_no_upload(app, builder_home):
     shown = next(d.value for d in at.dataframe if "file" in d.value.columns)
     assert len(shown) == 12 and shown["file"].nunique() == 12
     assert shown["file"].str.split("/").str[-2].nunique() >= 8  # spread over the classes
+
+
+def test_class_lists_and_prediction_counts_read_in_words():
+    from pages.components.predict_view import class_list, prediction_counts
+
+    assert class_list(["a"]) == "a" and class_list(["no", "yes"]) == "no and yes"
+    assert class_list([str(d) for d in range(10)]) == "0, 1, 2, 3, 4, 5, 6, 7 and 2 more"
+    predictions = pd.DataFrame({"prediction": [3, 3, 7]})
+    assert prediction_counts(predictions, "images") == "Predicted: 3 (2 images), 7 (1 image)."
+    assert prediction_counts(predictions, "table") == "Predicted: 3 (2 rows), 7 (1 row)."

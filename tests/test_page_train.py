@@ -101,6 +101,7 @@ def test_training_runs_live_to_the_end_and_is_saved(app, builder_home):
 
     state = at.session_state["app"]
     assert state.trained.history.epochs_run == 4
+    assert state.trained.info["source"] == "Iris flowers (sample)"  # the run remembers its data
     assert any("Training finished" in s.value for s in at.success)
     runs = workspace.list_runs()
     assert [r.id for r in runs] == [state.run_id]
@@ -110,6 +111,8 @@ def test_training_runs_live_to_the_end_and_is_saved(app, builder_home):
     assert any(m.label == "Epochs run" and m.value == "4" for m in at.metric)
     assert any(link.proto.page == "evaluate" for link in at.get("page_link"))
     assert any(b.label == "Open" for b in at.button) is False  # the only run is the current one
+    at.switch_page("pages/evaluate.py").run()  # the data it was trained on is still loaded: no note
+    assert at.metric and not any("This model was trained on" in i.value for i in at.info)
 
 
 def test_stop_keeps_the_history_and_a_page_switch_finds_the_job_again(app, builder_home):
@@ -181,6 +184,8 @@ def test_an_earlier_run_can_be_opened(app, builder_home):
         time.sleep(1.1)  # run ids carry the second they were saved in
     first, second = sorted(r.id for r in workspace.list_runs())
     assert at.session_state["app"].run_id == second
+    shown = " ".join(c.value for c in at.caption)  # each run listed with its own trained_at, as elsewhere
+    assert all(workspace.load_run(run).info["trained_at"] in shown for run in (first, second))
     at.button(key=f"open_{first}").click().run()
     assert at.session_state["app"].run_id == first
 
@@ -217,6 +222,7 @@ def test_an_image_model_trains_through_the_job_and_shows_its_result(app, builder
     accuracy = next(c for c in charts_shown if "Accuracy" in c["layout"]["yaxis"]["title"]["text"])
     assert [len(values(t["y"])) for t in accuracy["data"]] == [3, 3]  # training and validation
     assert workspace.list_runs()[0].title == "CNN (convolutional network) on Digits"
+    assert trained.info["source"] == "Digits"
 
 
 def test_a_design_that_does_not_fit_the_data_says_why_and_blocks_start(app, builder_home):
@@ -250,3 +256,36 @@ def test_quality_chart_fits_forecasts_and_unusual_rows(task, logs_key, title):
     assert title in figure.layout.yaxis.title.text
     assert list(values(figure.data[0].y)) == ([3.0, 2.0] if logs_key else [0.5, 0.4])
     assert quality_figure([], {}, [], task) is None
+
+
+def test_the_live_loss_chart_never_shows_empty_axes(app, builder_home, monkeypatch):
+    """Before the first batch: a note (no empty axes); from the first batch: the running loss, a dot."""
+    import threading
+
+    from builder.errors import DataError
+    from pages.components import training
+
+    batch, release = threading.Event(), threading.Event()
+
+    def slow_start(source, data_spec, config, spec=None, callbacks=(), control=None):
+        batch.wait(30)  # preparing the data: nothing to draw yet
+        for callback in callbacks:
+            callback.on_train_begin({"device": "CPU", "epochs": config.epochs, "batches_per_epoch": 4})
+            callback.on_batch_end(1, {"epoch": 1, "epochs": config.epochs, "batch": 1, "batches": 4, "loss": 0.9})
+        release.wait(30)
+        raise DataError("stopped by the test")
+
+    monkeypatch.setattr(training, "train_model", slow_start)
+    at = open_page(app, make_workspace(builder_home, "iris"), PAGE)
+    at.button(key="train_start").click().run()
+    try:
+        at.run()
+        assert any("loss curve appears after the first batch" in i.value for i in at.info), [i.value for i in at.info]
+        assert not any(charts.LIVE_TRACE in f or "Validation" in f for f in figures(at))  # no empty axes
+        batch.set()
+        at = poll_until(at, lambda at: any(charts.LIVE_TRACE in f for f in figures(at)))
+        live = next(f for f in figures(at) if charts.LIVE_TRACE in f)[charts.LIVE_TRACE]
+        assert live["mode"] == "markers" and list(values(live["y"])) == [0.9]  # one point: a dot, not an empty line
+    finally:
+        batch.set()
+        release.set()

@@ -137,17 +137,22 @@ def _use_family(family: str, shape: DataShape) -> None:
     st.session_state[LAYER_PICK_KEY] = 0
 
 
-def family_misfit_notice(design: ModelSpec, shape: DataShape) -> None:
-    """A clear message, and one click to the default family, when the design cannot read the data."""
+def family_misfit_notice(design: ModelSpec, shape: DataShape) -> str | None:
+    """When the design's family cannot read the data (new data loaded after designing): one message
+    with one click to the family made for it. Returns the reason (``None`` when the family fits).
+
+    Every other problem of such a design (its whole-design check, layers that expect other data)
+    follows from this one, so the page shows no other message for them."""
     reason = family_misfit(design, shape)
     if reason is None:
-        return
+        return None
     default = FAMILIES[default_family(shape.task, shape.kind)]
     with st.container(border=True):
-        st.warning(f"{reason} Start from the {default.title}, made for this data (Undo brings your "
-                   "design back).", icon=":material/swap_horiz:")
+        st.error(f"{reason} Start from the {default.title}, made for this data (Undo brings your "
+                 "design back).", icon=":material/swap_horiz:")
         st.button(f"Start from {default.title}", key="start_default", type="primary", icon=default.icon,
                   on_click=_use_family, args=(default.key, shape))
+    return reason
 
 
 def family_cards(design: ModelSpec, shape: DataShape) -> None:

@@ -46,7 +46,7 @@ from builder.export import (
 )
 from builder.spec import FAMILIES
 from pages.components.state import AppState
-from pages.components.ui import COLOURS, human_bytes
+from pages.components.ui import COLOURS, human_bytes, trained_time
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,17 @@ def build_bundle(state: AppState) -> SavedBundle:
     return saved_bundle(state)
 
 
+BUILD_REQUEST = "export_build_request"  # session state: the run whose bundle the user asked for
+
+
+def request_build(run_id: str | None) -> None:
+    """The Export button's callback. It runs before the page, at the start of the run the click
+    starts, and the request it leaves stays until a run of the page acts on it: so a click is not
+    lost when another rerun overtakes the one carrying it (a button's own True lasts one run, and
+    any run that ends first resets it)."""
+    st.session_state[BUILD_REQUEST] = run_id
+
+
 def bundle_bytes(state: AppState) -> bytes:
     """The zip of the current run: built the first time, read back afterwards."""
     saved = saved_bundle(state) or build_bundle(state)
@@ -261,9 +272,9 @@ def family_title(state: AppState) -> str:
 
 
 def trained_when(state: AppState) -> str:
-    """' on 2026-11-23 15:25' (when the run was trained), or '' when unknown."""
-    stamp = (state.trained.info or {}).get("trained_at") if state.trained else None
-    return f" on {str(stamp)[:16]}" if stamp else ""
+    """' on 2026-11-23 15:25:07' (when the run was trained, as every page says it), or '' when unknown."""
+    stamp = trained_time(state.trained.info) if state.trained else ""
+    return f" on {stamp}" if stamp else ""
 
 
 # --- Predict: the model, its inputs, and the predictions ----------------------------------------------

@@ -63,13 +63,14 @@ def loss_figure(
         epochs: finished epochs (1-based), one per point.
         train_loss, val_loss: the mean losses of those epochs.
         batch_x: fractional epochs of the running loss (0.5 = half way through epoch 1).
-        batch_loss: the running mean training loss at those points; it moves before epoch 1 ends.
+        batch_loss: the running mean training loss at those points; it moves before epoch 1 ends
+            (a single point shows as a dot: a line needs two).
         best_epoch: marked with a dotted line (the model kept).
     """
     fig = go.Figure()
     bx, by = thin(_as_array(batch_x), _as_array(batch_loss))
     if len(bx):
-        fig.add_trace(go.Scatter(x=bx, y=by, name=LIVE_TRACE, mode="lines",
+        fig.add_trace(go.Scatter(x=bx, y=by, name=LIVE_TRACE, mode="lines" if len(bx) > 1 else "markers",
                                  line=dict(color=COLOURS["batch"], width=1.5),
                                  hovertemplate="%{y:.4g}"))
     x = _as_array(epochs)
@@ -136,7 +137,7 @@ def _mark_best(fig: go.Figure, best_epoch: int | None) -> None:
 
 
 def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.ndarray | None = None,
-                     show_shares: bool = False) -> go.Figure:
+                     show_shares: bool = False, items: str = "rows") -> go.Figure:
     """Heat map of true class (rows) against predicted class (columns).
 
     Args:
@@ -144,6 +145,7 @@ def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.
         counts: ``(k, k)`` row counts.
         normalized: ``(k, k)`` row shares; shown (as %) when ``show_shares``.
         show_shares: colour and label cells by the share of each true class instead of counts.
+        items: what was classified, in the hover text: "rows", "images" or "texts".
     """
     labels = [str(c) for c in classes]
     counts = np.asarray(counts)
@@ -154,7 +156,7 @@ def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.
     else:
         z = counts.astype(np.float64)
         text = counts.astype(np.int64).astype(str)
-        hover = "True %{y}, predicted %{x}: %{z:.0f} rows<extra></extra>"
+        hover = f"True %{{y}}, predicted %{{x}}: %{{z:.0f}} {items}<extra></extra>"
     fig = go.Figure(go.Heatmap(
         z=z, x=labels, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=14),
         colorscale=[[0, "#FFFFFF"], [1, COLOURS["model"]]], showscale=False, hovertemplate=hover,
@@ -167,8 +169,9 @@ def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.
     return fig
 
 
-def per_class_table(classes: Sequence[Any], counts: np.ndarray) -> pd.DataFrame:
-    """Per class: test rows, precision (right when it says the class) and recall (share found).
+def per_class_table(classes: Sequence[Any], counts: np.ndarray, items: str = "rows") -> pd.DataFrame:
+    """Per class: test rows (``items``: "rows", "images" or "texts", named in the column's header),
+    precision (right when it says the class) and recall (share found).
 
     Computed from the confusion counts (true rows, predicted columns), in percent; 0 where a class
     is never predicted or has no test rows.
@@ -176,7 +179,7 @@ def per_class_table(classes: Sequence[Any], counts: np.ndarray) -> pd.DataFrame:
     counts = np.asarray(counts, dtype=np.float64)  # (k, k)
     found, named, rows = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)  # (k,) each
     return pd.DataFrame({
-        "Class": [str(c) for c in classes], "Test rows": rows.astype(np.int64),
+        "Class": [str(c) for c in classes], f"Test {items}": rows.astype(np.int64),
         "Precision": 100 * np.divide(found, named, out=np.zeros_like(found), where=named > 0),
         "Recall": 100 * np.divide(found, rows, out=np.zeros_like(found), where=rows > 0),
     })

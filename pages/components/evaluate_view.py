@@ -16,25 +16,30 @@ import streamlit as st
 
 from builder.errors import BuilderError
 from builder.evaluate import (
+    BASELINE_SHORT_NAMES,
     HEADLINE_METRIC,
     METRICS,
+    Comparison,
     compare_to_baseline,
     confusion,
     format_metric,
     regression_diagnostics,
     verdict,
 )
+from builder.export import input_columns
 from builder.pipeline import TrainedModel
 from builder.results import anomaly_view, baseline_short_name, forecast_comparison, forecast_lines, rescore
 from builder.spec import FAMILIES, ModelSpec
 from pages.components import charts
 from pages.components.state import AppState, app_state
-from pages.components.training import STOP_REASONS, baseline_delta
+from pages.components.training import STOP_REASONS, baseline_delta, loss_gap_note
+from pages.components.ui import trained_time
 
 THUMB_SIDE = 112  # pixels of a misclassified image on screen (small images are enlarged, sharp)
 GRID_COLUMNS = 6
 QUANTILE_RANGE = (90.0, 99.9)  # the threshold picker, in % of normal rows kept under the threshold
 ITEMS = {"images": "test images", "text": "test texts", "series": "test windows"}
+ITEM_WORDS = {"images": "images", "text": "texts"}  # what a classifier sorts; rows otherwise
 
 
 # --- the header and the metric cards -------------------------------------------------------------------
@@ -49,7 +54,54 @@ def run_caption(trained: TrainedModel) -> str:
         trained.task, "sorting images into classes" if trained.kind == "images" else f"predicting **{target}**")
     rows = trained.info.get("rows", {}).get("test", "?")
     return (f"{family} {what} · {rows} {ITEMS.get(trained.kind, 'test rows')} · "
-            f"trained {trained.info.get('trained_at', '')} on {trained.device}")
+            f"trained {trained_time(trained.info)} on {trained.device}")
+
+
+KIND_WORDS = {"images": "images", "text": "texts", "series": "a time series", "table": "a table"}
+
+
+def _spec_key(data_spec) -> tuple:
+    return (data_spec.kind, data_spec.task, data_spec.target, tuple(sorted(data_spec.features)))
+
+
+def data_differs(state: AppState) -> bool:
+    """Whether the data on the Data page now is not the data the current run was trained on: another
+    file (the run remembers its file's name), another use of it, or data lacking the run's inputs."""
+    trained = state.trained
+    if trained is None or state.data_kind is None:
+        return False
+    if (trained.kind == "images") != (state.data_kind == "images"):
+        return True
+    source = trained.info.get("source")
+    if source and source != state.table_name:
+        return True
+    if state.data_spec is None or _spec_key(state.data_spec) != _spec_key(trained.data_spec):
+        return True
+    if state.images is not None:
+        return list(state.images.classes) != [str(c) for c in trained.preprocessor.classes]
+    return state.df is not None and not set(input_columns(trained.preprocessor)) <= set(state.df.columns)
+
+
+def _goal(data_spec) -> str:
+    """'a table, predicting 'species'' in words."""
+    task = data_spec.task
+    what = {"anomaly": "finding unusual rows", "forecast": f"forecasting '{data_spec.target}'"}.get(
+        task, "sorting them into classes" if data_spec.kind == "images" else f"predicting '{data_spec.target}'")
+    return f"{KIND_WORDS.get(data_spec.kind, data_spec.kind)}, {what}"
+
+
+def data_change_note(state: AppState) -> None:
+    """A short note when other data was loaded since this run was trained; the run stays shown."""
+    if not data_differs(state):
+        return
+    trained = state.trained
+    source = trained.info.get("source")
+    on = f"**{source}** ({_goal(trained.data_spec)})" if source else f"other data ({_goal(trained.data_spec)})"
+    now = f"**{state.table_name or 'other data'}**"
+    now += f" ({_goal(state.data_spec)})" if state.data_spec is not None else ", not set up yet"
+    st.info(f"This model was trained on {on}; the data loaded on the Data page now is {now}. The results "
+            "below are still this model's, on its own test data. Train again to get a model of the new data.",
+            icon=":material/swap_horiz:")
 
 
 def metric_cards(trained: TrainedModel) -> None:
@@ -71,13 +123,7 @@ def metric_cards(trained: TrainedModel) -> None:
     if not comparisons:
         st.info("This run has no baseline to compare with.", icon=":material/info:")
         return
-    if trained.task == "forecast":
-        found = forecast_comparison(test, trained.info.get("forecast_baselines") or {})
-        sentence, better = found.verdict, found.beats_best
-    else:
-        sentence = verdict(trained.task, list(comparisons.values()), other)
-        headline = comparisons.get(HEADLINE_METRIC[trained.task])
-        better = headline is not None and headline.better
+    sentence, better = verdict_sentence(trained, comparisons, other)
     if better:
         st.success(sentence, icon=":material/thumb_up:")
     else:
@@ -92,28 +138,80 @@ def metric_cards(trained: TrainedModel) -> None:
     st.caption(f"Baseline: {trained.baseline.name}. {trained.baseline.description}")
 
 
+def verdict_sentence(trained: TrainedModel, comparisons: dict[str, Comparison], other: str | None) -> tuple[str, bool]:
+    """(the verdict, whether the network wins). When it does not, the advice follows the run's own
+    training history (``training_advice``), not a fixed "train longer"."""
+    if trained.task == "forecast":
+        found = forecast_comparison(trained.metrics.get("test", {}), trained.info.get("forecast_baselines") or {})
+        if found.beats_best or found.best is None:
+            return found.verdict, found.beats_best
+        baselines = trained.info["forecast_baselines"]
+        model, base = float(trained.metrics["test"]["rmse"]), float(baselines[found.best]["rmse"])
+        beaten = [name for name in baselines if float(baselines[name].get("rmse", np.inf)) > model]
+        sentence = (f"The network does not beat the {found.best} forecast: typical error (RMSE) "
+                    f"{format_metric('rmse', model)} against {format_metric('rmse', base)}.")
+        if beaten:
+            sentence += f" It does beat {' and '.join(beaten)}."
+        return f"{sentence} {training_advice(trained, f'the {found.best} forecast')}", False
+    headline = comparisons.get(HEADLINE_METRIC[trained.task])
+    if headline is None or headline.better:
+        return verdict(trained.task, list(comparisons.values()), other), headline is not None
+    name = other or BASELINE_SHORT_NAMES[trained.task]
+    what = headline.label[0].lower() + headline.label[1:]
+    numbers = f"{format_metric(headline.metric, headline.model)} against {format_metric(headline.metric, headline.baseline)}"
+    level = ("is about as good as" if headline.sentence.startswith("about the same") else "does not beat")
+    return f"The network {level} {name} on {what}: {numbers}. {training_advice(trained, name)}", False
+
+
+def training_advice(trained: TrainedModel, simple: str) -> str:
+    """What to try when the network does not beat ``simple`` (the baseline), read from how its
+    training went: more epochs only where the validation loss was still falling at the end."""
+    history = trained.history
+    run, best, reason = history.epochs_run, history.best_epoch, history.stopped_reason
+    smaller = "a simpler design (fewer or narrower layers, more dropout)"
+    if trained.task == "forecast" or trained.kind == "table":
+        instead = f"; or use {simple}: it is simpler and does at least as well"
+    else:
+        instead = "; or bring more examples of each class"
+    if reason == "diverged":
+        return (f"Training diverged (the loss stopped being a number at epoch {run + 1}): train again with a "
+                f"smaller learning rate, e.g. {trained.config.lr / 10:g}.")
+    if reason == "early_stopping" or (best and run - best >= max(3, run // 5)):  # a plateau, long before the end
+        how = (f"Early stopping ended training at epoch {run}" if reason == "early_stopping"
+               else f"Training ran {run} epochs")
+        return (f"{how}, and the validation loss was lowest at epoch {best}: more epochs would not help, "
+                f"since after that the network only learned its training data by heart. Try {smaller}{instead}.")
+    if best and run - best <= 1:  # still improving when it ended: more time is the obvious thing to try
+        why = {"stopped_by_user": f"you stopped it at epoch {run}",
+               "time_limit": f"the time limit ended it at epoch {run}"}.get(reason, f"it ended at epoch {run}")
+        return (f"The validation loss was still falling when {why}: train for more epochs, or with a "
+                f"larger learning rate{instead}.")
+    return f"Try a smaller learning rate or {smaller}{instead}."
+
+
 # --- regression and classification --------------------------------------------------------------------
 
 
 def classification_plots(trained: TrainedModel, actual: np.ndarray, predicted: np.ndarray) -> None:
     matrix = confusion(actual, predicted, trained.preprocessor.classes)
+    items = ITEM_WORDS.get(trained.kind, "rows")  # what was classified: rows, images or texts
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**Where the model goes wrong**")
         shares = st.toggle("Show shares of each true class", key="eval_shares")
-        st.plotly_chart(charts.confusion_figure(matrix.classes, matrix.counts, matrix.normalized, shares),
+        st.plotly_chart(charts.confusion_figure(matrix.classes, matrix.counts, matrix.normalized, shares, items),
                         key="confusion")
-        st.caption("Each row is what the rows really are, each column what the model said. "
+        st.caption(f"Each row is what the {items} really are, each column what the model said. "
                    "The diagonal holds the right answers; everything else is a mix-up.")
     with right:
         st.markdown("**Per class**")
-        table = charts.per_class_table(matrix.classes, matrix.counts)
+        table = charts.per_class_table(matrix.classes, matrix.counts, items)
         share = {"format": "%.1f%%", "min_value": 0, "max_value": 100}
         st.dataframe(table, hide_index=True, width="stretch", column_config={
             "Precision": st.column_config.ProgressColumn(
                 "Precision", **share, help="When the model says this class, how often it is right."),
             "Recall": st.column_config.ProgressColumn(
-                "Recall", **share, help="Of the rows truly in this class, the share the model finds."),
+                "Recall", **share, help=f"Of the test {items} truly in this class, the share the model finds."),
         })
 
 
@@ -303,5 +401,4 @@ def training_history(trained: TrainedModel) -> None:
         right.plotly_chart(metric, key="history_metric")
     st.caption(f"{history.epochs_run} epochs; training stopped because "
                f"{STOP_REASONS.get(history.stopped_reason, history.stopped_reason)}. The model kept is the one of "
-               f"epoch {history.best_epoch}, where the validation loss was lowest. Validation far above training "
-               "means the model memorises rather than learns.")
+               f"epoch {history.best_epoch}, where the validation loss was lowest. {loss_gap_note(trained)}")

@@ -49,11 +49,28 @@ def usable_sample(model: Any, df: pd.DataFrame | None) -> pd.DataFrame:
     return df if df is not None and needed and set(needed) <= set(df.columns) else pd.DataFrame()
 
 
+def class_list(classes: list[str], most: int = 8) -> str:
+    """'a, b and c'; past ``most`` names: 'a, b, ..., h and 2 more' (no run of dots at a sentence's end)."""
+    if len(classes) <= 1:
+        return "".join(classes)
+    if len(classes) <= most:
+        return f"{', '.join(classes[:-1])} and {classes[-1]}"
+    return f"{', '.join(classes[:most])} and {len(classes) - most} more"
+
+
+def prediction_counts(predictions: pd.DataFrame, kind: str) -> str:
+    """'Predicted: 3 (6 images), 7 (5 images).': each answer with how often it was given, most first."""
+    singular, plural = {"images": ("image", "images"), "text": ("text", "texts")}.get(kind, ("row", "rows"))
+    counts = predictions["prediction"].astype(str).value_counts()
+    return "Predicted: " + ", ".join(f"{label} ({count:,} {singular if count == 1 else plural})"
+                                      for label, count in counts.items()) + "."
+
+
 def what_it_predicts(model: Any) -> str:
     """One sentence: what comes out of this model, from what."""
     pre, kind, task, target = model.preprocessor, model.data_spec.kind, model.data_spec.task, model.data_spec.target
     classes = [str(c) for c in pre.classes]
-    shown = f"{', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}"
+    shown = class_list(classes)
     if task == "forecast":
         return (f"This model forecasts **'{target}'** {pre.horizon} step(s) ahead from the last {pre.window} "
                 f"steps of a history with `{pre.time_column}` and {', '.join(f'`{c}`' for c in pre.columns)}.")
@@ -138,8 +155,7 @@ def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, sin
         return
     predictions_table(rows, predictions, needed_columns(model), target)
     if has_chances:
-        counts = predictions["prediction"].astype(str).value_counts()
-        st.caption("Predicted: " + ", ".join(f"{label} {count:,}" for label, count in counts.items()) + ".")
+        st.caption(prediction_counts(predictions, model.data_spec.kind))
     if (scored := score_against_target(rows, predictions, target, task)) is not None:
         st.info(scored, icon=":material/fact_check:")
 
@@ -178,8 +194,7 @@ def image_results(data: list[bytes], predictions: pd.DataFrame) -> None:
                                                                  format="percent", min_value=0.0, max_value=1.0)
                               for c in predictions.columns if c.startswith("probability_")}
     st.dataframe(predictions, hide_index=True, width="stretch", key="image_predictions", column_config=config)
-    counts = predictions["prediction"].astype(str).value_counts()
-    st.caption("Predicted: " + ", ".join(f"{label} {count:,}" for label, count in counts.items()) + ".")
+    st.caption(prediction_counts(predictions, "images"))
 
 
 def forecast_results(model: Any, history: pd.DataFrame, forecast: pd.DataFrame) -> None:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 STATE_KEY = "app"
 TOKEN_PARAM = "ws"
 ROUTED_KEY = "routed"  # set once a session has been sent through app.py's router
+PREDICTED_STATE = "predicted"  # workspace state: {"run_id": the run predictions were made with, or None: a bundle}
 
 
 @st.cache_resource(show_spinner=False)
@@ -87,6 +88,7 @@ class AppState:
     trained: TrainedModel | None = None
     editor_version: int = 0  # bumped when the design changes, so the editor rebuilds its frame
     exported: bool = False
+    predicted: bool = False  # predictions were shown for the current model (or with a bundle)
 
     # --- restore from the workspace ---------------------------------------------------------------
 
@@ -126,6 +128,8 @@ class AppState:
                 state.run_id = None
         bundle = workspace.load_state("bundle") or {}
         state.exported = bool(state.run_id) and bundle.get("run_id") == state.run_id
+        predicted = workspace.load_state(PREDICTED_STATE) or {}
+        state.predicted = bool(predicted) and predicted.get("run_id") in (None, state.run_id)
         return state
 
     # --- changes (each one written through) ---------------------------------------------------------
@@ -178,8 +182,14 @@ class AppState:
         self.workspace.save_state("job_id", job_id)
 
     def set_trained(self, trained: TrainedModel | None, run_id: str | None) -> None:
-        self.trained, self.run_id, self.exported = trained, run_id, False
+        self.trained, self.run_id, self.exported, self.predicted = trained, run_id, False, False
         self.workspace.save_state("run_id", run_id)
+
+    def set_predicted(self, run_id: str | None) -> None:
+        """Predictions were shown: with the run ``run_id``, or (``None``) with an uploaded bundle."""
+        if not self.predicted:
+            self.predicted = True
+            self.workspace.save_state(PREDICTED_STATE, {"run_id": run_id})
 
     # --- the data, as training takes it ---------------------------------------------------------------
 

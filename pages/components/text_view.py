@@ -16,7 +16,7 @@ from builder.data import DataSpec, TableProfile, check_target
 from builder.data.profile import MAX_CLASSES
 from builder.data.text import LENGTH_PERCENTILE, MAX_LENGTH_CAP, check_text_column, tokenize
 from builder.errors import DataError
-from pages.components.data_view import data_key, saved_for
+from pages.components.data_view import PURPOSES, data_key, saved_for
 from pages.components.state import AppState
 
 FACT_ROWS = 5_000  # texts counted for the length facts (a sample of larger tables)
@@ -27,6 +27,37 @@ def text_columns_first(profile: TableProfile) -> list[str]:
     """Columns that could hold texts: free-text ones first, then categories; numbers and dates last."""
     order = {"text": 0, "categorical": 1}
     return sorted((c.name for c in profile.columns), key=lambda n: order.get(profile.column(n).kind, 2))
+
+
+def text_problems(df: pd.DataFrame) -> dict[str, str | None]:
+    """Per column, why the engine's ``check_text_column`` refuses it as the texts (``None``: it can be).
+
+    Checked on a sample of ``FACT_ROWS`` rows: this only orders the choices and picks the default;
+    the chosen column is checked again on the whole table.
+    """
+    sample = df if len(df) <= FACT_ROWS else df.sample(FACT_ROWS, random_state=0)
+    problems: dict[str, str | None] = {}
+    for column in df.columns:
+        try:
+            check_text_column(sample, column)
+            problems[column] = None
+        except DataError as exc:
+            problems[column] = str(exc)
+    return problems
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _text_problems(key: str, _df: pd.DataFrame) -> dict[str, str | None]:
+    return text_problems(_df)
+
+
+def text_column_choices(profile: TableProfile, problems: dict[str, str | None]) -> list[str]:
+    """The columns offered for the texts: those that hold written text first (free text before
+    categories). When none does, the most varied column first: a column of texts, even one the
+    engine refuses (numbers only, say), has many different values, and the label has few."""
+    usable = [name for name in text_columns_first(profile) if problems.get(name) is None]
+    others = sorted((c for c in profile.columns if c.name not in usable), key=lambda c: -c.n_unique)
+    return usable + [c.name for c in others]
 
 
 def label_columns(profile: TableProfile, text_column: str) -> list[str]:
@@ -69,21 +100,40 @@ def examples(df: pd.DataFrame, text_column: str, target: str, n: int = EXAMPLES)
     return rows.assign(_turn=turn).sort_values("_turn", kind="stable").head(n).drop(columns="_turn")
 
 
+def _no_text_advice(profile: TableProfile, problems: dict[str, str | None], text_column: str) -> str:
+    """What to do when the chosen column is not text: name a column that is, or, when none is,
+    say so and point to a table model (which reads numbers and categories)."""
+    usable = [name for name in text_column_choices(profile, problems) if problems.get(name) is None]
+    if usable:
+        return f" '{usable[0]}' holds written text: choose it above."
+    labels = label_columns(profile, text_column)
+    goal = f"predict '{labels[0]}' from the other columns" if labels else "learn from numbers and categories"
+    return (f" No column of this table holds written text (sentences of a few words), so there is nothing "
+            f"for a text model to read. To {goal}, choose '{PURPOSES['table'][0].split(' ', 1)[1]}' above.")
+
+
 def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[DataSpec | None, dict[str, str]]:
     """The text column and the label; the spec (``None`` if unusable) and the columns' roles."""
     saved = saved_for(state, "text")
     df = state.df
-    texts = text_columns_first(profile)
+    problems = _text_problems(data_key(state), df)
+    texts = text_column_choices(profile, problems)
     pick, label = st.columns(2, gap="large")
     start = saved.options.get("text_column") if saved else None
     text_column = pick.selectbox("The column with the texts", texts, key=f"data_text_{suffix}",
                                  index=texts.index(start) if start in texts else 0,
-                                 help="Written text, e.g. messages, reviews or descriptions. Columns of "
-                                      "free text are listed first.")
+                                 help="Written text, e.g. messages, reviews or descriptions. Columns that "
+                                      "hold text are listed first.")
+    # The texts first: a label only makes sense next to a column the model can read.
+    try:
+        check_text_column(df, text_column)
+    except DataError as exc:
+        st.error(f"{exc}{_no_text_advice(profile, problems, text_column)}", icon=":material/error:")
+        return None, {text_column: "Text"}
     labels = label_columns(profile, text_column)
     if not labels:
-        st.error(f"No other column has between 2 and {MAX_CLASSES} different values to predict. Add a "
-                 "column with the label of each text (e.g. its topic).", icon=":material/error:")
+        st.error(f"No column besides '{text_column}' has between 2 and {MAX_CLASSES} different values to "
+                 "predict. Add a column with the label of each text (e.g. its topic).", icon=":material/error:")
         return None, {text_column: "Text"}
     target = label.selectbox("The label to predict", labels, key=f"data_label_{suffix}_{text_column}",
                              index=labels.index(saved.target) if saved and saved.target in labels else 0,
@@ -91,7 +141,6 @@ def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Dat
     roles = {text_column: "Text", target: "Predicted"}
     task = "binary" if profile.column(target).n_unique == 2 else "multiclass"
     try:
-        check_text_column(df, text_column)
         check_target(df, target, task)
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")

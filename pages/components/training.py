@@ -8,18 +8,23 @@ and hands over to one full rerun (``st.rerun()``) when it ends.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import streamlit as st
 
 from builder.evaluate import HEADLINE_METRIC, METRICS, Comparison, compare_to_baseline, format_metric
+from builder.export import TRAINED_JSON
 from builder.jobs import FAILED, PAUSED, STOPPING, Job, JobSnapshot
 from builder.pipeline import TrainedModel, train_model
 from builder.spec import FAMILIES
 from builder.train import Callback, TrainConfig, TrainControl
+from builder.workspace import RunSummary
 from pages.components import charts
 from pages.components.state import AppState, job_registry
-from pages.components.ui import user_errors
+from pages.components.ui import trained_time, user_errors
 
 POLL_SECONDS = 0.5
 
@@ -47,10 +52,13 @@ def start_training(state: AppState, config: TrainConfig) -> Job:
     """
     state.set_config(config)
     source, data_spec, design, workspace = state.data_source(), state.data_spec, state.design, state.workspace
-    title = run_title(state)
+    title, data_name = run_title(state), state.table_name
 
     def work(control: TrainControl, callbacks: Sequence[Callback]) -> TrainedModel:
-        return train_model(source, data_spec, config, spec=design, callbacks=callbacks, control=control)
+        trained = train_model(source, data_spec, config, spec=design, callbacks=callbacks, control=control)
+        if data_name:
+            trained.info["source"] = data_name  # kept with the run: what it was trained on (and the model card's)
+        return trained
 
     def on_done(job: Job) -> None:  # worker thread: the run is saved even if nobody is watching
         job.outputs["run_id"] = workspace.save_run(job.result, title)
@@ -162,8 +170,11 @@ def _live_charts(snap: JobSnapshot, task: str) -> None:
     batch_x = [x for x, _ in snap.batch_points]
     batch_y = [y for _, y in snap.batch_points]
     left, right = st.columns(2)
-    left.plotly_chart(charts.loss_figure(epochs, [log["loss"] for log in logs], [log["val_loss"] for log in logs],
-                                         batch_x, batch_y, best_epoch=best), key="live_loss")
+    if logs or batch_x:  # the running batch loss moves from the first batch on
+        left.plotly_chart(charts.loss_figure(epochs, [log["loss"] for log in logs], [log["val_loss"] for log in logs],
+                                             batch_x, batch_y, best_epoch=best), key="live_loss")
+    else:  # preparing the data and the first batch: no empty axes
+        left.info("The loss curve appears after the first batch of training.", icon=":material/hourglass_top:")
     metrics = {key: [log[key] for log in logs if key in log] for key in ("accuracy", "val_accuracy", "val_rmse")}
     figure = quality_figure(epochs, metrics, [log["val_loss"] for log in logs], task, best)
     if figure is not None:
@@ -245,6 +256,51 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
         left.plotly_chart(loss, key="result_loss")
         if metric is not None:
             right.plotly_chart(metric, key="result_metric")
+        if note := loss_gap_note(trained):
+            st.caption(note)
+
+
+LOSS_GAP = 1.3  # one loss this many times the other, at the kept epoch, is "far above" it
+
+
+def train_only_parts(trained: TrainedModel) -> list[str]:
+    """What acts while training only and makes the training loss read higher than the validation loss."""
+    parts = []
+    layers = trained.spec.layers
+    if any((layer.type.startswith("Dropout") and float(layer.params.get("p", 0) or 0) > 0)
+           or float(layer.params.get("dropout", 0) or 0) > 0 for layer in layers):
+        parts.append("dropout")
+    if trained.kind == "images" and trained.data_spec.option("augment", False):
+        parts.append("the picture variations (augmentation)")
+    return parts
+
+
+def loss_gap_note(trained: TrainedModel) -> str:
+    """One or two sentences on the gap between the training and validation loss of the kept epoch,
+    explaining the case the chart shows (either one far above the other, or both close)."""
+    history = trained.history
+    if not history.epoch:
+        return ""
+    i = history.epoch.index(history.best_epoch) if history.best_epoch in history.epoch else -1
+    train, val = float(history.loss[i]), float(history.val_loss[i])
+    if not (math.isfinite(train) and math.isfinite(val)) or train <= 0 or val <= 0:
+        return ""
+    if train > LOSS_GAP * val:
+        parts = train_only_parts(trained)
+        if parts:
+            acting = " and ".join(parts)
+            return (f"Training far above validation is expected here: {acting} "
+                    f"{'act' if len(parts) > 1 else 'acts'} only while training, so the model is scored on "
+                    "harder inputs during training than during validation. It is not a problem.")
+        return ("Training above validation is fine: the training loss is averaged over each epoch while the "
+                "model is still learning, the validation loss is measured at the epoch's end (and a small "
+                "validation set can simply be easier).")
+    if val > LOSS_GAP * train:
+        return ("Validation far above training means the model memorises its training data rather than "
+                "learning what carries over; early stopping keeps the best epoch, and a simpler design or "
+                "more dropout narrows the gap.")
+    return ("Training and validation stay close: the model learns what carries over to new data. "
+            "Validation far above training would mean it memorises.")
 
 
 def _task_note(trained: TrainedModel) -> str:
@@ -258,6 +314,28 @@ def _task_note(trained: TrainedModel) -> str:
     return ""
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _saved_trained_at(path: str, mtime_ns: int) -> str:
+    """The ``trained_at`` of a saved run's ``trained.json`` (keyed by its path and modification time)."""
+    try:
+        return trained_time(json.loads(Path(path).read_text(encoding="utf-8")).get("info"))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def run_trained_at(state: AppState, run: RunSummary) -> str:
+    """When a listed run was trained, as the other pages say it (its ``trained_at``; the list's own
+    time is when the run was saved, seconds later). Falls back to that saved time for old runs."""
+    if run.id == state.run_id and state.trained is not None and trained_time(state.trained.info):
+        return trained_time(state.trained.info)
+    path = state.workspace.root / "runs" / run.id / TRAINED_JSON
+    try:
+        found = _saved_trained_at(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        found = ""
+    return found or run.created
+
+
 def earlier_runs(state: AppState) -> None:
     runs = state.workspace.list_runs()
     if not runs:
@@ -269,7 +347,7 @@ def earlier_runs(state: AppState) -> None:
         with st.container(border=True):
             title, when, value, button = st.columns([4, 2, 2, 1.4], vertical_alignment="center")
             title.markdown(f"**{run.title}**")
-            when.caption(run.created)
+            when.caption(run_trained_at(state, run))
             value.caption(f"Test {metric}: {score}" if metric else score)
             if run.id == state.run_id:
                 button.badge("Current", icon=":material/check:", color="green")

@@ -43,6 +43,12 @@ def human_bytes(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+def trained_time(info: dict[str, Any] | None) -> str:
+    """When a run was trained, as every page shows it ("2026-11-23 18:22:07"): the run's own
+    ``trained_at``, never the time it was saved or listed; "" when unknown."""
+    return str((info or {}).get("trained_at") or "")
+
+
 def page_header(title: str, subtitle: str) -> None:
     st.title(title)
     st.caption(subtitle)
