@@ -19,7 +19,7 @@ from builder.device import cap_threads_for_server, choose_device
 from builder.train import warm_up
 from pages.components.build_view import design_ready
 from pages.components.state import app_state
-from pages.components.ui import JOURNEY, trained_time
+from pages.components.ui import JOURNEY, page_run, trained_time
 
 st.set_page_config(page_title="Model Builder", page_icon=":material/neurology:", layout="wide")
 
@@ -74,10 +74,9 @@ def journey_sidebar(slot, device_text: str) -> None:
 device_text = start_engine()
 navigation = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in JOURNEY])
 # Drawn before the page (so it shows while a page works) and again after it, so a step the page
-# just completed is ticked at once, also when the page ends early with st.stop().
+# just completed is ticked at once, also when the page ends early (ui.end_page, not st.stop).
 sidebar = st.sidebar.empty()
 journey_sidebar(sidebar, device_text)
-try:
+with page_run():
     navigation.run()
-finally:
-    journey_sidebar(sidebar, device_text)
+journey_sidebar(sidebar, device_text)

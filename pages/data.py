@@ -23,7 +23,7 @@ from pages.components.image_view import image_panel
 from pages.components.series_view import series_panel
 from pages.components.state import app_state
 from pages.components.text_view import text_panel
-from pages.components.ui import page_header
+from pages.components.ui import end_page, page_header
 
 PANELS = {"table": table_panel, "anomaly": anomaly_panel, "series": series_panel, "text": text_panel}
 
@@ -51,12 +51,12 @@ if picked is not None and use_sample(state, picked):
 if state.data_kind is None:
     st.info("Upload a table or pick a sample to begin; pictures come as a zip with one folder per class. "
             "Your files stay on this computer.", icon=":material/info:")
-    st.stop()
+    end_page()
 
 # --- 2. pictures: what is in the zip, the size and the augmentation ------------------------------------
 if state.data_kind == "images":
     save_choice(state, image_panel(state, suffix))
-    st.stop()
+    end_page()
 
 # --- 2. a table: what is in it, and what the model should do with it -------------------------------------
 profile, sketches = table_profile(state)

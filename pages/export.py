@@ -17,7 +17,7 @@ from pages.components.bundle_view import (
     trained_when,
 )
 from pages.components.state import app_state
-from pages.components.ui import empty_state, go_to, human_bytes, page_header, user_errors
+from pages.components.ui import empty_state, end_page, go_to, human_bytes, page_header, user_errors
 
 state = app_state()
 page_header("Export", "Take your model out of the app: one zip file that gives the same answers anywhere.")
@@ -48,7 +48,7 @@ if saved is None:
             else:
                 status.update(label=f"Bundle ready in {saved.seconds:.1f} s", state="complete")
     if saved is None:
-        st.stop()
+        end_page()
 
 state.exported = True
 

@@ -17,7 +17,7 @@ from pages.components.bundle_view import (
     trained_when,
 )
 from pages.components.state import app_state
-from pages.components.ui import empty_state, page_header, user_errors
+from pages.components.ui import empty_state, end_page, page_header, user_errors
 
 TRAINED, BUNDLE = "The model just trained", "A bundle file"
 
@@ -36,14 +36,14 @@ else:
     upload = st.file_uploader("The bundle (.zip) from the Export page", type=["zip"], key="predict_bundle")
     if upload is None:
         st.info("Upload a bundle made on the Export page. Your trained model stays as it is.", icon=":material/info:")
-        st.stop()
+        end_page()
     loaded = None
     with user_errors():
         key, loaded = load_uploaded_bundle(upload.getvalue())
     if loaded is None:
         if state.has_model:
             st.caption("Your trained model is untouched: choose 'The model just trained' above to use it.")
-        st.stop()
+        end_page()
     model, name = loaded.bundle, slug(upload.name.removesuffix("-bundle.zip"))
     sample, examples = view.usable_sample(model, loaded.sample), loaded.sample_images
     st.caption(f"Bundle {upload.name}, read and checked.")
@@ -61,7 +61,7 @@ if kind == "images":
             predictions = model.predict(files[1], files=files[0])
     if files is None:
         st.info("Upload images (select several at once) or a zip of them.", icon=":material/info:")
-        st.stop()
+        end_page()
 elif task == "forecast":
     with user_errors():
         rows = view.rows_upload(model)
@@ -73,7 +73,7 @@ elif task == "forecast":
             predictions = model.predict(rows)
     if rows is None:
         st.info(f"Upload the history: at least the last {model.preprocessor.window} steps.", icon=":material/info:")
-        st.stop()
+        end_page()
 else:
     modes = [view.UPLOAD_ROWS, view.ONE_TEXT if kind == "text" else view.ONE_ROW]
     mode = st.radio("What to predict", modes, horizontal=True, key="predict_mode")
@@ -85,12 +85,12 @@ else:
     if rows is None:
         st.info("Type a text to classify." if single else
                 f"Upload a file of rows, or choose '{modes[1]}' to try a single case.", icon=":material/info:")
-        st.stop()
+        end_page()
 if predictions is None:
-    st.stop()
+    end_page()
 if predictions.empty:
     st.warning("There is nothing to predict in that file.", icon=":material/warning:")
-    st.stop()
+    end_page()
 
 # --- the predictions --------------------------------------------------------------------------------
 count = len(predictions)

@@ -63,3 +63,4 @@ def test_every_page_shows_the_same_trained_time(app, builder_home):
     assert "from the model trained on 2026-01-02 03:04:05." in said(at)
     at = at.switch_page("pages/predict.py").run()
     assert "on 2026-01-02 03:04:05" in said(at)
+

@@ -238,6 +238,8 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     for digit in range(10):
         expect(class_names.get_by_text(str(digit), exact=True)).to_be_visible()
     expect(page.locator('[data-testid="stImage"] img')).to_have_count(10 * 8)
+    # The page ended early (ui.end_page) and app.py still redrew the sidebar: Data is ticked at once.
+    expect(sidebar).to_contain_text("check_circle Data", use_inner_text=True)
     wait_idle(page)
     shot(page, "cnn-01-data")
 

@@ -7,9 +7,10 @@ input, select box or toggle), its label and help come from the same declaration 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -60,11 +61,43 @@ def go_to(title: str, label: str | None = None) -> None:
     st.page_link(path, label=label or f"Go to {title}", icon=icon)
 
 
-def empty_state(message: str, next_page: str, label: str | None = None) -> None:
+class PageEnd(Exception):  # noqa: N818  (a signal, not an error)
+    """Raised by ``end_page`` inside ``page_run``: the page ended early on purpose."""
+
+
+# Set while app.py runs a page inside ``page_run`` (the same script thread, so a ContextVar).
+_IN_PAGE_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar("in_page_run", default=False)
+
+
+@contextlib.contextmanager
+def page_run() -> Iterator[None]:
+    """Run the page inside this block (app.py); a page that calls ``end_page`` ends here."""
+    token = _IN_PAGE_RUN.set(True)
+    try:
+        yield
+    except PageEnd:
+        pass  # the page ended early on purpose (an empty state or a message)
+    finally:
+        _IN_PAGE_RUN.reset(token)
+
+
+def end_page() -> NoReturn:
+    """End the page's run here (an empty state, a message), like ``st.stop()``.
+
+    Under app.py's router it raises ``PageEnd`` instead: after ``st.stop()`` every element drawn
+    raises the stop again, so app.py could not redraw the sidebar and a step the page just
+    completed would stay unticked. A page run on its own (Streamlit's pages/ folder mode) stops.
+    """
+    if _IN_PAGE_RUN.get():
+        raise PageEnd
+    st.stop()
+
+
+def empty_state(message: str, next_page: str, label: str | None = None) -> NoReturn:
     """Say what is missing and link to the page that provides it, then end the page's run."""
     st.info(message, icon=":material/info:")
     go_to(next_page, label)
-    st.stop()
+    end_page()
 
 
 @contextlib.contextmanager
@@ -77,6 +110,8 @@ def user_errors(where: str = "") -> Iterator[None]:
         yield
     except BuilderError as exc:
         st.error(f"{where}{exc}" if where else str(exc), icon=":material/error:")
+    except PageEnd:
+        raise  # the page chose to end here: not an error
     except Exception as exc:  # noqa: BLE001 - a bug; the page stays usable and the log has details
         log.exception("unexpected error in the app")
         st.error(f"Something went wrong that is not your fault ({type(exc).__name__}). "
