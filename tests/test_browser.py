@@ -288,13 +288,11 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     for row in (8, 9):
         expect(cell(sizes, row, 8)).to_have_text("Sizes follow once layer 7 is fixed")
     shot(page, "cnn-03-build-broken")
-    scroll_grid(editor, right=True)  # the Check column is the editor's last
-    expect(editor.locator("thead th").last).to_have_text("Check")
-    checks = editor.locator(f'tbody tr[aria-rowindex="{7 + 1}"] td').last
-    expect(checks).to_have_text(re.compile(r"^⚠ Linear needs a flat input .* but gets 32x4x4"))
-    expect(editor.locator(f'tbody tr[aria-rowindex="{6 + 1}"] td').last).to_have_text("OK")
-    expect(editor.locator(f'tbody tr[aria-rowindex="{8 + 1}"] td').last).to_have_text(
-        "Sizes follow once layer 7 is fixed")
+    scroll_grid(editor)  # the Check column follows the Layer column
+    expect(editor.locator('thead th[aria-colindex="3"]')).to_have_text("Check")
+    expect(cell(editor, 7, 3)).to_have_text(re.compile(r"^⚠ Linear needs a flat input .* but gets 32x4x4"))
+    expect(cell(editor, 6, 3)).to_have_text("OK")
+    expect(cell(editor, 8, 3)).to_have_text("Sizes follow once layer 7 is fixed")
     shot(page, "cnn-04-build-broken-check-column")
 
     # One click: Flatten goes back before layer 7 and the design is valid again.
@@ -326,7 +324,7 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
         expect(box).to_have_value(value)
     page.get_by_role("button", name="Start training").click()
     wait_for_text(page, "Training: CNN (convolutional network) on digits.zip")  # the live panel
-    expect(page.locator(".st-key-live_loss .js-plotly-plot")).to_be_visible()  # drawn from the start
+    expect(page.locator(".st-key-live_loss .js-plotly-plot").first).to_be_visible()  # drawn from the start
     expect(page.get_by_role("button", name="Pause")).to_be_visible()
     # The accuracy chart joins it when the first epoch ends. The epochs take well under a second
     # here (reading the pictures and the baseline take longer), so the picture may already show

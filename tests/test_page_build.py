@@ -8,10 +8,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from builder.data import DataSpec, load_sample, prepare_tabular
+from builder.editor import TYPE_COLUMN
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
 from builder.workspace import Workspace
-from pages.components.build_view import design_file_bytes, human_bytes, shape_table
+from pages.components.build_view import (
+    MAX_TABLE_ROWS,
+    design_file_bytes,
+    first_unsized,
+    human_bytes,
+    shape_table,
+    table_height,
+)
 from tests.app_helpers import open_page
 from tests.conftest import APP_FILE
 from tests.image_fixtures import make_digits_zip
@@ -189,6 +197,29 @@ def test_shape_table_marks_a_shape_problem_and_the_locked_head():
     assert table.iloc[-1]["Layer"] == "Output (locked)"
 
 
+def test_shape_table_leaves_parameters_after_a_broken_layer_unknown():
+    design = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Linear", "out_features": 4},
+                                                              {"type": "Conv2d"}, {"type": "ReLU"}]})
+    report = infer_shapes(design, (3,), 2)  # a convolution cannot read a flat row
+    table = shape_table(report)
+    assert str(table["Parameters"].dtype) == "Int64" and str(table["Running total"].dtype) == "Int64"
+    assert list(table["Parameters"].iloc[:1]) == [16] and table["Parameters"].iloc[1:].isna().all()
+    assert list(table["Running total"].iloc[:1]) == [16] and table["Running total"].iloc[1:].isna().all()
+    assert first_unsized(report) == "layer 2"
+    assert first_unsized(infer_shapes(ModelSpec.from_dict({"family": "mlp", "layers": []}), (3,), 2)) is None
+
+
+def test_the_editor_shows_each_check_next_to_its_layer_and_tables_fit_their_rows(app):
+    at = open_images(app)  # the CNN: many layers, many settings
+    editor = at.dataframe[0]
+    assert list(editor.value.columns[:3]) == ["#", TYPE_COLUMN, "check"]
+    # The editor is as tall as its layers, the empty row that adds one and the header (the sizes
+    # table: its layers and the locked output), up to a cap past which it scrolls.
+    n_layers = len(state(at).design.layers)
+    assert table_height(n_layers + 1) == (n_layers + 2) * 35 + 3
+    assert table_height(1000) == table_height(MAX_TABLE_ROWS) < 1000
+
+
 @pytest.mark.parametrize("size, text", [(512, "512 bytes"), (2048, "2.0 KB"), (5 * 2**20, "5.0 MB"),
                                         (3 * 2**30, "3.0 GB")])
 def test_human_bytes(size, text):
@@ -243,6 +274,13 @@ def test_image_data_starts_with_a_cnn_and_a_deleted_flatten_is_fixed_in_one_clic
     assert at.dataframe[0].value.iloc[flatten]["check"].startswith("⚠")
     assert shapes(at).iloc[flatten]["Status"] != "OK"
     assert shapes(at).iloc[-1]["Status"] == f"Sizes follow once layer {flatten + 1} is fixed"
+    # From the broken layer down, parameters are unknown (not 0), and the headline does not pretend.
+    table = shapes(at)
+    assert table["Parameters"].iloc[flatten:].isna().all() and table["Running total"].iloc[flatten:].isna().all()
+    assert table["Parameters"].iloc[:flatten].notna().all()
+    metrics = {m.label: m for m in at.metric}
+    for label in ("Parameters", "Memory per batch"):
+        assert metrics[label].value == "—" and metrics[label].delta == f"until layer {flatten + 1} is fixed"
     fix = at.button(key="fix_0")
     assert fix.label == f"Insert Flatten before layer {flatten + 1}"
     fix.click().run()

@@ -47,6 +47,14 @@ LAYER_PICK_KEY = "build_layer_pick"
 STATUS_COLUMN = "check"
 NUMBER_COLUMN = "#"
 NOT_APPLICABLE = "—"  # shown in an editor cell whose setting its layer does not have
+UNKNOWN = "?"  # shown in a size or parameter cell that follows a broken layer
+ROW_PX = 35  # Streamlit's table row (and header) height, to size a table to its rows
+MAX_TABLE_ROWS = 25  # past this many rows a table scrolls inside itself
+
+
+def table_height(rows: int) -> int:
+    """The pixel height that shows ``rows`` rows and the header without scrolling (up to a cap)."""
+    return (min(rows, MAX_TABLE_ROWS) + 1) * ROW_PX + 3
 
 
 # --- the data's shape (cached: preparing a big table or a folder of images takes a moment) ---------
@@ -225,13 +233,17 @@ def _column_config(design: ModelSpec) -> dict[str, Any]:
 
 
 def editor_frame(design: ModelSpec, report: ShapeReport) -> pd.DataFrame:
-    """The editor's input: one row per layer, with read-only number and check columns."""
+    """The editor's input: one row per layer, with read-only number and check columns.
+
+    The columns go: number, layer type, check, then the settings, so each row's verdict sits next
+    to its layer (a wide design's settings scroll; the check stays in view).
+    """
     columns = [TYPE_COLUMN, *[c.name for c in editor_columns(design)]]
     frame = pd.DataFrame(design_rows(design), columns=columns)
     status = _problems_by_layer(report.problems)
     waiting = _waiting(report)
-    frame[STATUS_COLUMN] = [waiting.get(i) if i not in status and i in waiting else _short_status(status.get(i))
-                            for i in range(len(frame))]
+    frame.insert(1, STATUS_COLUMN, [waiting.get(i) if i not in status and i in waiting
+                                    else _short_status(status.get(i)) for i in range(len(frame))])
     frame.insert(0, NUMBER_COLUMN, range(1, len(frame) + 1))
     return frame
 
@@ -263,9 +275,11 @@ def layer_editor(state: AppState, report: ShapeReport) -> None:
     if not design.layers:
         st.caption(":material/info: No hidden layers: the model is one weighted sum of the inputs. "
                    "Add a layer below to make it a neural network.")
-    st.data_editor(editor_frame(design, report), key=key, num_rows="dynamic", width="stretch", hide_index=True,
-                   column_config=_column_config(design), on_change=_on_editor_change, args=(key,),
-                   placeholder=NOT_APPLICABLE)
+    frame = editor_frame(design, report)
+    # Tall enough for every layer and the empty row that adds one (no scrolling inside the table).
+    st.data_editor(frame, key=key, num_rows="dynamic", width="stretch", hide_index=True,
+                   height=table_height(len(frame) + 1), column_config=_column_config(design),
+                   on_change=_on_editor_change, args=(key,), placeholder=NOT_APPLICABLE)
     # The callback applies browser edits before this run. A delta that arrives without it (a state
     # set by a test or restored by Streamlit) is applied here, then the page redraws from the design.
     delta = st.session_state.get(key) or {}
@@ -403,13 +417,28 @@ def _settings_text(type_name: str, params: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def first_unsized(report: ShapeReport) -> str | None:
+    """The layer whose sizes (so parameters) are unknown first, as words ("layer 7", "the output
+    layer"), or ``None`` when every layer's size is known."""
+    row = next((row for row in report.rows if row.output_shape is None), None)
+    if row is None:
+        return None
+    return "the output layer" if row.locked else f"layer {row.index + 1}"
+
+
 def shape_table(report: ShapeReport) -> pd.DataFrame:
-    """The live table: one row per layer plus the locked output head, with a running total."""
+    """The live table: one row per layer plus the locked output head, with a running total.
+
+    A layer whose sizes are unknown (it is broken, or follows a broken one) has no parameter count,
+    and neither has the running total from there on: those cells are empty (``<NA>``), not 0.
+    """
     by_layer = _problems_by_layer(report.problems)
     waiting = _waiting(report)
-    rows, running = [], 0
+    rows: list[dict[str, Any]] = []
+    running: int | None = 0
     for row in report.rows:
-        running += row.n_params
+        params = row.n_params if row.output_shape is not None else None
+        running = None if running is None or params is None else running + params
         if row.locked:
             status = row.problem.message if row.problem else waiting.get(row.index, "Locked: sized to your data")
             name = "Output (locked)"
@@ -419,9 +448,13 @@ def shape_table(report: ShapeReport) -> pd.DataFrame:
             name = row.type
         rows.append({"#": "out" if row.locked else str(row.index + 1), "Layer": name,
                      "Settings": _settings_text(row.type, row.params),
-                     "Input": row.input_text, "Output": row.output_text, "Parameters": row.n_params,
+                     "Input": row.input_text, "Output": row.output_text, "Parameters": params,
                      "Running total": running, "Status": status})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["#", "Layer", "Settings", "Input", "Output", "Parameters",
+                                        "Running total", "Status"])
+    for column in ("Parameters", "Running total"):
+        table[column] = pd.array(list(table[column]), dtype="Int64")
+    return table
 
 
 def _status_style(value: str) -> str:
@@ -437,21 +470,31 @@ def shape_panel(report: ShapeReport, batch_size: int) -> None:
     layers, total, memory = st.columns(3)
     layers.metric("Layers", len(report.rows), border=True,
                   help="Your layers plus the output layer, which is sized to your data and locked.")
-    total.metric("Parameters", f"{report.total_params:,}", border=True,
-                 help="How many numbers the model learns. More can fit more patterns, and overfit more.")
-    memory.metric("Memory per batch", human_bytes(report.memory_estimate(batch_size)), border=True,
-                  help=f"Rough memory to train one batch of {batch_size} samples (weights, optimizer, activations).")
+    params_help = "How many numbers the model learns. More can fit more patterns, and overfit more."
+    memory_help = f"Rough memory to train one batch of {batch_size} samples (weights, optimizer, activations)."
+    unsized = first_unsized(report)
+    if unsized is None:
+        total.metric("Parameters", f"{report.total_params:,}", border=True, help=params_help)
+        memory.metric("Memory per batch", human_bytes(report.memory_estimate(batch_size)), border=True,
+                      help=memory_help)
+    else:  # the sizes after a broken layer are unknown: a partial count would mislead
+        waiting = f"until {unsized} is fixed"
+        total.metric("Parameters", NOT_APPLICABLE, delta=waiting, delta_color="off", delta_arrow="off",
+                     border=True, help=params_help)
+        memory.metric("Memory per batch", NOT_APPLICABLE, delta=waiting, delta_color="off", delta_arrow="off",
+                      border=True, help=memory_help)
     table = shape_table(report)
-    st.dataframe(table.style.map(_status_style, subset=["Status"]), hide_index=True,
-                 width="stretch", column_config={
+    st.dataframe(table.style.map(_status_style, subset=["Status"]), hide_index=True, placeholder=UNKNOWN,
+                 width="stretch", height=table_height(len(table)), column_config={
                      "#": st.column_config.TextColumn(width=40),
                      "Settings": st.column_config.TextColumn(width="medium"),
                      "Input": st.column_config.TextColumn(help="The size of one sample (a row, an image, a text or a "
                                                              "window) going into the layer."),
                      "Output": st.column_config.TextColumn(help="The size of one sample coming out."),
-                     "Parameters": st.column_config.NumberColumn(help="Numbers this layer learns."),
+                     "Parameters": st.column_config.NumberColumn(
+                         format="%,d", help="Numbers this layer learns (? until the layers above fit)."),
                      "Running total": st.column_config.NumberColumn(
-                         help="Parameters up to and including this layer."),
+                         format="%,d", help="Parameters up to and including this layer."),
                      "Status": st.column_config.TextColumn(width="large"),
                  })
 
