@@ -42,7 +42,7 @@ from builder.export import (
 from builder.pipeline import TrainedModel, train_model
 from builder.safezip import open_zip, safe_extract
 from builder.train import TrainConfig
-from tests.image_fixtures import digit_images, image_bytes, make_digits_zip
+from tests.image_fixtures import digit_images, image_bytes, make_digits_zip, make_zip
 from tests.tabular_fixtures import TARGET, make_messy_table
 from tests.test_data_text import make_text_table
 from tests.test_data_timeseries import make_series
@@ -282,14 +282,6 @@ def test_predict_script_reads_a_zip_of_images_like_the_app(families, tmp_path):
     assert got["file"].tolist() == images.paths and len(got) == 48
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(("members", "message"), [
     ({"../evil.png": b"x"}, "points outside the folder"),
     ({"/abs/evil.png": b"x"}, "absolute"),
@@ -297,7 +289,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 ])
 def test_predict_script_refuses_unsafe_or_empty_zips(families, tmp_path, members, message):
     path = tmp_path / "bad.zip"
-    path.write_bytes(_zip(members))
+    path.write_bytes(make_zip(members))
     result = run_predict_script(families["images-cnn"].folder, str(path))
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import kind_fixtures
 import numpy as np
 import pandas as pd
 import pytest
+from image_fixtures import make_zip
 
 from builder.data.images import read_image_zip
 from builder.errors import DataError
@@ -20,21 +18,14 @@ def images():
     return read_image_zip(kind_fixtures.digits_zip())
 
 
-def zip_of(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, content in members.items():
-            zf.writestr(name, content)
-    return buffer.getvalue()
-
 
 def test_files_and_zips_give_images_in_upload_order_skipping_junk(images):
-    archive = zip_of({"b/2.png": images.data[2], "a/1.png": images.data[1], "__MACOSX/._1.png": b"x",
+    archive = make_zip({"b/2.png": images.data[2], "a/1.png": images.data[1], "__MACOSX/._1.png": b"x",
                       ".hidden.png": b"x", "notes.txt": b"x"})
     names, data = images_from_uploads([("first.png", images.data[0]), ("set.zip", archive)])
     assert names == ["first.png", "a/1.png", "b/2.png"]  # member paths, as predict.py names them
     assert data == [images.data[0], images.data[1], images.data[2]]
-    two = images_from_uploads([("x.zip", zip_of({"1.png": images.data[0]})), ("y.zip", zip_of({"1.png": images.data[1]}))])
+    two = images_from_uploads([("x.zip", make_zip({"1.png": images.data[0]})), ("y.zip", make_zip({"1.png": images.data[1]}))])
     assert two[0] == ["x.zip/1.png", "y.zip/1.png"]  # several zips: their names keep two 1.png apart
 
 
@@ -45,7 +36,7 @@ def test_files_and_zips_give_images_in_upload_order_skipping_junk(images):
     ([("scan.jpg", b"not pixels")], "'scan.jpg' is damaged"),
 ])
 def test_wrong_uploads_are_refused_by_name(uploads, message):
-    uploads = [(name, zip_of({"readme.txt": b"x"}) if content is None else content) for name, content in uploads]
+    uploads = [(name, make_zip({"readme.txt": b"x"}) if content is None else content) for name, content in uploads]
     with pytest.raises(DataError, match=message):
         images_from_uploads(uploads)
 
