@@ -42,9 +42,9 @@ import pandas as pd
 from PIL import Image
 
 try:
-    from builder.data.preprocess import DataError, decode_class_outputs, output_matrix
+    from builder.data.preprocess import DataError, check_saved_state, decode_class_outputs, output_matrix
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
-    from preprocess import DataError, decode_class_outputs, output_matrix  # type: ignore[no-redef]
+    from preprocess import DataError, check_saved_state, decode_class_outputs, output_matrix  # type: ignore[no-redef]
 
 
 logger = logging.getLogger(__name__)
@@ -614,16 +614,7 @@ class ImagePreprocessor:
         Raises:
             DataError: not image preprocessing state, another version, or damaged.
         """
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise DataError(
-                f"This is not a saved image preprocessing file (its 'format' is not {FORMAT!r}). "
-                "Use the preprocess.json from the same export bundle as the model."
-            )
-        if state.get("version") != FORMAT_VERSION:
-            raise DataError(
-                f"The image preprocessing file has version {state.get('version')!r}, but this code "
-                f"reads version {FORMAT_VERSION}. Export the model again with this version of the app."
-            )
+        check_saved_state(state, FORMAT, FORMAT_VERSION, "image")
         try:
             channels = int(state["channels"])
             ok = (

@@ -469,6 +469,33 @@ def label_value(value: Any) -> Any:
     return str(value)
 
 
+def check_saved_state(state: Any, fmt: str, version: int, what: str, extra: str = "") -> None:
+    """Refuse a preprocess.json made for another kind of data or by another version.
+
+    Args:
+        state: the loaded JSON.
+        fmt, version: what this code reads (its module's ``FORMAT`` and ``FORMAT_VERSION``).
+        what: the kind in words for the message: "table", "image", "text", "time-series".
+        extra: a further key that must match too, as ``"key=value"`` (text: its tokenizer).
+
+    Raises:
+        DataError: another format, another version, or not a JSON object at all.
+    """
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise DataError(
+            f"This is not a saved {what} preprocessing file (its 'format' is not {fmt!r}). "
+            "Use the preprocess.json from the same export bundle as the model."
+        )
+    key, _, expected = extra.partition("=")
+    if state.get("version") != version or (key and state.get(key) != expected):
+        got = f"version {state.get('version')!r}" + (f" with {key} {state.get(key)!r}" if key else "")
+        reads = f"version {version}" + (f" with {expected!r}" if key else "")
+        raise DataError(
+            f"The {what} preprocessing file has {got}, but this code reads {reads}. "
+            "Export the model again with this version of the app."
+        )
+
+
 def cell_text(value: Any) -> str:
     """A cell as a message quotes it: ``12`` or ``0.5`` for numbers (never ``np.int64(12)``),
     ``'abc'`` for text."""
@@ -911,16 +938,7 @@ class Preprocessor:
             DataError: the state is not preprocessing state, has an unsupported version, or
                 is damaged.
         """
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise DataError(
-                "This is not a saved table preprocessing file (its 'format' is not "
-                f"{FORMAT!r}). Use the preprocess.json from the same export bundle as the model."
-            )
-        if state.get("version") != FORMAT_VERSION:
-            raise DataError(
-                f"The preprocessing file has version {state.get('version')!r}, but this code reads "
-                f"version {FORMAT_VERSION}. Export the model again with this version of the app."
-            )
+        check_saved_state(state, FORMAT, FORMAT_VERSION, "table")
         try:
             columns = copy.deepcopy(list(state["columns"]))
             unknown = [c.get("kind") for c in columns if c.get("kind") not in _STEPS]

@@ -36,9 +36,15 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.data.preprocess import DataError, cell_text, decode_class_outputs, output_matrix
+    from builder.data.preprocess import DataError, cell_text, check_saved_state, decode_class_outputs, output_matrix
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
-    from preprocess import DataError, cell_text, decode_class_outputs, output_matrix  # type: ignore[no-redef]
+    from preprocess import (  # type: ignore[no-redef]
+        DataError,
+        cell_text,
+        check_saved_state,
+        decode_class_outputs,
+        output_matrix,
+    )
 
 
 logger = logging.getLogger(__name__)
@@ -476,17 +482,7 @@ class TextPreprocessor:
             DataError: the state is not text preprocessing state, has an unsupported version or
                 tokenizer, or is damaged.
         """
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise DataError(
-                "This is not a saved text preprocessing file (its 'format' is not "
-                f"{FORMAT!r}). Use the preprocess.json from the same export bundle as the model."
-            )
-        if state.get("version") != FORMAT_VERSION or state.get("tokenizer") != TOKENIZER:
-            raise DataError(
-                f"The text preprocessing file has version {state.get('version')!r} with tokenizer "
-                f"{state.get('tokenizer')!r}, but this code reads version {FORMAT_VERSION} with "
-                f"{TOKENIZER!r}. Export the model again with this version of the app."
-            )
+        check_saved_state(state, FORMAT, FORMAT_VERSION, "text", f"tokenizer={TOKENIZER}")
         pre = cls()
         try:
             vocabulary = [str(t) for t in state["vocabulary"]]

@@ -37,12 +37,20 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.data.preprocess import cell_text, detect_datetime_format, missing_mask, parse_datetime, parse_numeric
+    from builder.data.preprocess import (
+        cell_text,
+        check_saved_state,
+        detect_datetime_format,
+        missing_mask,
+        parse_datetime,
+        parse_numeric,
+    )
     from builder.errors import DataError, SpecError
 except ImportError:  # copied into an export bundle, next to preprocess.py
     from preprocess import (  # type: ignore[no-redef]
         DataError,
         cell_text,
+        check_saved_state,
         detect_datetime_format,
         missing_mask,
         parse_datetime,
@@ -891,16 +899,7 @@ class SeriesPreprocessor:
         Raises:
             DataError: not series preprocessing state, another version, or damaged.
         """
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise DataError(
-                f"This is not a saved time-series preprocessing file (its 'format' is not {FORMAT!r}). "
-                "Use the preprocess.json from the same export bundle as the model."
-            )
-        if state.get("version") != FORMAT_VERSION:
-            raise DataError(
-                f"The preprocessing file has version {state.get('version')!r}, but this code reads version "
-                f"{FORMAT_VERSION}. Export the model again with this version of the app."
-            )
+        check_saved_state(state, FORMAT, FORMAT_VERSION, "time-series")
         try:
             pre = cls(fill=state["fill"])
             _as_step(state["step"])
