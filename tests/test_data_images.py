@@ -21,7 +21,6 @@ from sklearn.linear_model import LogisticRegression
 from builder.data.images import (
     ImagePreprocessor,
     ImageSet,
-    augment,
     choose_size,
     prepare_images,
     read_image_zip,
@@ -247,27 +246,6 @@ def test_logistic_regression_on_the_pixels_beats_90_percent():
     model = LogisticRegression(max_iter=500).fit(data.X_train.reshape(len(data.X_train), -1), data.y_train)
     accuracy = model.score(data.X_test.reshape(len(data.X_test), -1), data.y_test)
     assert accuracy > 0.9, accuracy
-
-
-# -- augmentation ---------------------------------------------------------------------------------
-
-
-def test_augment_shifts_and_flips_without_touching_the_input():
-    X = np.arange(2 * 1 * 16 * 16, dtype=np.float32).reshape(2, 1, 16, 16)
-    before = X.copy()
-    out = augment(X, np.random.default_rng(0), max_shift=0, flip=False)
-    np.testing.assert_array_equal(out, X)
-    shifted = augment(X, np.random.default_rng(3), max_shift=2)
-    assert shifted.shape == X.shape and shifted.dtype == np.float32
-    np.testing.assert_array_equal(X, before)
-    for image, moved in zip(X, shifted, strict=True):  # each is a shift by at most 2 pixels
-        assert any(
-            np.array_equal(moved[0, 2:-2, 2:-2], image[0, 2 - dy:14 - dy, 2 - dx:14 - dx])
-            for dy in range(-2, 3) for dx in range(-2, 3)
-        )
-    flipped = augment(np.repeat(X[:1], 64, axis=0), np.random.default_rng(0), flip=True, max_shift=0)
-    mirrored = [np.array_equal(f, X[0, :, :, ::-1]) for f in flipped]
-    assert 10 < sum(mirrored) < 54 and all(m or np.array_equal(f, X[0]) for f, m in zip(flipped, mirrored, strict=True))
 
 
 # -- bundle safety --------------------------------------------------------------------------------

@@ -649,53 +649,6 @@ class ImagePreprocessor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Augmentation
-# ---------------------------------------------------------------------------------------------
-
-
-def augment(
-    X: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    flip: bool = False,
-    max_shift: int | None = None,
-) -> np.ndarray:
-    """Light augmentation of one training batch (numpy only; the input is not changed).
-
-    Args:
-        X: float32 ``(N, C, H, W)`` batch.
-        rng: random generator (seed it for reproducible training).
-        flip: mirror half of the images left-right. Off by default: it is right for photos of
-            objects but wrong for digits and text, where a mirrored "2" is not a 2.
-        max_shift: move each image by up to this many pixels in each direction (the edge pixels
-            are repeated into the gap); default: 1/16 of the shorter side, at least 1. 0 = none.
-
-    Returns:
-        A new float32 array of the same shape.
-    """
-    X = np.asarray(X, dtype=np.float32)
-    n, c, h, w = X.shape
-    shift = max(1, min(h, w) // 16) if max_shift is None else int(max_shift)
-    out = X.copy()
-    if shift > 0 and n:
-        padded = np.pad(X, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
-        dy = rng.integers(-shift, shift + 1, size=n)
-        dx = rng.integers(-shift, shift + 1, size=n)
-        rows = (shift - dy)[:, None] + np.arange(h)[None, :]  # (N, H)
-        cols = (shift - dx)[:, None] + np.arange(w)[None, :]  # (N, W)
-        out = padded[
-            np.arange(n)[:, None, None, None],
-            np.arange(c)[None, :, None, None],
-            rows[:, None, :, None],
-            cols[:, None, None, :],
-        ]  # (N, C, H, W)
-    if flip and n:
-        mirrored = rng.random(n) < 0.5
-        out[mirrored] = out[mirrored][..., ::-1]
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
 # From a zip to training arrays
 # ---------------------------------------------------------------------------------------------
 
@@ -811,7 +764,6 @@ __all__ = [
     "ImagePreprocessor",
     "ImageSet",
     "PreparedImages",
-    "augment",
     "choose_size",
     "prepare_images",
     "read_image_zip",
