@@ -217,7 +217,5 @@ def _fit(model: nn.Module, prepared: Prepared, data_spec: DataSpec, config: Trai
 
 def _y_scale(preprocessor: Any, task: str) -> float:
     """Training units -> original units of a regression error (the live ``val_rmse``)."""
-    if task == "forecast":
-        return float(preprocessor.inverse_target(np.ones(1))[0] - preprocessor.inverse_target(np.zeros(1))[0])
-    return float(getattr(preprocessor, "target_scale", 1.0)) if task == "regression" else 1.0
+    return float(preprocessor.target_scale) if task in ("regression", "forecast") else 1.0
 

@@ -223,13 +223,8 @@ def _evaluate_anomaly(trained: TrainedModel, prepared: Prepared) -> None:
     pre: Preprocessor = trained.preprocessor
     errors = {split: pre.reconstruction_errors(X, trained.predict_outputs(X))
               for split, X in (("val", prepared.X_val), ("test", prepared.X_test)) if len(X)}
-    reference = errors.get("val", errors.get("test"))
-    if reference is None or not len(reference):
-        from builder.errors import DataError
-
-        raise DataError("Anomaly detection needs validation rows to set its threshold: set a "
-                        "validation share above 0 (0.15 is typical).")
-    pre.set_threshold(float(np.quantile(reference, DEFAULT_QUANTILE)), DEFAULT_QUANTILE)
+    # Never empty: TrainConfig refuses a validation share of 0 and the split keeps at least one row.
+    pre.set_threshold(float(np.quantile(errors["val"], DEFAULT_QUANTILE)), DEFAULT_QUANTILE)
     for split, values in errors.items():
         trained.metrics[split] = {"reconstruction_error": float(values.mean()),
                                   "flagged_share": float(np.mean(values > pre.threshold))}

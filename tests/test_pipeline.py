@@ -106,3 +106,22 @@ def test_a_design_that_does_not_fit_the_task_is_refused_before_training():
     with pytest.raises(SpecError, match="Linear regression cannot do yes/no prediction"):
         train_model(df, DataSpec(TARGET, "binary", ["age", "color"]), TrainConfig(epochs=2),
                     spec=ModelSpec(family="linear"))
+
+
+def test_an_anomaly_model_without_validation_rows_is_refused_before_training():
+    from builder.train import Callback
+
+    class Started(Callback):
+        began = False
+
+        def on_train_begin(self, info) -> None:
+            Started.began = True
+
+    df = make_messy_table(300, seed=5).drop(columns=[TARGET])
+    spec = DataSpec(None, "anomaly", list(df.columns))
+    with pytest.raises(SpecError, match="val_fraction"):  # the threshold comes from validation rows
+        train_model(df, spec, TrainConfig(epochs=2, val_fraction=0.0), callbacks=[Started()])
+    assert not Started.began  # nothing was trained only to be thrown away
+    tiny = df.head(12)  # the split keeps a validation row even in a tiny table: a threshold is set
+    trained = train_model(tiny, spec, TrainConfig(epochs=2, val_fraction=0.01), with_baseline=False)
+    assert trained.preprocessor.threshold is not None and len(trained.test_results["val_errors"]) >= 1

@@ -714,6 +714,11 @@ class SeriesPreprocessor:
         raw = frame[self.columns].to_numpy(dtype=np.float64)  # (N, F)
         return ((raw - means) / stds).astype(np.float32)
 
+    @property
+    def target_scale(self) -> float:
+        """Multiply an error in training units by this for original units (the target's spread)."""
+        return float(self._fitted()["columns"][self.target_index]["std"])
+
     def inverse_target(self, y_scaled: np.ndarray) -> np.ndarray:
         """Scaled target values (any shape) back to original units, float64."""
         column = self._fitted()["columns"][self.target_index]
