@@ -122,6 +122,15 @@ def prepare_data(
     return prepare_tabular(df, data_spec, val_fraction, test_fraction, seed)
 
 
+# Each kind of data's preprocessor and the module it lives in (its FORMAT names its saved JSON).
+PREPROCESSORS: dict[str, tuple[Any, type]] = {
+    "table": (table_data, table_data.Preprocessor),
+    "images": (image_data, image_data.ImagePreprocessor),
+    "text": (text_data, text_data.TextPreprocessor),
+    "series": (series_data, series_data.SeriesPreprocessor),
+}
+
+
 def load_preprocessor(state: dict) -> Any:
     """Rebuild the preprocessor saved as ``state`` (a table, image, text or series one).
 
@@ -129,8 +138,7 @@ def load_preprocessor(state: dict) -> Any:
         DataError: ``state`` is not a preprocessing state this version can read.
     """
     fmt = state.get("format") if isinstance(state, dict) else None
-    for module, cls in ((table_data, table_data.Preprocessor), (image_data, image_data.ImagePreprocessor),
-                        (text_data, text_data.TextPreprocessor), (series_data, series_data.SeriesPreprocessor)):
+    for module, cls in PREPROCESSORS.values():
         if fmt == module.FORMAT:
             return cls.from_dict(state)
     raise DataError(
@@ -141,11 +149,7 @@ def load_preprocessor(state: dict) -> Any:
 
 def kind_of(preprocessor: Any) -> str:
     """The kind of data a fitted preprocessor reads: "table", "images", "text" or "series"."""
-    for kind, cls in (("images", image_data.ImagePreprocessor), ("text", text_data.TextPreprocessor),
-                      ("series", series_data.SeriesPreprocessor)):
-        if isinstance(preprocessor, cls):
-            return kind
-    return "table"
+    return next(kind for kind, (_, cls) in PREPROCESSORS.items() if isinstance(preprocessor, cls))
 
 
 def _table(source: Any, kind: str) -> pd.DataFrame:
