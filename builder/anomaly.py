@@ -32,11 +32,12 @@ from builder.data.prepare import DataSpec
 from builder.data.preprocess import ANOMALY_TASK, parse_boolean
 from builder.data.split import split_indices
 from builder.errors import DataError, SpecError
-from builder.pipeline import TrainedModel, train_model
+from builder.pipeline import train_model
 from builder.results import DEFAULT_QUANTILE, rescore
 from builder.spec import ModelSpec
 from builder.templates import starter_spec
 from builder.train import Callback, TrainConfig, TrainControl
+from builder.trained import TrainedModel
 
 logger = logging.getLogger(__name__)
 

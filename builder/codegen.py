@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from builder.errors import BundleError
-from builder.layers import LAYERS, Shape, describe_shape, padding_mask_layers
-from builder.modules import MaskedSequential
+from builder.layers import LAYERS, Shape, describe_shape, input_layers, padding_mask_layers
+from builder.modules import InputSequential, MaskedSequential
 from builder.shapes import check_shapes
 from builder.spec import ModelSpec
 
@@ -224,6 +224,13 @@ def model_source(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, about: 
         numbers = ", ".join(str(i + 1) for i in mask_layers)
         which = f"layers {numbers} also get" if len(mask_layers) > 1 else f"layer {numbers} also gets"
         comments.append(f"# {which} the padding mask (token id 0)")
+    side_paths = input_layers([row.type for row in report.rows])
+    if side_paths and not mask_layers:
+        container = InputSequential.__name__
+        classes.append(InputSequential)
+        calls.append(f"input_layers={side_paths!r},")
+        numbers = ", ".join(str(i + 1) for i in side_paths)
+        comments.append(f"# layer {numbers} also gets the model's input (a side path)")
     width = max(len(c) for c in calls)
     body = "\n".join(f"        {call.ljust(width)}  {comment}" for call, comment in zip(calls, comments, strict=True))
     own = _own_class_sources(classes)

@@ -2,12 +2,13 @@
 
 The app renders it with ``st.graphviz_chart`` (drawn in the browser: no Graphviz binary needed);
 the model card can embed the same text. Problem layers are drawn in red so the picture and the
-table tell the same story.
+table tell the same story. A layer that also reads the model's input (a forecast's linear side
+path) gets a dashed edge from the input box.
 """
 
 from __future__ import annotations
 
-from builder.layers import LAYERS
+from builder.layers import LAYERS, TAKES_INPUT
 from builder.shapes import ShapeReport
 
 COLOURS = {"layer": "#E8F0FE", "head": "#DDEBDD", "problem": "#FDE2E1", "input": "#F1F3F4"}
@@ -69,6 +70,9 @@ def design_dot(report: ShapeReport, input_label: str = "Input", output_label: st
             fill = COLOURS["problem"]
         lines.append(f'  {node} [label="{_escape(caption)}", fillcolor="{fill}"];')
         lines.append(f'  {previous} -> {node} [label=" {row.input_text}"];')
+        if row.type in LAYERS and LAYERS.get(row.type).extra.get(TAKES_INPUT):
+            # A side path (AutoregressiveSkip) also reads the model's input: draw that path too.
+            lines.append(f'  input -> {node} [style=dashed, label=" side path"];')
         previous = node
     if output_label:
         last = report.rows[-1] if report.rows else None

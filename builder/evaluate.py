@@ -1,8 +1,8 @@
 """How good is the trained model, in terms an analyst can present.
 
-Metrics (each with a plain-language label and a one-line meaning), a scikit-learn baseline fitted on
-exactly the matrices the network saw, model-vs-baseline comparisons written as sentences, and the
-data behind the Evaluate page's charts (confusion matrix, residuals, ROC curve).
+Metrics (each with a plain-language label and a one-line meaning), model-vs-baseline comparisons
+written as sentences, and the data behind the Evaluate page's charts (confusion matrix, residuals,
+ROC curve). The baselines themselves are fitted in ``builder.baselines``.
 
 Everything works in the *original* label space: class labels as written in the training data,
 regression values in the target's own units. Metric values are plain Python floats and every result
@@ -15,19 +15,14 @@ Metric maths is scikit-learn's; this module only chooses, labels, guards and wor
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_softmax
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import (
     accuracy_score,
     auc,
@@ -262,7 +257,7 @@ def compute_metrics(
         DataError: no rows, lengths that differ, labels outside ``classes``, missing true values.
         TrainingError: predictions that are missing or infinite (training diverged).
     """
-    _check_task(task)
+    check_task(task)
     if task == "anomaly":
         raise SpecError("Anomaly models are scored by reconstruction error (builder.results), not here.")
     if task in ("regression", "forecast"):  # a forecast: every step of every window, flattened
@@ -307,210 +302,6 @@ def _roc_auc(truth: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float
     # Softmax outputs in float32 can miss 1.0 by more than sklearn's check tolerates; renormalise.
     proba = proba / proba.sum(axis=1, keepdims=True)
     return roc_auc_score(truth, proba, multi_class="ovr", average="macro", labels=classes)
-
-
-# --------------------------------------------------------------------------------------------------
-# Baseline
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BaselineResult:
-    """A scikit-learn model fitted on the network's own inputs, as a yardstick.
-
-    Attributes:
-        name: display name, e.g. ``"Logistic regression (scikit-learn)"``.
-        description: one sentence for a non-expert on what it is and why it is there.
-        metrics: ``compute_metrics`` on the test rows, original units.
-        predictions: decoded like the network's: ``prediction`` and ``probability_<class>``.
-        estimator: the fitted scikit-learn model (coefficients, explanations); not serialised.
-    """
-
-    name: str
-    description: str
-    metrics: dict[str, float]
-    predictions: pd.DataFrame
-    estimator: Any = field(default=None, repr=False, compare=False)
-
-    def to_dict(self, include_predictions: bool = False) -> dict[str, Any]:
-        """Return a JSON-safe dict.
-
-        Args:
-            include_predictions: add the predictions as a list of row records (can be large).
-        """
-        out: dict[str, Any] = {
-            "name": self.name,
-            "description": self.description,
-            "metrics": {k: float(v) for k, v in self.metrics.items()},
-        }
-        if include_predictions:
-            out["predictions"] = _records(self.predictions)
-        return out
-
-
-_BASELINE_TEXT = {
-    "classification": (
-        "Logistic regression (scikit-learn)",
-        "A simple, well-understood model that gives each input column one weight; if the network "
-        "cannot beat it, its extra complexity is not paying off.",
-    ),
-    "regression": (
-        "Ridge regression (scikit-learn)",
-        "A straight-line model that gives each input column one weight (kept modest to avoid "
-        "over-fitting); if the network cannot beat it, its extra complexity is not paying off.",
-    ),
-}
-
-# Log-probability given to a class the baseline never saw in training: exp(-1e4) is exactly 0 in
-# float32 and float64, yet stays finite so no decode code meets inf - inf.
-_ABSENT_CLASS_LOGIT = -1e4
-
-
-def fit_baseline(
-    task: str,
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_test: np.ndarray,
-    y_test_original: Any,
-    decode: Callable[[np.ndarray], pd.DataFrame],
-    *,
-    classes: Sequence[Any] | None = None,
-    max_train_rows: int | None = 200_000,
-    seed: int = 0,
-) -> BaselineResult:
-    """Fit the task's scikit-learn baseline on the prepared matrices and score it on the test rows.
-
-    The baseline sees exactly what the network sees (same preprocessed features, same encoded
-    targets), so the comparison measures the architecture, not the data preparation. Its raw
-    outputs are shaped like the network's and go through the same ``decode``, so its predictions
-    come back in original labels/units exactly like the network's:
-
-    - regression: ``RidgeCV`` prediction in scaled target units, ``(N, 1)``;
-    - binary: ``LogisticRegression.decision_function``, the logit of class 1, ``(N, 1)``;
-      its sigmoid is ``predict_proba[:, 1]``;
-    - multiclass: log-probabilities ``log_softmax(decision_function)``, ``(N, k)``; their softmax
-      is ``predict_proba``. A class missing from the training rows gets probability 0.
-
-    Args:
-        task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
-        X_train: float32 preprocessed features ``(N, F)`` or ``(N, *input_shape)`` (flattened here).
-        y_train: encoded targets: regression standardised float ``(N, 1)``; binary 0/1 ``(N, 1)``;
-            multiclass int64 class indices ``(N,)``.
-        X_test: preprocessed test features, same layout as ``X_train``.
-        y_test_original: true test labels/values in the original space.
-        decode: turns raw outputs like the network's into a DataFrame with a ``prediction`` column
-            and, for classification, ``probability_<class>`` columns in class order.
-        classes: the class labels in encoded order; defaults to those read back from the
-            ``probability_<class>`` column names (matched to the labels' own types).
-        max_train_rows: fit on a random subset of at most this many training rows (``None``: all),
-            so the yardstick stays a matter of seconds on large tables or images.
-        seed: seed of that subset and of the solver.
-
-    Returns:
-        The fitted baseline with its test metrics and decoded predictions.
-
-    Raises:
-        SpecError: unknown task.
-        DataError: empty data, rows that do not match, a single class in the training rows, or a
-            ``decode`` result without a ``prediction`` column.
-    """
-    _check_task(task)
-    X_fit = _flat_features(X_train, "training")
-    X_eval = _flat_features(X_test, "test")
-    target = np.asarray(y_train).ravel()  # (N, 1) or (N,) -> (N,)
-    if len(target) != len(X_fit):
-        raise DataError(
-            f"The training targets have {len(target)} rows but the training features have "
-            f"{len(X_fit)}: they must describe the same rows."
-        )
-    if X_fit.shape[1] != X_eval.shape[1]:
-        raise DataError(
-            f"The test rows have {X_eval.shape[1]} prepared columns but the training rows have "
-            f"{X_fit.shape[1]}: prepare both with the same fitted preprocessor."
-        )
-    if max_train_rows is not None and len(X_fit) > max_train_rows:
-        keep = downsample(len(X_fit), max_train_rows, seed)
-        logger.info("Baseline fitted on %d of %d training rows.", len(keep), len(X_fit))
-        X_fit, target = X_fit[keep], target[keep]
-
-    if task == "regression":
-        # Features are standardised, so a log grid of penalties around 1 covers sensible strengths;
-        # RidgeCV picks one by efficient leave-one-out, no extra split needed.
-        estimator = RidgeCV(alphas=np.logspace(-3, 3, 13))
-        estimator.fit(X_fit, target.astype(np.float64))
-        raw = estimator.predict(X_eval).reshape(-1, 1)  # (N, 1) scaled target units
-        name, description = _BASELINE_TEXT["regression"]
-    else:
-        labels = target.astype(np.int64)
-        if len(np.unique(labels)) < 2:
-            raise DataError(
-                "The training rows hold only one class, so no classifier can be fitted: "
-                "use data (or a split) with examples of at least two classes."
-            )
-        # lbfgs on standardised inputs converges in well under 1000 iterations on typical tables;
-        # the headroom covers poorly scaled columns. In scikit-learn >= 1.8 multiclass is always
-        # multinomial (softmax), the same model family as our "logistic" network.
-        estimator = LogisticRegression(max_iter=1000, random_state=seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            estimator.fit(X_fit, labels)
-        for caught_warning in caught:
-            if issubclass(caught_warning.category, ConvergenceWarning):
-                # Still a usable yardstick; note it for whoever reads the logs.
-                logger.warning("Baseline logistic regression stopped before full convergence.")
-            else:  # not ours to swallow
-                warnings.warn(caught_warning.message, caught_warning.category, stacklevel=2)
-        if task == "binary":
-            raw = estimator.decision_function(X_eval).reshape(-1, 1)  # (N, 1) logit of class 1
-        else:
-            n_classes = len(classes) if classes is not None else int(labels.max()) + 1
-            n_classes = max(n_classes, int(estimator.classes_.max()) + 1)
-            scores = estimator.decision_function(X_eval)  # (N, k_seen), or (N,) if k_seen == 2
-            if scores.ndim == 1:
-                # Two classes seen: sklearn returns the logit of the second only; softmax of
-                # [0, logit] is [1 - sigmoid, sigmoid], the same probabilities.
-                scores = np.column_stack([np.zeros_like(scores), scores])
-            log_p = log_softmax(scores, axis=1)  # (N, k_seen)
-            raw = np.full((len(X_eval), n_classes), _ABSENT_CLASS_LOGIT)  # (N, k)
-            raw[:, estimator.classes_] = log_p
-        name, description = _BASELINE_TEXT["classification"]
-
-    # The network's raw outputs are float32; give decode the same dtype it sees in production.
-    predictions = decode(raw.astype(np.float32))
-    if not isinstance(predictions, pd.DataFrame) or "prediction" not in predictions.columns:
-        raise DataError("The decode step must return a table with a 'prediction' column.")
-
-    if task == "regression":
-        metrics = compute_metrics(task, y_test_original, predictions["prediction"])
-    else:
-        proba_cols = [c for c in predictions.columns if str(c).startswith("probability_")]
-        class_labels = (
-            list(classes)
-            if classes is not None
-            else _classes_from_columns(proba_cols, y_test_original, predictions["prediction"])
-        )
-        proba = predictions[proba_cols].to_numpy(dtype=np.float64) if proba_cols else None
-        if task == "binary" and len(class_labels) != 2:
-            # Without both class columns the positive class is unknown: score labels only.
-            proba, class_labels = None, None
-        metrics = compute_metrics(
-            task, y_test_original, predictions["prediction"], proba=proba, classes=class_labels
-        )
-    return BaselineResult(name, description, metrics, predictions, estimator)
-
-
-def _classes_from_columns(columns: list[str], *label_sources: Any) -> list[Any]:
-    """Recover class labels from ``probability_<class>`` names, in their original types.
-
-    Column names are strings, but labels may be numbers (0/1, 1..5): each suffix is matched to a
-    label seen in the data whose text is the same, so ``"probability_1"`` gives back the integer 1.
-    """
-    by_text: dict[str, Any] = {}
-    for source in label_sources:
-        for label in _as_labels(source):
-            by_text.setdefault(str(label), label)
-    suffixes = [str(c)[len("probability_") :] for c in columns]
-    return [by_text.get(s, s) for s in suffixes]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -573,7 +364,7 @@ def compare_to_baseline(
     Raises:
         SpecError: unknown task.
     """
-    _check_task(task)
+    check_task(task)
     other = baseline_name or BASELINE_SHORT_NAMES[task]
     comparisons = []
     for metric in TASK_METRICS[task]:
@@ -636,7 +427,7 @@ def verdict(task: str, comparisons: list[Comparison], baseline_name: str | None 
     Raises:
         SpecError: unknown task.
     """
-    _check_task(task)
+    check_task(task)
     other = baseline_name or BASELINE_SHORT_NAMES[task]
     headline = HEADLINE_METRIC[task]
     info = METRICS[headline]
@@ -791,7 +582,7 @@ def roc_points(
     Raises:
         DataError: lengths differ, or the true labels do not hold both the class and others.
     """
-    truth = _as_labels(y_true)
+    truth = as_labels(y_true)
     scores = np.asarray(proba_pos, dtype=np.float64).ravel()
     if len(truth) != len(scores):
         raise DataError(
@@ -813,7 +604,8 @@ def roc_points(
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_task(task: str) -> None:
+def check_task(task: str) -> None:
+    """Raise a ``SpecError`` unless ``task`` is one this module can score."""
     if task not in TASKS:
         raise SpecError(f"Task '{task}' cannot be evaluated: use one of {', '.join(TASKS)}.")
 
@@ -825,7 +617,7 @@ def _metric_info(metric: str) -> MetricInfo:
         raise SpecError(f"Unknown metric '{metric}': use one of {', '.join(METRICS)}.") from None
 
 
-def _as_labels(values: Any) -> np.ndarray:
+def as_labels(values: Any) -> np.ndarray:
     """Labels as a flat numpy array scikit-learn accepts.
 
     An object array of numbers (what a DataFrame column of mixed origin gives) is "unknown" to
@@ -838,7 +630,7 @@ def _as_labels(values: Any) -> np.ndarray:
 
 
 def _label_arrays(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    truth, guess = _as_labels(y_true), _as_labels(y_pred)
+    truth, guess = as_labels(y_true), as_labels(y_pred)
     _check_lengths(len(truth), len(guess))
     if pd.isna(guess).any():
         raise TrainingError(
@@ -890,7 +682,7 @@ def _classes_or_default(
                 "The true labels and the predictions are of different kinds (text vs numbers): "
                 "decode the predictions back to the labels used in the data."
             ) from None
-    labels = _as_labels(list(classes))
+    labels = as_labels(list(classes))
     allowed = {_plain(c) for c in labels}
     to_check = [("true labels", truth)] + ([("predictions", guess)] if check_predictions else [])
     for what, values in to_check:
@@ -924,13 +716,6 @@ def _proba_array(proba: Any, n_rows: int, n_classes: int) -> np.ndarray:
     return arr
 
 
-def _flat_features(X: np.ndarray, which: str) -> np.ndarray:
-    arr = np.asarray(X)
-    if arr.ndim == 0 or len(arr) == 0:
-        raise DataError(f"There are no {which} rows to fit the baseline on.")
-    return arr.reshape(len(arr), -1)  # (N, *shape) -> (N, F): linear baselines need flat rows
-
-
 def _clean(metrics: dict[str, Any], task: str) -> dict[str, float]:
     """Plain floats in the task's order, dropping anything undefined (JSON has no NaN)."""
     out = {}
@@ -943,11 +728,6 @@ def _clean(metrics: dict[str, Any], task: str) -> dict[str, float]:
 def _plain(value: Any) -> Any:
     """A numpy scalar as the equivalent Python value, for JSON."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-safe dicts; pandas' writer handles numpy scalars and NaN (-> null)."""
-    return json.loads(frame.to_json(orient="records"))
 
 
 def _format_number(value: float) -> str:

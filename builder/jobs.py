@@ -46,6 +46,8 @@ class JobSnapshot:
     batch_points: tuple[tuple[float, float], ...]  # (fractional epoch, running batch loss)
     device: str
     error: str | None
+    stage: str = ""  # cross-validation: "Fold 2 of 5" or "Final model"; the epochs are that stage's
+    training_ended: bool = False  # the epochs are over; the test rows and the baseline are being scored
 
     @property
     def done(self) -> bool:
@@ -90,6 +92,8 @@ class Job:
     epoch_logs: list[dict[str, float]] = field(default_factory=list)
     batch_points: list[tuple[float, float]] = field(default_factory=list)
     device: str = ""
+    stage: str = ""  # the cross-validation stage running now (empty for a plain run)
+    training_ended: bool = False  # fit() returned; scoring and saving follow
     result: Any = None
     outputs: dict[str, Any] = field(default_factory=dict)  # what on_done adds, e.g. the saved run id
     error: str | None = None
@@ -108,6 +112,7 @@ class Job:
                 id=self.id, title=self.title, status=status, epoch=self.epoch, epochs=self.epochs,
                 elapsed=elapsed, epoch_logs=tuple(dict(d) for d in self.epoch_logs),
                 batch_points=tuple(self.batch_points), device=self.device, error=self.error,
+                stage=self.stage, training_ended=self.training_ended,
             )
 
     def stop(self) -> None:
@@ -139,6 +144,12 @@ class JobRecorder(Callback):
             self.job.device = str(info.get("device", ""))
             self.job.epochs = int(info.get("epochs", self.job.epochs))
             self._steps_per_epoch = max(1, int(info.get("batches_per_epoch", 1)))
+            self.job.training_ended = False
+            if info.get("stage"):  # a new cross-validation fold: the live chart shows this run alone
+                self.job.stage = str(info["stage"])
+                self.job.epoch = 0
+                self.job.epoch_logs.clear()
+                self.job.batch_points.clear()
 
     def on_batch_end(self, step: int, logs: dict[str, float]) -> None:
         point = (step / self._steps_per_epoch, float(logs["loss"]))
@@ -153,6 +164,10 @@ class JobRecorder(Callback):
             self.job.epoch = epoch
             self.job.epoch_logs.append({"epoch": float(epoch), **{k: float(v) for k, v in logs.items()
                                                                    if isinstance(v, (int, float))}})
+
+    def on_train_end(self, history: Any) -> None:
+        with self.job.lock:
+            self.job.training_ended = True
 
 
 class JobRegistry:

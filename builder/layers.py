@@ -15,7 +15,9 @@ The palette is ``LAYERS.names()``; the key of each type is the ``torch.nn`` clas
 Text is right-padded with token id 0. Two flags in ``LayerType.extra`` say how a layer treats that
 padding (``padding_mask_layers`` reads them): ``KEEPS_STEPS`` (its output has the input's time
 steps in the same order, so the padding mask still lines up with them) and ``TAKES_MASK`` (its
-forward takes the mask as well).
+forward takes the mask as well). A third, ``TAKES_INPUT``, marks a side path whose forward also takes
+the model's input (``AutoregressiveSkip``, the linear autoregressive path of a forecast; see
+``builder.modules.InputSequential``).
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ LAYERS = LayerRegistry()
 # Keys of ``LayerType.extra`` for padding masks (see the module docstring).
 KEEPS_STEPS = "keeps_steps"
 TAKES_MASK = "takes_padding_mask"
+# A layer whose forward also takes the model's input (a side path such as AutoregressiveSkip).
+TAKES_INPUT = "takes_model_input"
 
 
 def _stepwise() -> dict[str, Any]:
@@ -263,6 +267,9 @@ LAYERS.register(LayerType(
 # ``builder.data.sources.DataShape.scope``); outside it, Embedding refuses with "needs text data".
 _VOCABULARY: ContextVar[int | None] = ContextVar("token_vocabulary", default=None)
 PAD_ID = 0  # the token id of padding (builder.data.text pads with it at the end of each text)
+# The layers that read token ids: a text model starts with one of them (a sequence of vectors, or
+# one vector per text).
+TOKEN_READERS = ("Embedding", "EmbeddingBag")
 
 
 @contextmanager
@@ -491,6 +498,50 @@ LAYERS.register(LayerType(
 ))
 
 
+def _embedding_bag_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    if _VOCABULARY.get() is None:
+        raise LayerProblem(
+            f"EmbeddingBag needs text data (token ids), but this data gives numbers "
+            f"({describe_shape(shape)} per row): remove it, or load a text column.",
+            _remove_fix(),
+        )
+    if len(shape) != 1:
+        raise LayerProblem(
+            f"EmbeddingBag must be the first layer: it reads token ids (one whole number per step) "
+            f"but gets {describe_shape(shape)}. Move it to the top or remove it.",
+            _remove_fix(),
+        )
+    return (params["embedding_dim"],)  # the time steps are merged: one vector per text
+
+
+def _build_embedding_bag(shape: Shape, params: dict[str, Any]) -> nn.Module:
+    vocabulary = _VOCABULARY.get()
+    if vocabulary is None:
+        raise SpecError("EmbeddingBag needs text data (token ids); build it inside token_input(vocab_size).")
+    # Padding (id 0) is left out of the mean, so a text's vector does not depend on its length.
+    return modules.TokenEmbeddingBag(vocabulary, params["embedding_dim"], mode=params["mode"], padding_idx=PAD_ID)
+
+
+# fastText's input layer: the average of the vectors of a text's words and word pairs. With the
+# data's bag of n-grams (builder.data.text, ngrams=2) and a Linear head it is a linear model over
+# n-gram vectors that trains in seconds; the MLP family uses it as the first layer for text.
+LAYERS.register(LayerType(
+    name="EmbeddingBag",
+    category="Text",
+    summary=("Turns a text into one vector, the average of the vectors of its words and word pairs "
+             "(fastText); the first layer of a fast text model (MLP)."),
+    params=(
+        ParamSpec("embedding_dim", IntRange(1, 4096), 64, "Vector size",
+                  "Numbers learned per word or word pair. 32-128 is typical."),
+        ParamSpec("mode", Choice(("mean", "sum")), "mean", "Mode",
+                  "'mean' averages the vectors (texts of any length look alike), 'sum' adds them."),
+    ),
+    output_shape=_embedding_bag_shape,
+    build=_build_embedding_bag,
+    main_param="embedding_dim",
+))
+
+
 def _recurrent_shape(name: str) -> Callable[[Shape, dict[str, Any]], Shape]:
     def shape_of(shape: Shape, p: dict[str, Any]) -> Shape:
         _needs_sequence(name, shape)
@@ -602,6 +653,70 @@ LAYERS.register(LayerType(
     main_param="mode",
     extra={TAKES_MASK: True},  # pools the real steps only; the time axis ends here
 ))
+
+
+# --- time series: the linear side path -------------------------------------------------------------
+
+# A side path's output size depends on the model's input (lags x columns), not only on the layer
+# just before it: ``infer_shapes`` states the model's input shape here while it walks a design.
+_MODEL_INPUT: ContextVar[Shape | None] = ContextVar("model_input", default=None)
+
+
+@contextmanager
+def model_input(shape: Shape) -> Iterator[None]:
+    """Declare the per-sample shape of the model's input while shapes are worked out."""
+    token = _MODEL_INPUT.set(tuple(shape))
+    try:
+        yield
+    finally:
+        _MODEL_INPUT.reset(token)
+
+
+def _skip_shape(shape: Shape, p: dict[str, Any]) -> Shape:
+    series = _MODEL_INPUT.get()
+    if series is None or len(series) != 2 or reading_tokens():
+        raise LayerProblem(
+            "AutoregressiveSkip passes the recent values of a time series to the output layer, but "
+            "this model does not read a time series: use it on a forecast, or remove it.",
+            _remove_fix(),
+        )
+    if len(shape) != 1:
+        raise LayerProblem(
+            f"AutoregressiveSkip adds the recent values to one list of numbers per sample but gets "
+            f"{describe_shape(shape)}: put it after SequencePool.",
+            Fix(label="Insert SequencePool before it", action="insert", index=-1,
+                layer={"type": "SequencePool", "mode": "last"}),
+        )
+    window, columns = series
+    if p["lags"] > window:
+        raise LayerProblem(
+            f"lags={p['lags']} reaches back further than the {window} steps each window holds: set "
+            f"lags to {window} or less.",
+            Fix(label=f"Set lags to {window}", action="set", index=-1, param="lags", value=window),
+        )
+    return (shape[0] + p["lags"] * columns,)
+
+
+LAYERS.register(LayerType(
+    name="AutoregressiveSkip",
+    category="Recurrent",
+    summary=("Linear side path of a forecast: hands the last few values of the series straight to "
+             "the output layer, which adds a linear forecast from them to what the layers above "
+             "learned. Keep it last; remove it for a purely recurrent model."),
+    params=(ParamSpec("lags", IntRange(1, 10_000), 12, "Past steps",
+                      "How many of the newest steps of the window the linear path reads; one season "
+                      "(12 for monthly data, 7 for daily) or a little more is typical."),),
+    output_shape=_skip_shape,
+    build=lambda shape, p: modules.AutoregressiveSkip(p["lags"]),
+    main_param="lags",
+    extra={TAKES_INPUT: True},
+))
+
+
+def input_layers(type_names: Sequence[str]) -> tuple[int, ...]:
+    """0-based positions of the layers whose forward also takes the model's input (side paths)."""
+    return tuple(i for i, name in enumerate(type_names)
+                 if name in LAYERS and LAYERS.get(name).extra.get(TAKES_INPUT))
 
 
 def padding_mask_layers(type_names: Sequence[str]) -> tuple[int, ...] | None:

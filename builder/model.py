@@ -8,7 +8,8 @@ to write out as readable code, and to load from safetensors.
 A text model (first layer Embedding) whose layers can use the padding mask is a
 ``MaskedSequential`` instead: the same layers, numbers and state-dict keys, but its forward finds
 the padding (token id 0) once and passes the mask to those layers, so padding is neither attended
-to nor pooled.
+to nor pooled. A forecast with a linear side path (``AutoregressiveSkip``) is an ``InputSequential``:
+its forward also hands the window to that layer.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import threading
 import torch
 from torch import nn
 
-from builder.layers import LAYERS, padding_mask_layers
-from builder.modules import MaskedSequential
+from builder.layers import LAYERS, input_layers, padding_mask_layers
+from builder.modules import InputSequential, MaskedSequential
 from builder.shapes import Shape, check_shapes
 from builder.spec import ModelSpec
 
@@ -55,7 +56,8 @@ def build_model(spec: ModelSpec, input_shape: Shape, n_outputs: int, seed: int |
 
 
 def sequential(modules: list[nn.Module], type_names: list[str]) -> nn.Sequential:
-    """Chain built layers: ``MaskedSequential`` when some layer takes the padding mask of token ids.
+    """Chain built layers: ``MaskedSequential`` when some layer takes the padding mask of token ids,
+    ``InputSequential`` when some layer (a side path) takes the model's input.
 
     Args:
         modules: the built layers, head included.
@@ -64,6 +66,9 @@ def sequential(modules: list[nn.Module], type_names: list[str]) -> nn.Sequential
     mask_layers = padding_mask_layers(type_names)
     if mask_layers:  # None: not token ids; (): no layer would use the mask
         return MaskedSequential(*modules, mask_layers=mask_layers)
+    side_paths = input_layers(type_names)
+    if side_paths:
+        return InputSequential(*modules, input_layers=side_paths)
     return nn.Sequential(*modules)
 
 

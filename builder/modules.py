@@ -3,11 +3,14 @@
 Each class is registered in ``builder.layers`` under its class name (``PositionalEncoding``,
 ``SequencePool``), or wraps a torch layer so that it fits in an ``nn.Sequential`` while the design
 keeps the torch name (``RecurrentLayer`` for "RNN"/"LSTM"/"GRU", ``TokenEmbedding`` for
-"Embedding"). Every class keeps its constructor arguments as attributes of the same name, so
-``builder.codegen`` can write it back as code, and its source is copied verbatim into a bundle's
+"Embedding", ``TokenEmbeddingBag`` for "EmbeddingBag"). Every class keeps its constructor
+arguments as attributes of the same name, so ``builder.codegen`` can write it back as code, and its source is copied verbatim into a bundle's
 ``model.py``: keep these classes self-contained (only ``math``, ``torch`` and ``nn``).
 
 Shapes are per sample with the batch first: a sequence is ``(B, T, F)``.
+
+A forecast's linear side path (``AutoregressiveSkip``) needs the model's input beside the features
+made from it: the model is then an ``InputSequential``, which hands the input to that layer.
 
 Text is right-padded with token id 0. A model whose first layer is Embedding and that has a layer
 able to use the padding mask is a ``MaskedSequential``: it finds the padding once from the token ids
@@ -58,6 +61,29 @@ class TokenEmbedding(nn.Embedding):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.long())
+
+
+class TokenEmbeddingBag(nn.EmbeddingBag):
+    """``nn.EmbeddingBag`` over padded token ids stored as floats: a bag of n-grams -> one vector.
+
+    ``(B, T)`` ids -> ``(B, embedding_dim)``: the mean (or sum) of the vectors of each row's ids,
+    padding (id 0) left out of the count, as fastText's input layer does; an empty row gives
+    zeros. Vectors start small (uniform in +-1/embedding_dim, fastText's choice) rather than at
+    torch's N(0, 1): averaged over a few hundred n-grams, large random vectors drown what each
+    n-gram learns, and training needed more epochs for a lower accuracy (measured on 4,000 food
+    reviews: test accuracy 0.804, best epoch 22, with N(0, 1); 0.813, best epoch 16, small).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, mode: str = "mean", padding_idx: int | None = 0):
+        super().__init__(num_embeddings, embedding_dim, mode=mode, padding_idx=padding_idx)
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / self.embedding_dim
+        nn.init.uniform_(self.weight, -bound, bound)
+        self._fill_padding_idx_with_zero()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.long())  # (B, T) -> (B, embedding_dim)
 
 
 class PositionalEncoding(nn.Module):
@@ -122,6 +148,54 @@ class SequencePool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+class AutoregressiveSkip(nn.Module):
+    """A linear autoregressive side path: the last ``lags`` steps of the model's input, appended.
+
+    ``(B, H)`` features and the model input ``(B, T, F)`` -> ``(B, H + lags * F)``. Placed just
+    before the output layer (a ``Linear``), the forecast becomes ``head_h(features) +
+    head_lags(recent values)``: a linear model of the recent values (what a lagged ridge fits)
+    plus whatever the layers above it learn, so the network only has to learn what the linear
+    model misses. It has no weights of its own; the output layer holds the linear part.
+    An ``InputSequential`` hands it the model input.
+    """
+
+    def __init__(self, lags: int):
+        super().__init__()
+        self.lags = lags
+
+    def forward(self, x: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        recent = inputs[:, -self.lags:, :].flatten(1)  # (B, T, F) -> (B, lags * F)
+        return torch.cat([x, recent.to(x.dtype)], dim=1)  # (B, H + lags * F)
+
+    def extra_repr(self) -> str:
+        return f"lags={self.lags}"
+
+
+class InputSequential(nn.Sequential):
+    """``nn.Sequential`` whose layers in ``input_layers`` also get the model's input.
+
+    A side path (``AutoregressiveSkip``) needs the raw window beside the features the layers above
+    it made; every other layer gets only ``x``. Layer numbers and state-dict keys are those of a
+    plain ``nn.Sequential``.
+    """
+
+    def __init__(self, *layers: nn.Module, input_layers: tuple[int, ...] = ()):
+        super().__init__(*layers)
+        self.input_layers = tuple(int(i) for i in input_layers)
+        for i in self.input_layers:
+            if not 0 <= i < len(self):
+                raise ValueError(f"input_layers names layer {i}, but there are {len(self)} layers")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = x  # (B, T, F): the window as it came in
+        for i, layer in enumerate(self):
+            x = layer(x, inputs) if i in self.input_layers else layer(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"input_layers={self.input_layers}"
 
 
 class MaskedSequential(nn.Sequential):

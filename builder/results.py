@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from builder.baselines import FORECAST_BASELINES, BaselineResult, fit_baseline, fit_text_baseline
 from builder.data.preprocess import ANOMALY_TASK, Preprocessor
 from builder.data.sources import Prepared
-from builder.evaluate import BaselineResult, compute_metrics, downsample, fit_baseline
+from builder.evaluate import compute_metrics, downsample
 from builder.jsonsafe import plain
-from builder.pipeline import MAX_KEPT_TEST_ROWS, TrainedModel
+from builder.trained import MAX_KEPT_TEST_ROWS, TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,6 @@ def _evaluate_predictions(trained: TrainedModel, prepared: Prepared, with_baseli
 def _baseline(trained: TrainedModel, prepared: Prepared) -> BaselineResult:
     pre = trained.preprocessor
     if trained.kind == "text":
-        from builder.data.text import fit_text_baseline
-
         column = pre.text_column
         return fit_text_baseline(prepared.raw_train[column], prepared.raw_train[pre.target],
                                  prepared.raw_test[column], prepared.true_targets("test"),
@@ -164,8 +163,6 @@ def _short_text(value: Any) -> str:
 
 
 def _evaluate_forecast(trained: TrainedModel, prepared: Prepared, with_baseline: bool) -> None:
-    from builder.data.timeseries import BASELINES
-
     pre = trained.preprocessor
     predictions = {}
     for split, X in (("val", prepared.X_val), ("test", prepared.X_test)):
@@ -175,7 +172,7 @@ def _evaluate_forecast(trained: TrainedModel, prepared: Prepared, with_baseline:
         trained.metrics[split] = compute_metrics("forecast", prepared.true_targets(split), predictions[split])
     if "test" not in predictions:
         return
-    baselines = {name: forecast(prepared, split="test") for name, forecast in BASELINES.items()} if with_baseline else {}
+    baselines = {name: forecast(prepared, split="test") for name, forecast in FORECAST_BASELINES.items()} if with_baseline else {}
     truth = prepared.true_targets("test")
     scores = {name: compute_metrics("forecast", truth, pred) for name, pred in baselines.items()}
     if scores:

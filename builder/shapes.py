@@ -20,7 +20,16 @@ from typing import Any
 import torch
 
 from builder.errors import ShapeError, SpecError
-from builder.layers import LAYERS, Fix, LayerProblem, Shape, describe_shape, reading_tokens
+from builder.layers import (
+    LAYERS,
+    TOKEN_READERS,
+    Fix,
+    LayerProblem,
+    Shape,
+    describe_shape,
+    model_input,
+    reading_tokens,
+)
 from builder.spec import ModelSpec, Problem, layer_label
 
 log = logging.getLogger(__name__)
@@ -36,7 +45,8 @@ FLOATS_PER_ACTIVATION_TRAINING = 2
 # The setting that sizes each layer type, which the fix for a too-big design lowers.
 SIZE_PARAMS = {"Linear": "out_features", "Conv1d": "out_channels", "Conv2d": "out_channels",
                "RNN": "hidden_size", "LSTM": "hidden_size", "GRU": "hidden_size",
-               "Embedding": "embedding_dim", "TransformerEncoderLayer": "dim_feedforward"}
+               "Embedding": "embedding_dim", "EmbeddingBag": "embedding_dim",
+               "TransformerEncoderLayer": "dim_feedforward"}
 
 
 @dataclass
@@ -107,6 +117,12 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, tokens:
     """
     if tokens is None:
         tokens = reading_tokens()
+    with model_input(tuple(input_shape)):  # a side path (AutoregressiveSkip) reads the input's size
+        return _walk(spec, tuple(input_shape), n_outputs, tokens)
+
+
+def _walk(spec: ModelSpec, input_shape: Shape, n_outputs: int, tokens: bool) -> ShapeReport:
+    """The loop of ``infer_shapes``."""
     problems = list(spec.validate())
     first_problem: dict[int, Problem] = {}
     for problem in problems:
@@ -127,8 +143,13 @@ def infer_shapes(spec: ModelSpec, input_shape: Shape, n_outputs: int, *, tokens:
             continue
         label = "The output layer" if is_head else layer_label(index, type_name)
         try:
-            if tokens and index == 0 and type_name != "Embedding":
+            if tokens and index == 0 and type_name not in TOKEN_READERS:
                 raise _token_problem(shape)
+            if tokens and index > 0 and type_name in TOKEN_READERS:  # EmbeddingBag's (D,) looks like ids
+                raise LayerProblem(
+                    f"{type_name} must be the first layer: it reads token ids (one whole number per "
+                    f"step) but gets {describe_shape(shape)}. Move it to the top or remove it.",
+                    Fix(label="Remove this layer", action="remove", index=-1))
             out = _output_shape(type_name, shape, params, is_head, tokens)
             row.n_params = count_params(type_name, shape, params)
         except LayerProblem as exc:
@@ -168,7 +189,8 @@ def _token_problem(shape: Shape) -> LayerProblem:
     """The first layer of a text model is not Embedding: numbers of words would be read as amounts."""
     return LayerProblem(
         f"the text arrives as token ids ({describe_shape(shape)} word numbers per text), which only "
-        "Embedding can read: a word's number is a name, not an amount. Insert Embedding as the first layer.",
+        "Embedding can read (or EmbeddingBag, for a bag of words): a word's number is a name, not an "
+        "amount. Insert Embedding as the first layer.",
         Fix(label="Insert Embedding as layer 1", action="insert", index=0,
             layer={"type": "Embedding", **LAYERS.get("Embedding").defaults()}),
     )

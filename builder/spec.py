@@ -58,8 +58,9 @@ FAMILIES: dict[str, Family] = {
         Family("logistic", "Logistic regression", "Predicts a category from a weighted sum of the "
                "columns. Fast, easy to explain.", _CLASSES, ("table",), ":material/call_split:"),
         Family("mlp", "MLP (neural network)", "Stacked layers that learn curved patterns and "
-               "interactions. A good first choice for tables.", ("regression", *_CLASSES), ("table",),
-               ":material/hub:"),
+               "interactions. A good first choice for tables, and for text up to some 20,000 "
+               "texts (it reads each text as a bag of words and word pairs, and trains in seconds).",
+               ("regression", *_CLASSES), ("table", "text"), ":material/hub:"),
         Family("cnn", "CNN (convolutional network)", "Slides small filters over an image to find "
                "edges, then shapes, then objects. The standard choice for pictures.", _CLASSES,
                ("images",), ":material/image:"),

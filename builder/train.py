@@ -22,166 +22,33 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from builder.device import DEVICE_PREFERENCES, DeviceChoice, choose_device
-from builder.errors import SpecError, TrainingError
-from builder.params import Choice, Constraint, FloatRange, IntRange, Nullable, ParamSpec
+from builder.device import DeviceChoice, choose_device
+from builder.errors import TrainingError
+from builder.losses import Objective, class_weight_vector
+from builder.schedules import LrSchedule
+from builder.train_config import (  # noqa: F401  (callers import the settings from here)
+    OPTIMIZER_HELP,
+    OPTIMIZERS,
+    SCHEDULE_HELP,
+    SCHEDULES,
+    SETTINGS,
+    TrainConfig,
+    reject_unknown_keys,
+)
 
 log = logging.getLogger(__name__)
 
 TASKS = ("regression", "binary", "multiclass")
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 # "diverged" and "error" come with an exception from fit(); the other four end a run normally.
 STOP_REASONS = ("completed", "early_stopping", "stopped_by_user", "time_limit", "diverged", "error")
 BATCH_EVENT_INTERVAL_S = 0.2  # on_batch_end fires at most 5 times a second (each costs one sync)
-
-# ----------------------------------------------------------------------------------------------
-# Settings
-
-
-@dataclass
-class TrainConfig:
-    """How to train. Defaults suit a small table; each field is declared in ``SETTINGS``."""
-
-    epochs: int = 100  # full passes over the training rows (early stopping usually ends sooner)
-    batch_size: int = 64  # rows per optimizer step (clamped to the number of training rows)
-    lr: float = 1e-3  # learning rate: size of each optimizer step
-    optimizer: str = "adam"  # one of OPTIMIZERS
-    momentum: float = 0.9  # used by the "momentum" optimizer only
-    weight_decay: float = 0.0  # L2 penalty that pulls weights towards zero (0 = off)
-    seed: int = 42  # same seed, same data, same model init -> same run
-    device: str = "auto"  # auto | cpu | cuda | mps (auto prefers a GPU)
-    early_stopping_patience: int | None = 10  # epochs without a better val_loss (0/None = off)
-    max_minutes: float | None = None  # stop after this much training time (None = no limit)
-    val_fraction: float = 0.15  # rows held out to pick the best epoch (used by the data split)
-    test_fraction: float = 0.15  # rows held out for the final score (used by the data split)
-
-    def problems(self) -> list[str]:
-        """Every invalid setting, one full sentence each (empty when the config is valid)."""
-        found = []
-        for name, spec in SETTINGS.items():
-            try:
-                spec.check(getattr(self, name))
-            except ValueError as exc:
-                found.append(f"{str(exc)[0].upper()}{str(exc)[1:]}")
-        fractions_ok = not any("share" in message for message in found)
-        if fractions_ok and self.val_fraction + self.test_fraction > 0.8:
-            found.append(
-                "The validation and test shares together must leave at least 20% of the rows "
-                f"for training; got {self.val_fraction:g} + {self.test_fraction:g}. Try 0.15 each."
-            )
-        return found
-
-    def validate(self) -> TrainConfig:
-        """Check every setting.
-
-        Returns:
-            ``self``, so ``TrainConfig(...).validate()`` can be used inline.
-
-        Raises:
-            SpecError: naming each bad setting, the value received, the allowed range and a fix,
-                e.g. "The learning rate ('lr') must be a number above 0 and at most 10; got -1. Try 0.001."
-        """
-        found = self.problems()
-        if found:
-            raise SpecError(" ".join(found))
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every setting."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Build and validate a config from ``to_dict`` output; missing keys take their defaults.
-
-        Raises:
-            SpecError: an unknown key (the message lists the valid ones) or an invalid value.
-        """
-        _reject_unknown_keys(cls, values, "training setting")
-        return cls(**values).validate()
-
-
-_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
-
-
-def _setting(name: str, constraint: Constraint, label: str, help_text: str) -> ParamSpec:
-    return ParamSpec(name, constraint, _DEFAULTS[name], label, help_text)
-
-
-# One declaration per setting drives validation, the Train page's labels and help, and the messages.
-SETTINGS: dict[str, ParamSpec] = {spec.name: spec for spec in (
-    _setting("epochs", IntRange(1, 100_000), "Epochs",
-             "How many times the model sees every training row. More epochs learn more, but too "
-             "many start to memorise the training rows; early stopping guards against that."),
-    _setting("batch_size", IntRange(1, 1_048_576), "Batch size",
-             "How many rows the model looks at before each small correction. Larger batches run "
-             "faster per epoch; smaller ones make more, noisier corrections. 32-256 is typical."),
-    _setting("lr", FloatRange(0, 10, low_inclusive=False), "Learning rate",
-             "How big each correction is. Too high and the loss jumps around or becomes 'not a "
-             "number'; too low and training crawls. 0.001 is a good start for Adam, 0.01-0.1 for SGD."),
-    _setting("optimizer", Choice(OPTIMIZERS), "Optimizer",
-             "The rule that turns errors into weight corrections. Adam works well almost "
-             "everywhere; see the description of each choice."),
-    _setting("momentum", FloatRange(0, 1, high_inclusive=False), "Momentum",
-             "Only for the 'momentum' optimizer: how much of the previous correction carries "
-             "into the next one (0.9 is standard). Smooths and speeds up plain SGD."),
-    _setting("weight_decay", FloatRange(0, 1), "Weight decay",
-             "A gentle pull of every weight towards zero, which fights overfitting. 0 means "
-             "off; 0.0001-0.01 is typical (use it with AdamW)."),
-    _setting("seed", IntRange(0, 2**32 - 1), "Seed",  # numpy's and torch's common seed range
-             "Fixes the random choices (shuffling, dropout). The same seed on the same data gives "
-             "the same model, so results can be reproduced."),
-    _setting("device", Choice(DEVICE_PREFERENCES), "Device",
-             "Where training runs. 'auto' uses a GPU when the machine has one (CUDA on "
-             "NVIDIA, MPS on Apple silicon) and the CPU otherwise."),
-    _setting("early_stopping_patience", Nullable(IntRange(0, 10_000)), "Early-stopping patience",
-             "Stop when the validation loss has not improved for this many epochs; the best "
-             "epoch's model is kept either way. 0 or empty turns it off."),
-    _setting("max_minutes", Nullable(FloatRange(0, 10_080, low_inclusive=False)),  # up to a week
-             "Time limit in minutes",
-             "Stop after this many minutes of training and keep the best model so far. "
-             "Empty means no limit."),
-    _setting("val_fraction", FloatRange(0, 0.5, low_inclusive=False),  # the best epoch needs rows
-             "Validation share",
-             "Share of rows kept aside and checked after every epoch, to pick the best "
-             "epoch and to stop early. Never used to fit the weights."),
-    _setting("test_fraction", FloatRange(0, 0.5, low_inclusive=False),  # the score needs rows
-             "Test share",
-             "Share of rows kept aside until the very end, for an honest final score."),
-)}
-
-OPTIMIZER_HELP = {
-    "sgd": "Plain stochastic gradient descent: the simplest rule, one fixed step size. Needs a "
-    "larger learning rate (0.01-0.1) and more epochs.",
-    "momentum": "SGD that keeps a running direction, so it rolls through small bumps. A solid "
-    "classic for images; learning rate 0.01-0.1.",
-    "adagrad": "Gives each weight its own step size, shrinking for weights that change a lot. "
-    "Suits sparse data; can slow down too early on long runs.",
-    "rmsprop": "Per-weight step sizes from a recent average of gradients. Works well for "
-    "recurrent networks (LSTM, GRU).",
-    "adam": "Momentum plus per-weight step sizes. The reliable default: learning rate 0.001 "
-    "works for most tables, images and text.",
-    "adamw": "Adam with weight decay applied the right way. Prefer it over Adam when you set a "
-    "weight decay (for example 0.01), especially for transformers.",
-}
-
-
-def _reject_unknown_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise SpecError(
-            f"Unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"the valid ones are {', '.join(valid)}."
-        )
-
 
 # ----------------------------------------------------------------------------------------------
 # Data, control, events, results
@@ -198,6 +65,8 @@ class TensorData:
         augment: changes each training batch a little (``(xb, generator) -> xb``, same shape),
             e.g. shifted images, so the model cannot memorise exact pixels; ``None``: no change.
             Validation batches are never augmented.
+        classes: class labels in index order (classification), so per-class weights can be
+            given by label; ``None``: the indices name the classes.
     """
 
     X_train: np.ndarray
@@ -206,6 +75,7 @@ class TensorData:
     y_val: np.ndarray
     y_scale: float = 1.0
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    classes: list[str] | None = None
 
 
 class TrainControl:
@@ -265,7 +135,8 @@ class Callback:
 
     Epoch ``logs`` (docs/ENGINE_CONTRACTS.md): ``epoch``, ``epochs``, ``loss``, ``val_loss``,
     ``accuracy``/``val_accuracy`` (classification) or ``val_rmse`` (regression, original units),
-    ``seconds`` (the epoch's, pauses excluded) and ``best_epoch``. Batch events carry ``epoch``,
+    ``lr`` (the learning rate at the epoch's end), ``seconds`` (the epoch's, pauses excluded) and
+    ``best_epoch``. Batch events carry ``epoch``,
     ``epochs``, ``batch``, ``batches`` and ``loss``, the mean training loss of the epoch so far.
     """
 
@@ -286,7 +157,8 @@ class Callback:
 class History:
     """Per-epoch record of a run; lists are aligned with ``epoch``.
 
-    ``metrics`` holds ``accuracy``/``val_accuracy`` or ``val_rmse`` lists. ``best_epoch`` is the
+    ``metrics`` holds ``accuracy``/``val_accuracy`` or ``val_rmse`` lists; ``lr`` the learning
+    rate each epoch ended with (empty for runs saved before schedules). ``best_epoch`` is the
     epoch with the lowest ``val_loss`` (None before the first finished epoch). ``stopped_reason``
     is one of ``STOP_REASONS``.
     """
@@ -296,6 +168,7 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
+    lr: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_reason: str = "completed"
 
@@ -305,6 +178,8 @@ class History:
         self.loss.append(logs["loss"])
         self.val_loss.append(logs["val_loss"])
         self.seconds.append(logs["seconds"])
+        if "lr" in logs:
+            self.lr.append(logs["lr"])
         for name in _METRIC_KEYS:
             if name in logs:
                 self.metrics.setdefault(name, []).append(logs[name])
@@ -330,7 +205,7 @@ class History:
         Raises:
             SpecError: an unknown key (the message lists the valid ones).
         """
-        _reject_unknown_keys(cls, values, "history field")
+        reject_unknown_keys(cls, values, "history field")
         return cls(**values)
 
 
@@ -387,6 +262,7 @@ def fit(
     config: TrainConfig,
     callbacks: Iterable[Callback] = (),
     control: TrainControl | None = None,
+    keep_last: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``data`` and keep the epoch with the lowest validation loss.
 
@@ -403,6 +279,9 @@ def fit(
         config: training settings (validated here).
         callbacks: receive the training events.
         control: stop/pause flags another thread may set.
+        keep_last: keep the last epoch's weights whatever the validation loss says (the refit
+            of cross-validation, whose epoch count the folds already chose; ``best_epoch`` is
+            then the last epoch and early stopping never fires).
 
     Returns:
         The trained model (best weights, CPU, eval mode), its history, device and timing.
@@ -421,14 +300,9 @@ def fit(
     torch.manual_seed(config.seed)
     control = control or TrainControl()
     trainer = _Trainer(model, data, task, config, choice, tuple(callbacks), control)
+    trainer.keep_last = keep_last
     return trainer.run(started)
 
-
-_LOSSES = {
-    "regression": nn.MSELoss,
-    "binary": nn.BCEWithLogitsLoss,  # sigmoid inside: stable for large logits
-    "multiclass": nn.CrossEntropyLoss,  # log-softmax inside; targets are class indices
-}
 
 # Devices with a fused optimizer kernel in torch 2.13. Fused Adam's step is ~4x faster than the
 # default for-loop on CPU (0.11 vs 0.47 ms for a 256-256 MLP) and makes the whole loop beat the
@@ -456,7 +330,11 @@ def _make_optimizer(
 ) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.optimizer == "momentum":
-        kwargs["momentum"] = config.momentum
+        kwargs.update(momentum=config.momentum, nesterov=config.nesterov)
+    elif config.optimizer in ("adam", "adamw"):
+        kwargs["betas"] = (config.beta1, config.beta2)
+    elif config.optimizer == "rmsprop":
+        kwargs["alpha"] = config.alpha
     if device.type in _FUSED_DEVICES.get(config.optimizer, ()):
         kwargs["fused"] = True  # one kernel for all parameters
     else:
@@ -480,6 +358,8 @@ _VAL_CHUNK_MAX_ROWS = 2048
 
 class _Trainer:
     """State of one ``fit`` call; ``run`` is the whole loop."""
+
+    keep_last = False  # fit(keep_last=True): every epoch counts as the best (a refit's fixed length)
 
     def __init__(
         self,
@@ -524,9 +404,14 @@ class _Trainer:
             log.info("batch size %d is larger than the %d training rows: using %d",
                      self.batch_size, n, n)
             self.batch_size = n
-        self.loss_fn = _LOSSES[task]()  # mean over the batch
-        self.val_loss_fn = _LOSSES[task](reduction="sum")  # summed over chunks, divided once
+        weights = None
+        if task != "regression":
+            vector = class_weight_vector(config.class_weights, data.y_train, data.classes)
+            weights = None if vector is None else torch.from_numpy(vector)
+        self.objective = Objective(task, config.label_smoothing, weights).to(device)
         self.optimizer = _make_optimizer(self.model, config, device)
+        self.schedule = LrSchedule(self.optimizer, config, math.ceil(n / self.batch_size))
+        self.clip_grad = config.clip_grad
         amp = choice.amp_dtype
         self.autocast = torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
         # fp16 needs loss scaling so small gradients do not underflow; bf16 does not.
@@ -593,7 +478,8 @@ class _Trainer:
             logs = self._epoch_logs(epoch, *train_sums, val_loss, val_correct, seconds)
             if not (math.isfinite(logs["loss"]) and math.isfinite(val_loss)):
                 raise _Diverged(epoch)
-            if val_loss < self.best_val_loss:
+            self.schedule.after_epoch(val_loss)
+            if val_loss < self.best_val_loss or self.keep_last:
                 self.best_val_loss, self.history.best_epoch = val_loss, epoch
                 for name, value in self.model.state_dict().items():
                     self.best_state[name].copy_(value)  # device -> CPU, into the same buffers
@@ -610,6 +496,7 @@ class _Trainer:
         """One pass over the shuffled training rows; None if told to stop part way."""
         model, optimizer, scaler, X, y = self.model, self.optimizer, self.scaler, self.X, self.y
         device, n, batch_size = X.device, len(X), self.batch_size
+        schedule_active = self.schedule.active
         batches = math.ceil(n / batch_size)
         # Running sums stay on the device: reading them costs a sync, so it happens once an epoch
         # (plus the throttled batch event).
@@ -626,15 +513,21 @@ class _Trainer:
                 xb = self.augment(xb, self.shuffle)
             with self.autocast:
                 out = model(xb)  # (B, n_outputs)
-                loss = self.loss_fn(out, yb)  # () mean over the batch
+                loss = self.objective.train_loss(out, yb)  # () mean over the batch
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()
+                self._clip()
                 optimizer.step()
             else:
                 scaler.scale(loss).backward()
+                if self.clip_grad is not None:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                self._clip()
                 scaler.step(optimizer)
                 scaler.update()
+            if schedule_active:
+                self.schedule.after_batch()
             rows = min(batch_size, n - start)
             loss_sum.add_(loss.detach(), alpha=rows)  # sum of per-row losses
             if self.task != "regression":
@@ -650,6 +543,10 @@ class _Trainer:
                         "batches": batches, "loss": running_loss}
                 self._emit("on_batch_end", self.step, logs)
         return loss_sum.item() / n, int(correct.item())
+
+    def _clip(self) -> None:
+        if self.clip_grad is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad, foreach=True)
 
     def _should_stop(self) -> bool:
         """Honour pause, stop and the time limit between batches."""
@@ -676,17 +573,21 @@ class _Trainer:
         n = len(X)
         chunk = max(self.batch_size, min(_VAL_CHUNK_MAX_ROWS, _VAL_CHUNK_VALUES // X[0].numel()))
         loss_sum = torch.zeros((), device=X.device)
+        weight_sum = torch.zeros((), device=X.device)
         correct = torch.zeros((), dtype=torch.int64, device=X.device)
         model.eval()
         for start in range(0, n, chunk):
             xb, yb = X[start : start + chunk], y[start : start + chunk]  # views, no copy
             with self.autocast:
                 out = model(xb)  # (C, n_outputs)
-            loss_sum += self.val_loss_fn(out.float(), yb)
+            total, weight = self.objective.validation_sums(out.float(), yb)
+            loss_sum += total
+            weight_sum += weight
             if self.task != "regression":
                 correct += _count_correct(out, yb, self.task)
-        # Per value, like the training loss: a forecast of H steps has H values per row.
-        return loss_sum.item() / y.numel(), int(correct.item())
+        # Per value (or per unit of class weight), like the training loss: a forecast of H steps
+        # has H values per row.
+        return loss_sum.item() / max(weight_sum.item(), 1e-12), int(correct.item())
 
     def _epoch_logs(
         self, epoch: int, loss: float, correct: int, val_loss: float, val_correct: int,
@@ -701,6 +602,7 @@ class _Trainer:
         else:
             logs["accuracy"] = correct / len(self.X)
             logs["val_accuracy"] = val_correct / len(self.X_val)
+        logs["lr"] = self.schedule.lr
         logs["seconds"] = seconds
         return logs
 

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,7 +66,8 @@ class RunSummary:
     created: str
     title: str
     task: str
-    headline: dict[str, float]
+    headline: dict[str, float]  # test metrics
+    validation: dict[str, float] = field(default_factory=dict)  # all a search trial has: see builder.search
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -182,15 +183,16 @@ class Workspace:
 
     # --- trained runs ------------------------------------------------------------------------------
 
-    def save_run(self, trained: Any, title: str) -> str:
-        """Save a ``TrainedModel`` as a new run and return its id."""
+    def save_run(self, trained: Any, title: str, run_id: str | None = None) -> str:
+        """Save a ``TrainedModel`` as a new run (or over the run ``run_id``) and return its id."""
         from builder.export import save_trained  # export imports torch/onnx: only when saving
 
-        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-        folder = self.root / "runs" / run_id
+        run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        folder = self._run_folder(run_id)
         save_trained(trained, folder)
         summary = {"id": run_id, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "title": title,
-                   "task": trained.task, "headline": trained.metrics.get("test", {})}
+                   "task": trained.task, "headline": trained.metrics.get("test", {}),
+                   "validation": trained.metrics.get("val", {})}
         _write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
         return run_id
 
@@ -213,10 +215,15 @@ class Workspace:
         for path in (self.root / "runs").glob("run-*/summary.json"):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                runs.append(RunSummary(data["id"], data["created"], data["title"], data["task"], data["headline"]))
+                runs.append(RunSummary(data["id"], data["created"], data["title"], data["task"], data["headline"],
+                                       data.get("validation", {})))
             except (OSError, KeyError, json.JSONDecodeError):
                 continue  # a run still being written, or damaged: not listed
         return sorted(runs, key=lambda r: r.id, reverse=True)
+
+    def search_storage(self) -> str:
+        """The database URL of this workspace's model searches: ``search.db``, beside ``runs/``."""
+        return f"sqlite:///{self.root / 'search.db'}"
 
     def delete_run(self, run_id: str) -> None:
         shutil.rmtree(self._run_folder(run_id), ignore_errors=True)

@@ -42,6 +42,7 @@ if shape is None:
 
 if state.design is None:  # a good default: the starter of the family made for this data
     state.set_design(first_design(shape), record_undo=False)
+    shape = data_shape_of(state)  # text: the data as that design reads it (a bag of n-grams, or words)
 design: ModelSpec = state.design
 
 misfit = family_misfit_notice(design, shape)  # the one message for a design made for other data

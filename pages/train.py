@@ -6,9 +6,10 @@ import streamlit as st
 
 from builder.device import choose_device
 from builder.errors import BuilderError
-from builder.train import OPTIMIZER_HELP, OPTIMIZERS, SETTINGS, TrainConfig
 from pages.components import charts
+from pages.components.search_view import search_button, search_panel, search_results
 from pages.components.state import app_state
+from pages.components.train_settings import forget_widgets, settings_form
 from pages.components.training import (
     current_job,
     design_problems,
@@ -21,55 +22,6 @@ from pages.components.training import (
     take_over_if_done,
 )
 from pages.components.ui import empty_state, go_to, page_header, user_errors
-
-OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop",
-                   "adam": "Adam (recommended)", "adamw": "AdamW"}
-DEVICE_NAMES = {"auto": "Automatic (GPU if there is one)", "cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)",
-                "mps": "Apple GPU (MPS)"}
-
-
-def number(name: str, value, disabled: bool, **kwargs):
-    """A number box for one setting, labelled and explained by the engine's declaration of it."""
-    setting = SETTINGS[name]
-    return st.number_input(setting.label, value=value, key=f"train_{name}", help=setting.help, disabled=disabled,
-                           **kwargs)
-
-
-def settings_form(config: TrainConfig, disabled: bool) -> TrainConfig:
-    """The settings with their defaults; returns them as a (not yet validated) config."""
-    st.subheader("Settings")
-    left, right = st.columns(2)
-    with left:
-        epochs = number("epochs", config.epochs, disabled, step=1)
-        lr = number("lr", config.lr, disabled, step=0.0005, format="%g")
-        seed = number("seed", config.seed, disabled, step=1)
-    with right:
-        batch_size = number("batch_size", config.batch_size, disabled, step=8)
-        val_fraction = number("val_fraction", config.val_fraction, disabled, step=0.05,
-                              format="%g")
-        optimizer = st.selectbox(SETTINGS["optimizer"].label, OPTIMIZERS, index=OPTIMIZERS.index(config.optimizer),
-                                 format_func=OPTIMIZER_NAMES.get, key="train_optimizer", disabled=disabled,
-                                 help=SETTINGS["optimizer"].help)
-    st.caption(f":material/lightbulb: {OPTIMIZER_HELP[optimizer]}")
-    with st.expander("Advanced settings"):
-        a, b = st.columns(2)
-        with a:
-            weight_decay = number("weight_decay", config.weight_decay, disabled, step=0.0001,
-                                  format="%g")
-            patience = number("early_stopping_patience",
-                              config.early_stopping_patience or 0, disabled, step=1)
-            test_fraction = number("test_fraction", config.test_fraction, disabled, step=0.05,
-                                   format="%g")
-        with b:
-            momentum = number("momentum", config.momentum, disabled, step=0.05, format="%g")
-            minutes = number("max_minutes", config.max_minutes, disabled, step=1.0,
-                             format="%g", placeholder="no limit")
-            device = st.selectbox(SETTINGS["device"].label, list(DEVICE_NAMES), index=list(DEVICE_NAMES).index(config.device),
-                                  format_func=DEVICE_NAMES.get, key="train_device", help=SETTINGS["device"].help,
-                                  disabled=disabled)
-    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
-                       weight_decay=weight_decay, seed=seed, device=device, early_stopping_patience=patience or None,
-                       max_minutes=minutes, val_fraction=val_fraction, test_fraction=test_fraction)
 
 
 def device_badge(preference: str) -> bool:
@@ -95,23 +47,33 @@ unfit = design_problems(state)
 job = current_job(state)
 status = take_over_if_done(state, job) if job is not None else None
 running = status == "running"
+searching = not running and search_panel(state)  # a running search gets the width too
 
 if running:  # the live run gets the whole width; its settings wait, read-only, underneath
     st.subheader(f"Training: {job.title}")
     live_panel(job, state.data_spec.task, choose_device(state.config.device).label)
     with st.expander("Settings of this run"):
-        settings_form(state.config, disabled=True)
-else:
+        settings_form(state.config, disabled=True, task=state.data_spec.task)
+elif not searching:
     if status == "failed":
         show_failure(job)
     side, main = st.columns([3, 2], gap="large")
     with side:
-        config = settings_form(state.config, disabled=False)
+        config = settings_form(state.config, disabled=False, task=state.data_spec.task,
+                               class_counts=state.class_counts())
         problems = config.problems()
         for problem in problems:
             st.error(problem, icon=":material/error:")
+        if not problems:
+            config = config.validate()  # canonical values (e.g. class weights typed as text)
         if not problems and config != state.config:
             state.set_config(config)  # remembered without a Start too: a refresh keeps the settings
+        if st.button("Suggested settings for this data", icon=":material/auto_fix_high:", key="train_suggest",
+                     help="Start again from the settings chosen for the kind and size of your data "
+                          "(your seed, device and shares are kept)."):
+            forget_widgets()
+            state.suggest_config()
+            st.rerun()
     with main:
         st.subheader("Start")
         available = device_badge(config.device)
@@ -122,6 +84,7 @@ else:
             with user_errors():
                 start_training(state, config)
                 st.rerun()
+        search_button(state, config, disabled=bool(problems or unfit) or not available)
         if unfit:
             go_to("Build", "Fix the design on the Build page")
         if problems:
@@ -138,4 +101,5 @@ else:
             st.success("Training finished and the model was saved in this workspace.", icon=":material/check_circle:")
         result_summary(state.trained, with_curves=True)
         go_to("Evaluate", "Next: see how good the model is")
+    search_results(state)
 earlier_runs(state)

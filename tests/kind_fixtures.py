@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 
 from builder.data import DataSpec
-from builder.pipeline import TrainedModel, train_model
+from builder.pipeline import train_model
 from builder.train import TrainConfig
+from builder.trained import TrainedModel
 from builder.workspace import Workspace
+from tests.app_helpers import open_page
 from tests.image_fixtures import make_digits_zip
 from tests.tabular_fixtures import make_messy_table
 from tests.test_data_text import make_text_table
 from tests.test_data_timeseries import make_series
-
-from app_helpers import open_page
 
 ANOMALY_FEATURES = ["age", "income", "color", "signup_date", "member", "visits"]
 

@@ -17,10 +17,10 @@ from builder.anomaly import autoencoder_spec, evaluate_anomalies, flagged, split
 from builder.data.preprocess import Preprocessor
 from builder.errors import DataError, SpecError
 from builder.model import build_model
-from builder.pipeline import TrainedModel
 from builder.results import DEFAULT_QUANTILE, rescore
 from builder.templates import bottleneck_width
 from builder.train import Callback, TrainConfig
+from builder.trained import TrainedModel
 
 FEATURES = ["age", "income", "spend", "visits", "balance", "segment"]
 LABEL = "is_fraud"

@@ -10,8 +10,7 @@ from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components.ui import JOURNEY
-
-from app_helpers import open_page
+from tests.app_helpers import open_page
 
 
 @pytest.mark.parametrize("page", [path for path, _, _ in JOURNEY])

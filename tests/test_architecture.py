@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE_FILES = sorted((ROOT / "builder").rglob("*.py"))
-CLI_FILES = {ROOT / "builder" / "cli.py", ROOT / "builder" / "__main__.py"}
+CLI_FILES = {*(ROOT / "builder" / "cli").rglob("*.py"), ROOT / "builder" / "__main__.py"}
 
 
 def _imports(path: Path) -> set[str]:

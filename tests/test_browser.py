@@ -27,11 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from image_fixtures import make_digits_zip
 
 from builder.export import read_bundle
-
-from tabular_fixtures import TARGET, make_interaction_table
+from tests.image_fixtures import make_digits_zip
+from tests.tabular_fixtures import TARGET, make_interaction_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -253,56 +252,56 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     tables = page.locator('[data-testid="stDataFrame"]')
     editor, sizes = tables.nth(0), tables.nth(1)  # the layer editor, the sizes and parameters
     scroll_grid(editor)
-    for row, layer in ((6, "MaxPool2d"), (7, "Flatten"), (8, "Linear")):
+    for row, layer in ((8, "MaxPool2d"), (9, "Flatten"), (10, "Linear")):
         expect(cell(editor, row, 2)).to_have_text(layer)
     expect(sidebar).to_contain_text("check_circle Build", use_inner_text=True)
     shot(page, "cnn-02-build-template")
 
-    # Break it: pick layer 7 (Flatten) in the toolbar and delete it with the bin.
+    # Break it: pick layer 9 (Flatten) in the toolbar and delete it with the bin.
     picker = page.locator(".st-key-build_layer_pick input[role=combobox]")
     picker.click()
     picker.fill("Flatten")
-    page.get_by_role("option", name="7. Flatten").click()
+    page.get_by_role("option", name="9. Flatten").click()
     wait_idle(page)
-    expect(picker).to_have_value("7. Flatten")
+    expect(picker).to_have_value("9. Flatten")
     page.locator(".st-key-layer_delete button:visible").click()
 
-    # The error is on the Linear row (now layer 7): in the problem list with its fix, in the sizes
+    # The error is on the Linear row (now layer 9): in the problem list with its fix, in the sizes
     # table and in the editor's Check column; the rows under it wait; Build is not ticked.
-    fix = page.get_by_role("button", name="Insert Flatten before layer 7")
+    fix = page.get_by_role("button", name="Insert Flatten before layer 9")
     expect(fix).to_be_visible()
     wait_idle(page)
     expect(errors).to_have_count(1)
     expect(errors).to_contain_text(
-        "Layer 7 (Linear): Linear needs a flat input (a list of numbers per row) but gets 32x4x4")
+        "Layer 9 (Linear): Linear needs a flat input (a list of numbers per row) but gets 32x4x4")
     wait_for_text(page, "Fix the 1 problem(s) next to the layers before training")
     expect(page.get_by_role("link", name="Next: train this model")).to_have_count(0)
     expect(sidebar).to_contain_text("radio_button_unchecked Build", use_inner_text=True)
-    expect(picker).to_have_value("7. Linear")
+    expect(picker).to_have_value("9. Linear")
     scroll_grid(editor)
-    expect(cell(editor, 7, 2)).to_have_text("Linear")
+    expect(cell(editor, 9, 2)).to_have_text("Linear")
     expect(editor.locator('td[aria-colindex="2"]:text-is("Flatten")')).to_have_count(0)
     scroll_grid(sizes)
-    expect(cell(sizes, 7, 2)).to_have_text("Linear")
-    expect(cell(sizes, 7, 8)).to_have_text(re.compile(r"^Linear needs a flat input .* but gets 32x4x4"))
-    for row in (8, 9):
-        expect(cell(sizes, row, 8)).to_have_text("Sizes follow once layer 7 is fixed")
+    expect(cell(sizes, 9, 2)).to_have_text("Linear")
+    expect(cell(sizes, 9, 8)).to_have_text(re.compile(r"^Linear needs a flat input .* but gets 32x4x4"))
+    for row in (10, 11):
+        expect(cell(sizes, row, 8)).to_have_text("Sizes follow once layer 9 is fixed")
     shot(page, "cnn-03-build-broken")
     scroll_grid(editor)  # the Check column follows the Layer column
     expect(editor.locator('thead th[aria-colindex="3"]')).to_have_text("Check")
-    expect(cell(editor, 7, 3)).to_have_text(re.compile(r"^⚠ Linear needs a flat input .* but gets 32x4x4"))
-    expect(cell(editor, 6, 3)).to_have_text("OK")
-    expect(cell(editor, 8, 3)).to_have_text("Sizes follow once layer 7 is fixed")
+    expect(cell(editor, 9, 3)).to_have_text(re.compile(r"^⚠ Linear needs a flat input .* but gets 32x4x4"))
+    expect(cell(editor, 8, 3)).to_have_text("OK")
+    expect(cell(editor, 10, 3)).to_have_text("Sizes follow once layer 9 is fixed")
     shot(page, "cnn-04-build-broken-check-column")
 
-    # One click: Flatten goes back before layer 7 and the design is valid again.
+    # One click: Flatten goes back before layer 9 and the design is valid again.
     fix.click()
     wait_for_text(page, "Ready to train")
     wait_idle(page)
     expect(errors).to_have_count(0)
     expect(sidebar).to_contain_text("check_circle Build", use_inner_text=True)
     scroll_grid(sizes)
-    for row, layer in ((6, "MaxPool2d"), (7, "Flatten"), (8, "Linear")):
+    for row, layer in ((8, "MaxPool2d"), (9, "Flatten"), (10, "Linear")):
         expect(cell(sizes, row, 2)).to_have_text(layer)
         expect(cell(sizes, row, 8)).to_have_text("OK")
     scroll_grid(sizes, down=True)  # the last row: the locked output, one score per class

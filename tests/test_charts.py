@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 
-import kind_fixtures
 import numpy as np
 import pandas as pd
 import plotly.io as pio
@@ -14,6 +13,7 @@ import pytest
 from builder.train import History
 from pages.components import charts
 from pages.components.ui import COLOURS
+from tests import kind_fixtures
 
 
 def values(array) -> np.ndarray:

@@ -22,6 +22,7 @@ import pytest
 from sklearn import datasets
 
 from builder import cli
+from builder.cli.train import ProgressLog
 from builder.export import read_bundle
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
@@ -426,7 +427,7 @@ def test_logging_is_restored_after_a_command(capsys: pytest.CaptureFixture) -> N
 def test_progress_log_throttles_but_keeps_first_and_last(caplog: pytest.LogCaptureFixture) -> None:
     from builder.train import History
 
-    progress = cli.ProgressLog("mlp", interval_s=3600)
+    progress = ProgressLog("mlp", interval_s=3600)
     with caplog.at_level(logging.INFO, logger="builder.cli"):
         for epoch in range(1, 6):
             progress.on_epoch_end(epoch, {"epoch": epoch, "epochs": 5, "loss": 0.5, "val_loss": 0.4})
@@ -435,7 +436,7 @@ def test_progress_log_throttles_but_keeps_first_and_last(caplog: pytest.LogCaptu
     assert shown == ["epoch 1/5", "epoch 5/5"]
 
     caplog.clear()
-    progress = cli.ProgressLog("mlp", interval_s=3600)
+    progress = ProgressLog("mlp", interval_s=3600)
     with caplog.at_level(logging.INFO, logger="builder.cli"):
         for epoch in range(1, 4):  # stopped early at epoch 3 of 10: epoch 3 still shows
             progress.on_epoch_end(epoch, {"epoch": epoch, "epochs": 10, "loss": 0.5, "val_loss": 0.4})

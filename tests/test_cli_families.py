@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from builder import cli
+from builder.cli.args import DEFAULT_HORIZON, DEFAULT_WINDOW
 from builder.data.timeseries import WindowSpec
 from builder.export import read_bundle
 from tests.image_fixtures import make_digits_zip
@@ -51,6 +52,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scored = texts.drop(columns="topic").assign(score=np.linspace(0.5, 9.5, len(texts)).round(2))
     scored.to_csv(folder / "scored_texts.csv", index=False)
     make_series().to_csv(folder / "sales.csv", index=False)  # daily, unsorted, gaps, "$1,234.50"
+    make_series().assign(shipped=lambda df: df["date"]).to_csv(folder / "two_dates.csv", index=False)
     short = make_series(n=60)
     short[pd.to_datetime(short["date"]) < pd.Timestamp("2024-01-21")].to_csv(folder / "short_sales.csv", index=False)
     make_messy_table(n=300, seed=1).drop(columns=TARGET).to_csv(folder / "customers.csv", index=False)
@@ -92,8 +94,10 @@ def assert_one_line_error(code: int, err: str) -> str:
 
 
 def check_summary(summary: dict, bundle: Path, task: str, model: str, epochs: int = int(EPOCHS)) -> None:
+    forecast = {"time_column"} if task == "forecast" else set()  # a forecast names its time column
+    text = {"text_column"} if "text_column" in summary else set()  # text names the column it read
     assert set(summary) == {"task", "model", "device", "epochs_run", "seconds", "metrics", "baseline",
-                            "bundle"}
+                            "bundle", *forecast, *text}
     assert summary["task"] == task and summary["model"] == model
     assert summary["device"].startswith("CPU")
     assert 1 <= summary["epochs_run"] <= epochs and summary["seconds"] > 0
@@ -124,8 +128,9 @@ def text_model(files: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def forecast_model(files: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     bundle = tmp_path_factory.mktemp("forecast_model") / "sales.zip"
-    run = train_in_process("--data", files / "sales.csv", "--task", "forecast", "--time-column", "date",
-                           "--target", "sales", "--window", "28", "--horizon", "7", "--out", bundle)
+    # No --time-column and no --target: the only column of dates and of numbers are taken.
+    run = train_in_process("--data", files / "sales.csv", "--task", "forecast",
+                           "--window", "28", "--horizon", "7", "--out", bundle)
     return {**run, "bundle": bundle}
 
 
@@ -191,15 +196,18 @@ def test_predict_image_zip_folder_and_one_image(capsys: pytest.CaptureFixture, i
 # Text
 
 
-def test_text_column_trains_a_transformer_by_default(text_model: dict, capsys: pytest.CaptureFixture,
-                                                     files: Path, tmp_path: Path) -> None:
+def test_text_column_trains_a_bag_of_ngrams_mlp_by_default(text_model: dict, capsys: pytest.CaptureFixture,
+                                                            files: Path, tmp_path: Path) -> None:
     summary = text_model["summary"]
-    check_summary(summary, text_model["bundle"], "multiclass", "transformer")
+    check_summary(summary, text_model["bundle"], "multiclass", "mlp")  # a small text set: fastText-style
     assert summary["metrics"]["test"]["accuracy"] > 1 / 3
     assert "TF-IDF" in summary["baseline"]["name"]
+    assert summary["text_column"] == "text"
     assert "'text' holds free text" in text_model["stderr"]
+    assert "reading the texts in column 'text'" in text_model["stderr"]
     bundle = read_bundle(text_model["bundle"])
     assert bundle.data_spec.kind == "text" and bundle.data_spec.features == ["text"]
+    assert bundle.spec.layers[0].type == "EmbeddingBag" and bundle.preprocessor.ngrams == 2
 
     out_file = tmp_path / "topics.csv"
     code, out, err = run_cli(capsys, "predict", "--bundle", text_model["bundle"],
@@ -220,6 +228,9 @@ def test_forecast_trains_an_lstm_and_predicts_the_next_steps(forecast_model: dic
                                                               files: Path, tmp_path: Path) -> None:
     summary = forecast_model["summary"]
     check_summary(summary, forecast_model["bundle"], "forecast", "lstm")
+    assert summary["time_column"] == "date"
+    assert "time column: 'date' (the only column of dates)" in forecast_model["stderr"]
+    assert "target: 'sales' (the only column of numbers besides the time)" in forecast_model["stderr"]
     assert {"rmse", "mae", "r2"} <= set(summary["metrics"]["test"])
     assert summary["baseline"]["name"] and "rmse" in summary["baseline"]["test"]
 
@@ -310,15 +321,15 @@ def test_inspect_design_on_data_matches_the_trained_bundle(request: pytest.Fixtu
 
 
 ERROR_CASES = {
-    "forecast without time column lists the date columns": (
-        ["train", "--data", "{f}/sales.csv", "--task", "forecast", "--target", "sales", "--out", "{t}/m.zip"],
-        ["--time-column", "look like dates: date"]),
+    "forecast without time column names the several date columns": (
+        ["train", "--data", "{f}/two_dates.csv", "--task", "forecast", "--target", "sales", "--out", "{t}/m.zip"],
+        ["Several columns hold dates ('date', 'shipped')", "--time-column"]),
     "time column that is not dates": (
         ["train", "--data", "{f}/customers_with_target.csv", "--time-column", "age", "--target", "income",
          "--out", "{t}/m.zip"], ["'age' does not hold dates", "signup_date"]),
     "forecast without target lists the number columns": (
-        ["train", "--data", "{f}/sales.csv", "--time-column", "date", "--out", "{t}/m.zip"],
-        ["--target", "with numbers are: sales"]),
+        ["train", "--data", "{f}/customers_with_target.csv", "--task", "forecast", "--out", "{t}/m.zip"],
+        ["--target", "with numbers are: customer_id, age"]),
     "unknown time column lists the columns": (
         ["train", "--data", "{f}/sales.csv", "--time-column", "day", "--target", "sales", "--out", "{t}/m.zip"],
         ["'day'", "--time-column", "date, sales"]),
@@ -365,7 +376,7 @@ ERROR_CASES = {
         ["train", "--data", "{f}/scored_texts.csv", "--target", "score", "--out", "{t}/m.zip"],
         ["A text model predicts categories, not numbers", "'score'", "--task binary or multiclass"]),
     "table family with a text column": (
-        ["train", "--data", "{f}/texts.csv", "--target", "topic", "--model", "mlp", "--text-column", "text",
+        ["train", "--data", "{f}/texts.csv", "--target", "topic", "--model", "logistic", "--text-column", "text",
          "--out", "{t}/m.zip"], ["reads table columns, not a text column"]),
     "autoencoder for a yes/no task": (
         ["train", "--data", "{f}/customers_with_target.csv", "--target", TARGET, "--model", "autoencoder",
@@ -415,4 +426,4 @@ def test_predict_errors_name_the_fix(request: pytest.FixtureRequest, capsys: pyt
 
 
 def test_forecast_defaults_are_the_engines() -> None:
-    assert (cli.DEFAULT_WINDOW, cli.DEFAULT_HORIZON) == (WindowSpec.window, WindowSpec.horizon)
+    assert (DEFAULT_WINDOW, DEFAULT_HORIZON) == (WindowSpec.window, WindowSpec.horizon)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_fixtures import image_bytes, make_digits_zip, make_zip, solid
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
@@ -27,6 +26,7 @@ from builder.data.images import (
     sort_classes,
 )
 from builder.errors import DataError
+from tests.image_fixtures import image_bytes, make_digits_zip, make_zip, solid
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "builder" / "data" / "images.py"

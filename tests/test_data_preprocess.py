@@ -18,8 +18,7 @@ import pytest
 import builder.data.preprocess as preprocess_module
 from builder.data import DataSpec, Preprocessor, prepare_tabular
 from builder.errors import DataError
-
-from tabular_fixtures import TARGET, make_messy_table
+from tests.tabular_fixtures import TARGET, make_messy_table
 
 FEATURES = ["customer_id", "age", "income", "color", "signup_date", "member", "visits"]
 

@@ -16,8 +16,7 @@ from builder.data import (
     suggest_features,
 )
 from builder.errors import DataError
-
-from tabular_fixtures import TARGET, make_messy_table
+from tests.tabular_fixtures import TARGET, make_messy_table
 
 
 @pytest.fixture(scope="module")

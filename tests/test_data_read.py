@@ -12,8 +12,7 @@ import pytest
 
 from builder.data.read import SUPPORTED_TABLE_EXTENSIONS, read_table
 from builder.errors import DataError
-
-from tabular_fixtures import make_messy_table
+from tests.tabular_fixtures import make_messy_table
 
 
 @pytest.fixture

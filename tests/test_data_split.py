@@ -10,8 +10,7 @@ import pytest
 
 from builder.data import split_indices
 from builder.errors import DataError
-
-from tabular_fixtures import TARGET, make_messy_table
+from tests.tabular_fixtures import TARGET, make_messy_table
 
 
 def _share(y: np.ndarray, idx: np.ndarray, label: str) -> float:

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from builder.baselines import fit_text_baseline
+from builder.data import DataSpec
 from builder.data.text import (
     MAX_LENGTH_CAP,
     PAD_ID,
@@ -21,9 +23,10 @@ from builder.data.text import (
     PreparedText,
     TextPreprocessor,
     check_text_column,
-    fit_text_baseline,
+    find_text_column,
     prepare_text,
     tokenize,
+    word_ngrams,
 )
 from builder.errors import DataError
 from builder.layers import token_input
@@ -393,3 +396,99 @@ def test_embedding_mean_pool_network_learns_the_english_topics(prepared):
     predicted = prepared.preprocessor.decode_outputs(logits)["prediction"]
     accuracy = float((predicted.to_numpy() == prepared.true_targets("test")).mean())
     assert accuracy > 0.85, accuracy
+
+
+# --- a bag of n-grams (the MLP family's input) ------------------------------------------------------
+
+
+def test_word_ngrams_are_distinct_and_interleaved_in_reading_order():
+    tokens = ["not", "good", "not", "good", "at", "all"]
+    assert word_ngrams(tokens, 1) == ["not", "good", "at", "all"]
+    assert word_ngrams(tokens, 2) == ["not", "good", "not good", "good not", "at", "good at", "all", "at all"]
+    assert word_ngrams([], 2) == []
+
+
+def test_bag_of_ngrams_ids_are_distinct_padded_and_round_trip_through_json():
+    texts = ["Not good at all", "good food, good price", "not bad", "good good good"] * 3
+    pre = _fitted(texts, ["no", "yes", "yes", "yes"] * 3, task="binary", ngrams=2, min_count=1)
+    assert pre.ngrams == 2 and "not good" in pre.vocabulary and "good food" in pre.vocabulary
+    ids = pre.transform(["good good good", "not good, unheard-of words", None])
+    assert ids.dtype == np.float32 and ids.shape == (3, pre.max_length)
+    good = pre.token_id("good")
+    # Each n-gram once ("good", "good good"), then padding.
+    assert ids[0].tolist() == [good, pre.token_id("good good")] + [0] * (pre.max_length - 2)
+    row = ids[1][ids[1] != 0].tolist()
+    assert row[:3] == [pre.token_id("not"), good, pre.token_id("not good")]
+    assert row.count(UNK_ID) == 1  # unknown words and pairs count once, not once each
+    assert not ids[2].any()  # a missing text: all padding
+    state = json.loads(json.dumps(pre.to_dict()))
+    assert state["settings"]["ngrams"] == 2
+    again = TextPreprocessor.from_dict(state)
+    assert again.ngrams == 2
+    np.testing.assert_array_equal(again.transform(texts), pre.transform(texts))
+
+
+def test_states_saved_before_ngrams_read_words_in_order_and_bad_ngrams_are_refused(prepared, english):
+    state = prepared.preprocessor.to_dict()
+    del state["settings"]["ngrams"]  # as an older app wrote it
+    old = TextPreprocessor.from_dict(state)
+    assert old.ngrams == 1
+    np.testing.assert_array_equal(old.transform(english["text"]), prepared.preprocessor.transform(english["text"]))
+    state["settings"]["ngrams"] = 5
+    with pytest.raises(DataError, match="damaged"):
+        TextPreprocessor.from_dict(state)
+    with pytest.raises(DataError, match="'ngrams'"):
+        _fitted(["a b c"] * 4, ["x", "y"] * 2, ngrams=0)
+
+
+def test_bag_length_may_exceed_the_sequence_cap():
+    long_texts = [" ".join(f"w{i}" for i in range(400))] * 4  # 400 words, 799 distinct n-grams
+    bag = _fitted(long_texts, ["x", "y"] * 2, ngrams=2, min_count=1)
+    words = _fitted(long_texts, ["x", "y"] * 2, min_count=1)
+    assert words.max_length == MAX_LENGTH_CAP and bag.max_length == 799
+
+
+# --- which column holds the texts ------------------------------------------------------------------
+
+
+def _reviews(english: pd.DataFrame) -> pd.DataFrame:
+    """A table like the issue's: a product code (repeating), the review text, the score."""
+    rng = np.random.default_rng(0)
+    products = [f"P{int(i):03d}" for i in rng.integers(0, 40, len(english))]
+    return pd.DataFrame({"product_id": products, "review": english["text"], "score": english["topic"]})
+
+
+def test_find_text_column_reads_the_review_and_names_what_it_leaves_out(english):
+    guess = find_text_column(_reviews(english), "score")
+    assert guess.column == "review"
+    assert "'review' holds free text" in guess.reason
+    assert guess.left_out == ("product_id",)
+    assert find_text_column(english, "topic").column == "text"  # nothing else to learn from
+    assert find_text_column(_reviews(english), None).column == "review"  # no label chosen yet
+
+
+def test_find_text_column_finds_none_in_short_categories_or_a_wide_table(english):
+    rng = np.random.default_rng(1)
+    n = len(english)
+    categories = pd.DataFrame({"city": rng.choice(["Paris", "Lyon", "Nice", "New York"], n),
+                               "plan": rng.choice(["basic", "premium plus"], n), "churn": rng.choice(["y", "n"], n)})
+    guess = find_text_column(categories, "churn")
+    assert guess.column is None and not guess.unread and "no column holds free text" in guess.reason
+    wide = _reviews(english).assign(**{f"x{i}": rng.normal(size=n) for i in range(3)})
+    guess = find_text_column(wide, "score")
+    assert guess.column is None and guess.unread == ("review",)  # the caller says its words are not read
+
+
+def test_the_default_text_model_is_a_fast_bag_of_ngrams_that_matches_tf_idf(english):
+    from builder.pipeline import train_model
+    from builder.templates import BAG_MAX_TEXTS, default_family
+
+    assert default_family("multiclass", "text", 5_000) == "mlp"
+    assert default_family("multiclass", "text", BAG_MAX_TEXTS) == "transformer"
+    data_spec = DataSpec("topic", "multiclass", ["text"], kind="text", options={"text_column": "text"})
+    trained = train_model(english, data_spec, TrainConfig(device="cpu", seed=0))  # default family and settings
+    assert [layer.type for layer in trained.spec.layers] == ["EmbeddingBag"]
+    assert trained.preprocessor.ngrams == 2 and trained.data_spec.options["ngrams"] == 2
+    assert trained.seconds < 60, trained.seconds  # seconds, not minutes: about 5 s on 2 idle cores
+    accuracy = trained.metrics["test"]["accuracy"]
+    assert accuracy >= trained.baseline.metrics["accuracy"] - 0.03, (accuracy, trained.baseline.metrics)

@@ -8,16 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from builder.baselines import compare_forecasts, naive_forecast, ridge_forecast, seasonal_naive_forecast
 from builder.data.timeseries import (
     SeriesPreprocessor,
     WindowSpec,
-    compare,
     make_windows,
-    naive_forecast,
     prepare_series,
     profile_series,
-    ridge_forecast,
-    seasonal_naive_forecast,
     split_by_time,
     suggest_season,
 )
@@ -206,7 +203,7 @@ def test_baselines_on_the_weekly_series(prepared):
     np.testing.assert_array_equal(naive[:, 3], prepared.target_values[prepared.end_test])
     k = 3  # step 3 repeats the value 7 days before it
     np.testing.assert_array_equal(seasonal[:, k - 1], prepared.target_values[prepared.end_test + k - 7])
-    scores = compare(prepared, {"perfect": prepared.true_targets("test")})
+    scores = compare_forecasts(prepared, {"perfect": prepared.true_targets("test")})
     assert scores["seasonal naive"]["rmse"] < 0.5 * scores["last value"]["rmse"]
     assert scores["lagged ridge"]["rmse"] < scores["seasonal naive"]["rmse"]
     assert scores["lagged ridge"]["mae"] < scores["last value"]["mae"]

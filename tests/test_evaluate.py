@@ -29,6 +29,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from builder import evaluate as ev
+from builder.baselines import fit_baseline
 from builder.errors import BuilderError, DataError, SpecError, TrainingError
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_logistic_baseline_on_breast_cancer(cancer):
     X_tr, X_te, y_tr, _, labels_te, classes = cancer
     y_enc = y_tr.astype(np.float32).reshape(-1, 1)  # binary targets per the contract: (N, 1) 0/1
 
-    result = ev.fit_baseline(
+    result = fit_baseline(
         "binary", X_tr, y_enc, X_te, labels_te, _make_decode("binary", classes)
     )
 
@@ -276,7 +277,7 @@ def test_logistic_baseline_on_iris_reads_numeric_classes_from_columns(iris):
     X_tr, X_te, y_tr, y_te, _, _ = iris
     classes = [10, 20, 30]  # numeric labels: the column names are strings, the labels are not
     labels_te = np.asarray(classes)[y_te]
-    result = ev.fit_baseline(
+    result = fit_baseline(
         "multiclass", X_tr, y_tr.astype(np.int64), X_te, labels_te,
         _make_decode("multiclass", classes),
     )
@@ -291,7 +292,7 @@ def test_logistic_baseline_on_iris_reads_numeric_classes_from_columns(iris):
 def test_baseline_keeps_every_class_when_training_lacks_one(iris):
     X_tr, X_te, y_tr, y_te, labels_te, classes = iris
     seen = y_tr != 1  # no versicolor (the middle class) in training
-    result = ev.fit_baseline(
+    result = fit_baseline(
         "multiclass", X_tr[seen], y_tr[seen].astype(np.int64), X_te, labels_te,
         _make_decode("multiclass", classes), classes=classes,
     )
@@ -310,7 +311,7 @@ def test_ridge_baseline_on_diabetes_in_original_units(diabetes):
     mean, std = y_tr.mean(), y_tr.std()
     y_enc = ((y_tr - mean) / std).astype(np.float32).reshape(-1, 1)  # standardised (N, 1)
 
-    result = ev.fit_baseline(
+    result = fit_baseline(
         "regression", X_tr, y_enc, X_te, y_te, _make_decode("regression", y_mean=mean, y_std=std)
     )
 
@@ -327,7 +328,7 @@ def test_baseline_flattens_image_like_inputs_and_subsamples(cancer):
     X_tr, X_te, y_tr, _, labels_te, classes = cancer
     X_img = np.pad(X_tr, ((0, 0), (0, 2)))[:, :32].reshape(-1, 2, 4, 4)  # (N, C, H, W)
     X_img_te = np.pad(X_te, ((0, 0), (0, 2)))[:, :32].reshape(-1, 2, 4, 4)
-    result = ev.fit_baseline(
+    result = fit_baseline(
         "binary", X_img, y_tr.reshape(-1, 1), X_img_te, labels_te,
         _make_decode("binary", classes), max_train_rows=200,
     )
@@ -339,13 +340,13 @@ def test_baseline_input_errors(cancer):
     X_tr, X_te, y_tr, _, labels_te, classes = cancer
     decode = _make_decode("binary", classes)
     with pytest.raises(DataError, match="only one class"):
-        ev.fit_baseline("binary", X_tr, np.zeros((len(X_tr), 1)), X_te, labels_te, decode)
+        fit_baseline("binary", X_tr, np.zeros((len(X_tr), 1)), X_te, labels_te, decode)
     with pytest.raises(DataError, match="same rows"):
-        ev.fit_baseline("binary", X_tr, y_tr[:10], X_te, labels_te, decode)
+        fit_baseline("binary", X_tr, y_tr[:10], X_te, labels_te, decode)
     with pytest.raises(DataError, match="prepared columns"):
-        ev.fit_baseline("binary", X_tr, y_tr, X_te[:, :5], labels_te, decode)
+        fit_baseline("binary", X_tr, y_tr, X_te[:, :5], labels_te, decode)
     with pytest.raises(DataError, match="'prediction' column"):
-        ev.fit_baseline(
+        fit_baseline(
             "binary", X_tr, y_tr, X_te, labels_te, lambda raw: pd.DataFrame({"p": raw[:, 0]})
         )
 

@@ -37,14 +37,16 @@ from builder.export import (
     read_bundle,
     save_trained,
     write_bundle,
+    writer,
 )
 from builder.layers import LAYERS, token_input
 from builder.model import build_model
-from builder.pipeline import TrainedModel, train_model
+from builder.pipeline import train_model
 from builder.safezip import open_zip, safe_extract
 from builder.shapes import infer_shapes
 from builder.spec import LayerSpec, ModelSpec
 from builder.train import TrainConfig
+from builder.trained import TrainedModel
 from tests.tabular_fixtures import TARGET, make_messy_table
 
 TASKS = ("binary", "multiclass", "regression")
@@ -333,7 +335,7 @@ def test_a_model_that_disagrees_with_its_onnx_is_not_written(exported, monkeypat
         shifted[-1].bias += 1.0
     changed = dataclasses.replace(item.trained, model=shifted)
     onnx_model = (item.folder / "model.onnx").read_bytes()
-    monkeypatch.setattr(export, "export_onnx", lambda trained, example=None: onnx_model)
+    monkeypatch.setattr(writer, "export_onnx", lambda trained, example=None: onnx_model)
     target = tmp_path / "never.zip"
     with pytest.raises(BundleError, match=r"does not give the same answers as the trained model \(largest difference 1,"):
         write_bundle(changed, target, item.table.head(20))
@@ -342,7 +344,7 @@ def test_a_model_that_disagrees_with_its_onnx_is_not_written(exported, monkeypat
 
 def test_an_onnx_model_that_cannot_run_is_not_written(exported, monkeypatch, tmp_path):
     wrong = (exported["binary"].folder / "model.onnx").read_bytes()
-    monkeypatch.setattr(export, "export_onnx", lambda trained, example=None: wrong)
+    monkeypatch.setattr(writer, "export_onnx", lambda trained, example=None: wrong)
     with pytest.raises(BundleError, match="ONNX"):
         write_bundle(exported["multiclass"].trained, tmp_path / "never.zip")
     assert list(tmp_path.iterdir()) == []
@@ -434,15 +436,20 @@ def test_load_trained_explains_a_missing_or_damaged_run(tmp_path):
 # --------------------------------------------------------------------------------------------------
 
 CANDIDATE_SHAPES = ((6,), (3, 8), (2, 6, 6))
+SMALL_SETTINGS = {"AutoregressiveSkip": {"lags": 2}}  # fits the 3-step sequence above
 
 
 def _design_for(type_name: str) -> tuple[ModelSpec, tuple[int, ...]]:
-    """A design using ``type_name`` (then Flatten) on the first input shape it accepts."""
-    layer = LayerSpec(type_name, LAYERS.get(type_name).defaults())
-    spec = ModelSpec("mlp", [layer, LayerSpec("Flatten", LAYERS.get("Flatten").defaults())]).with_defaults()
-    for shape in CANDIDATE_SHAPES:
-        if infer_shapes(spec, shape, 2).ok:
-            return spec, shape
+    """A design using ``type_name`` (then Flatten) on the first input shape it accepts; a layer that
+    adds to a sequence's summary (AutoregressiveSkip) comes after SequencePool instead."""
+    layer = LayerSpec(type_name, {**LAYERS.get(type_name).defaults(), **SMALL_SETTINGS.get(type_name, {})})
+    designs = ([layer, LayerSpec("Flatten", LAYERS.get("Flatten").defaults())],
+               [LayerSpec("SequencePool", LAYERS.get("SequencePool").defaults()), layer])
+    for layers in designs:
+        spec = ModelSpec("mlp", layers).with_defaults()
+        for shape in CANDIDATE_SHAPES:
+            if infer_shapes(spec, shape, 2).ok:
+                return spec, shape
     raise AssertionError(f"no test input shape suits {type_name}")
 
 

@@ -39,15 +39,17 @@ from builder.export import (
     save_trained,
     write_bundle,
 )
-from builder.pipeline import TrainedModel, train_model
+from builder.pipeline import train_model
 from builder.safezip import open_zip, safe_extract
 from builder.train import TrainConfig
+from builder.trained import TrainedModel
 from tests.image_fixtures import digit_images, image_bytes, make_digits_zip, make_zip
 from tests.tabular_fixtures import TARGET, make_messy_table
 from tests.test_data_text import make_text_table
 from tests.test_data_timeseries import make_series
 
-FAMILIES = ("images-cnn", "text-transformer", "text-lstm", "series-lstm", "series-transformer", "anomaly-autoencoder")
+FAMILIES = ("images-cnn", "text-transformer", "text-lstm", "text-mlp", "series-lstm", "series-transformer",
+            "anomaly-autoencoder")  # text-mlp: EmbeddingBag over a bag of n-grams
 TOLERANCE = 1e-5
 
 
@@ -413,9 +415,9 @@ def test_a_bundle_of_an_older_app_still_loads(families):
 
 
 def test_an_older_app_is_told_to_update_for_a_newer_kind(families, monkeypatch):
-    from builder import export
+    from builder.export import reader
 
-    monkeypatch.setattr(export, "BUNDLE_VERSION", 1)
+    monkeypatch.setattr(reader, "BUNDLE_VERSION", 1)
     with pytest.raises(BundleError, match="newer version of the app"):
         read_bundle(families["text-lstm"].zip_bytes)
 
@@ -492,10 +494,10 @@ def _by_date(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _reuse_onnx(item: Family, monkeypatch) -> None:
     """Skip the slow ONNX export: the model is the same, so its exported file is too."""
-    from builder import export
+    from builder.export import writer
 
     onnx_model = (item.folder / "model.onnx").read_bytes()
-    monkeypatch.setattr(export, "export_onnx", lambda trained, example=None: onnx_model)
+    monkeypatch.setattr(writer, "export_onnx", lambda trained, example=None: onnx_model)
 
 
 def test_a_series_bundle_without_enough_history_says_so(families, tmp_path, monkeypatch):

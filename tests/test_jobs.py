@@ -118,3 +118,25 @@ def test_registry_evicts_the_oldest_finished_jobs():
     newest.wait(5)
     assert registry.get("o", jobs[0].id) is None and registry.get("o", newest.id) is newest
     assert len(registry.jobs("o")) == 3
+
+
+def test_after_the_last_epoch_the_job_says_it_is_scoring_not_silent():
+    scoring = threading.Event()
+
+    def work(control, callbacks):
+        fake_training(1)(control, callbacks)
+        for cb in callbacks:
+            cb.on_train_end(None)  # fit() returned; the baseline and test scores follow
+        scoring.wait(5)
+        return {}
+
+    job = JobRegistry().start("owner-a", work, "CNN on photos", epochs=1)
+    deadline = time.monotonic() + 5
+    while not job.snapshot().training_ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    from pages.components.training import _progress_text
+
+    assert _progress_text(job.snapshot()) == (
+        1.0, "Training done · scoring the test rows and fitting the baseline on the same split...")
+    scoring.set()
+    assert job.wait(5)

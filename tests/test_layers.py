@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from builder.errors import ShapeError, SpecError
-from builder.layers import LAYERS, Fix, LayerProblem, token_input
+from builder.layers import LAYERS, TOKEN_READERS, Fix, LayerProblem, model_input, token_input
 from builder.params import Boolean, Choice, FloatRange, IntRange, show_value
 from builder.shapes import check_shapes, count_params, infer_shapes
 from builder.spec import ModelSpec
@@ -15,13 +15,21 @@ from builder.spec import ModelSpec
 # A representative input per number of dimensions a layer may accept: a table row (features,), a
 # sequence (time steps, features) or channels x length, an image (channels, height, width).
 INPUTS = {1: (12,), 2: (4, 10), 3: (3, 8, 8)}
-VOCAB = 30  # token ids for Embedding: (time steps,) whole numbers below VOCAB, as float32
+VOCAB = 30  # token ids for Embedding(Bag): (time steps,) whole numbers below VOCAB, as float32
+SERIES = (16, 3)  # the model input a side path (AutoregressiveSkip) reads: 16 steps x 3 columns
 
 
 def _sample(name: str, in_shape) -> torch.Tensor:
-    if name == "Embedding":
+    if name in TOKEN_READERS:
         return torch.randint(0, VOCAB, (2, *in_shape)).float()
     return torch.randn(2, *in_shape)
+
+
+def _forward(name: str, module: torch.nn.Module, in_shape) -> torch.Tensor:
+    """Run one layer; a side path also gets the model's input (as ``InputSequential`` hands it)."""
+    if LAYERS.get(name).extra.get("takes_model_input"):
+        return module(_sample(name, in_shape), torch.randn(2, *SERIES))
+    return module(_sample(name, in_shape))
 
 
 def _accepted_shapes(name: str):
@@ -36,12 +44,13 @@ def _accepted_shapes(name: str):
 @pytest.mark.parametrize("name", LAYERS.names())
 def test_declared_output_shape_matches_real_forward(name):
     layer_type = LAYERS.get(name)
-    with token_input(VOCAB):  # only Embedding reads it; every other layer ignores it
+    # Embedding(Bag) reads token ids, AutoregressiveSkip a series' window; the others ignore both scopes.
+    with token_input(VOCAB) if name in TOKEN_READERS else model_input(SERIES):
         pairs = list(_accepted_shapes(name))
         assert pairs, f"{name} accepts none of the test shapes"
         for in_shape, declared in pairs:
             module = layer_type.make(in_shape, layer_type.defaults()).eval()
-            out = module(_sample(name, in_shape))
+            out = _forward(name, module, in_shape)
             assert tuple(out.shape[1:]) == declared
             assert count_params(name, in_shape, layer_type.defaults()) == sum(p.numel() for p in module.parameters())
 
@@ -249,3 +258,34 @@ def test_fix_labels_say_what_they_do_and_where():
     assert _place_fix(Fix(label="Remove this layer", action="remove", index=-1), 1, 6, False).label == "Remove layer 2"
     setting = Fix(label="Set padding to 1", action="set", index=-1, param="padding", value=1)
     assert _place_fix(setting, 0, 6, False).label == "Set padding to 1 on layer 1"
+
+
+# --- EmbeddingBag: a bag of n-grams -> one vector per text ----------------------------------------
+
+
+def test_embedding_bag_averages_the_real_tokens_and_ignores_padding():
+    spec = _design({"type": "EmbeddingBag", "embedding_dim": 8})
+    with token_input(VOCAB):
+        report = infer_shapes(spec, (6,), 1)
+        assert report.ok and report.rows[0].output_shape == (8,)
+        assert report.rows[0].n_params == VOCAB * 8
+        bag = LAYERS.get("EmbeddingBag").make((6,), {"embedding_dim": 8, "mode": "mean"})
+    ids = torch.zeros(3, 6)  # (B, T) float ids, padded with 0
+    ids[0, :2] = torch.tensor([3.0, 5.0])
+    ids[1, :4] = torch.tensor([3.0, 5.0, 3.0, 5.0])  # the same words twice: the same mean
+    out = bag(ids)  # (3, 8)
+    expected = bag.weight[[3, 5]].mean(dim=0)
+    torch.testing.assert_close(out[0], expected)  # padding is not counted in the mean
+    torch.testing.assert_close(out[1], expected)  # however much padding follows
+    assert torch.equal(out[2], torch.zeros(8))  # an empty text: zeros, not NaN
+    assert bag.weight.abs().max() <= 1 / 8  # fastText's small start
+
+
+def test_embedding_bag_needs_text_and_the_first_place():
+    problem = _only_problem(_design({"type": "EmbeddingBag"}), (12,))
+    assert problem.message.startswith("Layer 1 (EmbeddingBag): EmbeddingBag needs text data (token ids)")
+    spec = _design({"type": "EmbeddingBag"}, {"type": "EmbeddingBag"})
+    with token_input(VOCAB):
+        problem = _only_problem(spec, (7,))
+        assert problem.message.startswith("Layer 2 (EmbeddingBag): EmbeddingBag must be the first layer")
+        assert infer_shapes(_design({"type": "EmbeddingBag"}, {"type": "Linear", "out_features": 16}), (7,), 2).ok

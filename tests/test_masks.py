@@ -16,14 +16,14 @@ import pytest
 import torch
 from torch import nn
 
-from builder import export
 from builder.codegen import model_source
+from builder.export import onnx_export, weights_bytes
 from builder.layers import padding_mask_layers, token_input
 from builder.model import build_model
 from builder.modules import MaskedSequential, SequencePool, TokenEmbedding
-from builder.pipeline import TrainedModel
 from builder.spec import ModelSpec
 from builder.train import History, TensorData, TrainConfig, fit
+from builder.trained import TrainedModel
 
 VOCAB = 30
 T = 16  # the built input length; shorter inputs are the same texts with less padding
@@ -210,7 +210,7 @@ def _trained(model: nn.Module, layers: list[dict], n_outputs: int) -> TrainedMod
 def _parity_batches() -> dict[int, torch.Tensor]:
     rng = np.random.default_rng(3)
     batches = {}
-    for n in export.PARITY_BATCHES:  # 1, 3 and 7 rows: mostly padding, with an empty text beyond 1
+    for n in onnx_export.PARITY_BATCHES:  # 1, 3 and 7 rows: mostly padding, with an empty text beyond 1
         texts = _texts(rng, n + 1, 4)[1:] if n == 1 else _texts(rng, n, 4)
         if n == 7:
             texts[-1] = rng.integers(1, VOCAB, T)  # and one text with no padding at all
@@ -223,11 +223,11 @@ def test_masked_text_models_export_to_onnx_with_the_same_outputs(name):
     layers = DESIGNS[name]
     trained = _trained(_build(layers), layers, 3)
     batches = _parity_batches()
-    onnx_model = export.export_onnx(trained, batches[3].numpy())
-    session = export._session(onnx_model)
+    onnx_model = onnx_export.export_onnx(trained, batches[3].numpy())
+    session = onnx_export._session(onnx_model)
     for n, X in batches.items():
-        assert export._max_diff(trained, session, X.numpy()) <= export.PARITY_TOLERANCE, n
-    assert export._max_diff(trained, session, torch.zeros(1, T).numpy()) <= export.PARITY_TOLERANCE
+        assert onnx_export._max_diff(trained, session, X.numpy()) <= onnx_export.PARITY_TOLERANCE, n
+    assert onnx_export._max_diff(trained, session, torch.zeros(1, T).numpy()) <= onnx_export.PARITY_TOLERANCE
 
 
 def _import_model_py(folder):
@@ -247,7 +247,7 @@ def test_model_py_rebuilds_a_masked_text_model_exactly(name, tmp_path):
     assert "builder" not in source.split('"""', 2)[2]  # no import of the app, only torch
     assert "padding_idx=0" in source and "mask_layers=" in source
     (tmp_path / "model.py").write_text(source)
-    (tmp_path / "model.safetensors").write_bytes(export.weights_bytes(reference))
+    (tmp_path / "model.safetensors").write_bytes(weights_bytes(reference))
     net = _import_model_py(tmp_path).load(tmp_path / "model.safetensors")
     assert type(net).__name__ == "MaskedSequential" and repr(net) == repr(reference)
     X = _pad(_texts(np.random.default_rng(4), 7, T), T)

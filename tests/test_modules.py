@@ -17,7 +17,7 @@ from torch import nn
 
 from builder.layers import token_input
 from builder.model import build_model, initialise
-from builder.modules import PositionalEncoding, RecurrentLayer, SequencePool, TokenEmbedding
+from builder.modules import PositionalEncoding, RecurrentLayer, SequencePool, TokenEmbedding, TokenEmbeddingBag
 from builder.spec import ModelSpec
 
 
@@ -56,6 +56,15 @@ def test_token_embedding_takes_float_ids():
     assert torch.equal(emb(ids.float()), emb(ids))
 
 
+def test_token_embedding_bag_takes_float_ids_and_leaves_padding_out():
+    bag = TokenEmbeddingBag(10, 4)
+    ids = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]])  # (B, T), 0 = padding
+    out = bag(ids)  # (B, 4)
+    torch.testing.assert_close(out[0], bag.weight[[1, 2]].mean(dim=0))
+    assert torch.equal(out[1], torch.zeros(4))
+    assert torch.equal(bag.weight[0], torch.zeros(4))
+
+
 def test_orthogonal_init_makes_each_recurrent_gate_orthogonal_and_leaves_the_rest():
     torch.manual_seed(0)
     model = nn.Sequential(RecurrentLayer("LSTM", 3, 6), nn.Linear(6, 2))
@@ -91,6 +100,11 @@ DESIGNS = {
     "lstm": (LSTM, (6, 3), "orthogonal"),
     "transformer": (TRANSFORMER, (9,), "xavier"),
     "conv1d-gru": (CONV1D, (4, 10), "orthogonal"),
+    # A forecast's linear side path: the output layer also reads the last 4 steps of the window.
+    "lstm-side-path": ([*LSTM, {"type": "AutoregressiveSkip", "lags": 4}], (6, 3), "orthogonal"),
+    # fastText-style text: a bag of n-gram ids -> their mean vector -> a small MLP.
+    "bag-of-ngrams": ([{"type": "EmbeddingBag", "embedding_dim": 8}, {"type": "Dropout"},
+                       {"type": "Linear", "out_features": 6}, {"type": "ReLU"}], (9,), "xavier"),
 }
 VOCAB = 25
 

@@ -326,7 +326,11 @@ def test_series_data_starts_with_an_lstm_and_the_init_can_change(app):
                          options={"time_column": "date", "window": 14, "horizon": 3})
     at = open_with(app, "sales.csv", make_series().to_csv(index=False).encode(), data_spec)
     design = state(at).design
-    assert design.family == "lstm" and [la.type for la in design.layers] == ["LSTM", "SequencePool"]
+    # A forecast's starter design ends with its linear side path: two weekly seasons (14 daily lags).
+    assert design.family == "lstm" and [la.type for la in design.layers] == ["LSTM", "SequencePool",
+                                                                             "AutoregressiveSkip"]
+    assert design.layers[-1].params == {"lags": 14}
+    assert "input -> layer2" in graph(at)  # the side path is drawn from the input
     assert design.init == "orthogonal"
     assert family_keys(at) == ["family_rnn", "family_lstm", "family_gru", "family_transformer"]
     assert "Input: 14 steps x 1 value(s) per window" in graph(at) and "the next 3 step(s)" in graph(at)
@@ -337,13 +341,18 @@ def test_series_data_starts_with_an_lstm_and_the_init_can_change(app):
     assert state(at).design.init == "xavier" and state(at).design.layers == design.layers
 
 
-def test_text_data_starts_with_a_transformer(app):
+def test_small_text_data_starts_with_a_bag_of_ngrams_and_a_transformer_is_one_click(app):
     data_spec = DataSpec("topic", "multiclass", ["text"], kind="text", options={"text_column": "text"})
     at = open_with(app, "texts.csv", make_text_table(150).to_csv(index=False).encode(), data_spec)
     design = state(at).design
-    assert design.family == "transformer"
+    assert design.family == "mlp" and [la.type for la in design.layers] == ["EmbeddingBag"]  # fastText-style
+    assert "token ids per text" in graph(at) and set(shapes(at)["Status"][:-1]) == {"OK"}
+    bag_length = shapes(at).iloc[0]["Input"]  # words and word pairs: longer than the words alone
+    at.button(key="family_transformer").click().run()
+    design = state(at).design
     assert [la.type for la in design.layers] == ["Embedding", "PositionalEncoding", "TransformerEncoderLayer",
                                                  "SequencePool"]
+    assert int(shapes(at).iloc[0]["Input"]) < int(bag_length)  # the data as the Transformer reads it
     assert "token ids per text" in graph(at) and set(shapes(at)["Status"][:-1]) == {"OK"}
     # Without its Embedding the model would read word numbers as amounts: the fix puts it back.
     edit(at, {"deleted_rows": [0]})

@@ -5,10 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
-import kind_fixtures
 import pandas as pd
 import pytest
-from kind_fixtures import open_with_run
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
@@ -17,9 +15,10 @@ from builder.pipeline import train_model
 from builder.templates import starter_spec
 from builder.train import TrainConfig
 from builder.workspace import Workspace
+from tests import kind_fixtures
+from tests.app_helpers import open_page
 from tests.conftest import APP_FILE
-
-from app_helpers import open_page
+from tests.kind_fixtures import open_with_run
 
 PAGE = "pages/evaluate.py"
 

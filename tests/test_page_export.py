@@ -13,8 +13,7 @@ from builder.export import read_bundle
 from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
-
-from app_helpers import button, open_page
+from tests.app_helpers import button, open_page
 
 PAGE = "pages/export.py"
 

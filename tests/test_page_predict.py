@@ -6,11 +6,9 @@ import io
 import json
 import zipfile
 
-import kind_fixtures
 import numpy as np
 import pandas as pd
 import pytest
-from kind_fixtures import open_with_run
 from streamlit.testing.v1 import AppTest
 
 from builder.data import DataSpec
@@ -18,10 +16,11 @@ from builder.data.images import read_image_zip
 from builder.pipeline import train_model
 from builder.train import TrainConfig
 from builder.workspace import Workspace
+from tests import kind_fixtures
+from tests.app_helpers import open_page
 from tests.conftest import APP_FILE
+from tests.kind_fixtures import open_with_run
 from tests.tabular_fixtures import make_messy_table
-
-from app_helpers import open_page
 
 PAGE = "pages/predict.py"
 FEATURES = ["age", "income", "color", "signup_date", "member", "visits"]  # numbers, money text, category, date, yes/no

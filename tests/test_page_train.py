@@ -15,9 +15,8 @@ from builder.templates import starter_spec
 from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components import charts
+from tests.app_helpers import button, open_page
 from tests.image_fixtures import make_digits_zip
-
-from app_helpers import button, open_page
 
 PAGE = "pages/train.py"
 

@@ -18,8 +18,7 @@ from builder.evaluate import HEADLINE_METRIC
 from builder.pipeline import train_model
 from builder.spec import ModelSpec
 from builder.train import TrainConfig
-
-from tabular_fixtures import TARGET, make_interaction_table, make_messy_table
+from tests.tabular_fixtures import TARGET, make_interaction_table, make_messy_table
 
 
 def train_with_defaults(df: pd.DataFrame, task: str):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import kind_fixtures
 import numpy as np
 import pandas as pd
 import pytest
-from image_fixtures import make_zip
 
 from builder.data.images import read_image_zip
 from builder.errors import DataError
 from builder.predict_inputs import history_for_chart, images_from_uploads, summarise_anomalies, text_row
+from tests import kind_fixtures
+from tests.image_fixtures import make_zip
 
 
 @pytest.fixture(scope="module")

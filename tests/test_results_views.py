@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import kind_fixtures
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ from builder.results import (
     forecast_lines,
     rescore,
 )
+from tests import kind_fixtures
 
 
 def test_forecast_lines_follow_one_step_ahead_along_the_test_period():

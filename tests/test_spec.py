@@ -12,7 +12,7 @@ from builder.errors import SpecError
 from builder.model import build_model
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
-from builder.templates import hidden_width, starter_spec
+from builder.templates import starter_spec
 
 MLP = {"version": 1, "family": "mlp",
        "layers": [{"type": "Linear", "out_features": 64}, {"type": "ReLU"}, {"type": "Dropout", "p": 0.2}]}
@@ -97,9 +97,9 @@ def test_unknown_init_is_refused():
 def test_starter_designs_are_valid_and_sized_from_the_data(family, n_features, n_rows):
     spec = starter_spec(family, n_features, n_rows)
     assert infer_shapes(spec, (n_features,), 3).ok
-    if family == "mlp":
-        assert spec.layers[0].params["out_features"] == hidden_width(n_features)
-        assert len([la for la in spec.layers if la.type == "Linear"]) == (1 if n_rows < 1000 else 2)
+    if family == "mlp":  # sized to the rows (tests/test_defaults.py checks the task's dropout)
+        assert spec.layers[0].params["out_features"] == (128 if n_rows < 1000 else 256)
+        assert len([la for la in spec.layers if la.type == "Linear"]) == (2 if n_rows < 1000 else 3)
     else:
         assert spec.layers == []
 

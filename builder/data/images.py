@@ -710,6 +710,8 @@ def prepare_images(
     seed: int = 42,
     size: tuple[int, int] | None = None,
     max_images: int = 50_000,
+    test_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
 ) -> PreparedImages:
     """Read (unless given an ``ImageSet``), split stratified, fit on training images, transform.
 
@@ -720,6 +722,10 @@ def prepare_images(
         seed: random seed for the split.
         size: ``(height, width)``; default chosen from the training images.
         max_images: most images read from a zip.
+        test_rows: boolean mask over the images that are the test set (replaces
+            ``test_fraction``; see ``split_indices``).
+        val_rows: boolean mask over the images that are the validation set (replaces
+            ``val_fraction``: a cross-validation fold).
 
     Raises:
         DataError: the zip or the fractions cannot be used.
@@ -729,7 +735,8 @@ def prepare_images(
     images = source if isinstance(source, ImageSet) else read_image_zip(source, max_images=max_images)
     classes = images.classes
     task = "binary" if len(classes) == 2 else "multiclass"
-    train, val, test = split_indices(np.asarray(images.labels, dtype=object), task, val_fraction, test_fraction, seed)
+    train, val, test = split_indices(np.asarray(images.labels, dtype=object), task, val_fraction, test_fraction,
+                                     seed, test_rows=test_rows, val_rows=val_rows)
     sets = {"train": images.subset(train), "val": images.subset(val), "test": images.subset(test)}
     pre = ImagePreprocessor().fit(sets["train"], size=size, classes=classes)
     logger.info(

@@ -31,7 +31,9 @@ KIND_OPTIONS: dict[str, dict[str, str]] = {
                "size": "[height, width] of the model's input; default from the training images"},
     "text": {"text_column": "the column holding the texts (required)",
              "max_length": "tokens kept per text; default from the training texts",
-             "max_vocab": "most distinct tokens in the vocabulary"},
+             "max_vocab": "most distinct tokens in the vocabulary",
+             "ngrams": "1: words in order (sequence models); 2: a bag of words and word pairs "
+                       "(EmbeddingBag); set from the design when training"},
     "series": {"time_column": "the column with the time stamps (required)",
                "window": "past steps the model sees", "horizon": "future steps it predicts",
                "stride": "steps between two windows", "fill": "'forward' or 'linear' for gaps"},
@@ -172,6 +174,8 @@ def prepare_tabular(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
+    test_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
 ) -> PreparedData:
     """Check, split and preprocess a table for training.
 
@@ -181,6 +185,10 @@ def prepare_tabular(
         val_fraction: share of rows for validation.
         test_fraction: share of rows for the final test.
         seed: random seed for the split.
+        test_rows: boolean mask over ``df``'s rows that are the test set (replaces
+            ``test_fraction``; see ``split_indices``).
+        val_rows: boolean mask over ``df``'s rows that are the validation set (replaces
+            ``val_fraction``: a cross-validation fold; see ``split_indices``).
 
     Returns:
         A ``PreparedData``; rows without a target value are left out (and the count logged).
@@ -202,7 +210,9 @@ def prepare_tabular(
     else:
         kept = np.arange(len(df))
         labels = pd.Series(np.zeros(len(df)))
-    parts = split_indices(labels, task, val_fraction, test_fraction, seed)
+    held = None if test_rows is None else np.asarray(test_rows, dtype=bool)[kept]
+    held_val = None if val_rows is None else np.asarray(val_rows, dtype=bool)[kept]
+    parts = split_indices(labels, task, val_fraction, test_fraction, seed, test_rows=held, val_rows=held_val)
     train, val, test = (kept[part] for part in parts)  # positions in the kept rows -> in df
 
     # Classes come from every usable row, so a class absent from the training split still decodes.

@@ -409,6 +409,41 @@ def suggest_features(profile: TableProfile, target: str | None) -> list[str]:
     ]
 
 
+def date_columns(profile: TableProfile) -> list[str]:
+    """The columns whose values read as dates or times, in table order."""
+    return [c.name for c in profile.columns if c.kind == "datetime"]
+
+
+def find_time_column(profile: TableProfile) -> str | None:
+    """The time column of a series when the table leaves no doubt: its only column of dates.
+
+    The Data page preselects it and ``train --task forecast`` takes it without ``--time-column``.
+
+    Args:
+        profile: the table's profile.
+
+    Returns:
+        The name of the one date-like column, or ``None`` when no column holds dates (the caller
+        explains what a time column is in its own words).
+
+    Raises:
+        DataError: several columns hold dates; the message names them all.
+    """
+    dates = date_columns(profile)
+    if len(dates) > 1:
+        raise DataError(
+            f"Several columns hold dates ({_names(dates)}), so the time column of the series is "
+            "not clear: choose the one with its time stamps."
+        )
+    return dates[0] if dates else None
+
+
+def numeric_columns(profile: TableProfile, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Columns of numbers that can be a series to forecast (not constant), in table order."""
+    return [c.name for c in profile.columns
+            if c.kind == "numeric" and not c.constant and c.name not in exclude]
+
+
 def health_warnings(profile: TableProfile, target: str | None) -> list[str]:
     """Plain-language warnings about using this table to predict ``target``.
 

@@ -79,6 +79,9 @@ def prepare_data(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
+    test_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
+    windows: series_data.TimeSplit | None = None,
 ) -> Prepared:
     """Split and preprocess ``source`` for training as ``data_spec`` says.
 
@@ -88,23 +91,36 @@ def prepare_data(
         data_spec: target, task, input columns, kind and the kind's options.
         val_fraction, test_fraction: shares held out (the newest steps for a series).
         seed: random seed of the split (a series is split by time, not at random).
+        test_rows: boolean mask, one per row (image), of the rows that are the test set: a test
+            file of the user's own, appended to the training rows. Not for a series, whose test
+            set is always its newest part.
+        val_rows: boolean mask, one per row (image), of the validation rows: a cross-validation
+            fold (``builder.crossval``); replaces ``val_fraction`` and, with ``test_rows``, the
+            whole random split. Not for a series.
+        windows: a series only: the training, validation and test windows chosen by the caller
+            (a cross-validation fold's expanding window); replaces both fractions.
 
     Raises:
         DataError: the data cannot be used as asked; the message says what to change.
     """
     check_task(data_spec)
     kind = data_spec.kind
+    if test_rows is not None and kind == "series":
+        raise DataError("A forecast is always tested on the newest part of its own series: leave out "
+                        "the test file and set the test share instead.")
     if kind == "images":
         size = data_spec.option("size")
         return image_data.prepare_images(source, val_fraction, test_fraction, seed,
-                                         size=tuple(size) if size else None)
+                                         size=tuple(size) if size else None, test_rows=test_rows,
+                                         val_rows=val_rows)
     df = _table(source, kind)
     if kind == "text":
         column = _required(data_spec, "text_column")
-        options = {name: data_spec.options[name] for name in ("max_length", "max_vocab")
+        options = {name: data_spec.options[name] for name in ("max_length", "max_vocab", "ngrams")
                    if data_spec.options.get(name) is not None}
         return text_data.prepare_text(df, column, data_spec.target, data_spec.task,
-                                      val_fraction, test_fraction, seed, **options)
+                                      val_fraction, test_fraction, seed, test_rows=test_rows,
+                                      val_rows=val_rows, **options)
     if kind == "series":
         window = series_data.WindowSpec(
             window=int(data_spec.option("window", series_data.WindowSpec.window)),
@@ -115,11 +131,28 @@ def prepare_data(
             raise DataError("A forecast needs the column to forecast: choose the target column.")
         return series_data.prepare_series(
             df, _required(data_spec, "time_column"), list(data_spec.features), data_spec.target,
-            window, val_fraction, test_fraction, fill=data_spec.option("fill", "forward"),
+            window, val_fraction, test_fraction, fill=data_spec.option("fill", "forward"), windows=windows,
         )
     if data_spec.task == ANOMALY_TASK and data_spec.target is not None:
         data_spec = DataSpec(None, ANOMALY_TASK, [f for f in data_spec.features if f != data_spec.target])
-    return prepare_tabular(df, data_spec, val_fraction, test_fraction, seed)
+    return prepare_tabular(df, data_spec, val_fraction, test_fraction, seed, test_rows=test_rows,
+                           val_rows=val_rows)
+
+
+def class_counts(source: Any, data_spec: DataSpec) -> dict[str, int] | None:
+    """Rows (or images) per class of a classification task, before splitting; ``None`` otherwise.
+
+    The splits are stratified, so the training rows keep these proportions: this is what class
+    weights and their suggestion (``builder.losses.suggest_class_weights``) need.
+    """
+    if data_spec.task not in ("binary", "multiclass"):
+        return None
+    if data_spec.kind == "images":
+        return dict(source.counts) if isinstance(source, image_data.ImageSet) else None
+    if not isinstance(source, pd.DataFrame) or data_spec.target not in source.columns:
+        return None
+    counts = source[data_spec.target].dropna().astype(str).value_counts()
+    return {str(label): int(n) for label, n in counts.items()}
 
 
 # Each kind of data's preprocessor and the module it lives in (its FORMAT names its saved JSON).
@@ -180,6 +213,8 @@ class DataShape:
         n_rows: training samples (rows, images, texts or windows).
         vocab_size: the text vocabulary (Embedding's ``num_embeddings``); ``None`` otherwise.
         n_columns: input columns before preprocessing (tables: one-hot makes ``F`` larger).
+        season: a series' steps per natural cycle (12 monthly, 7 daily), ``None`` otherwise: the
+            starter forecast design reads its linear side path's lags from it.
     """
 
     kind: str
@@ -189,6 +224,7 @@ class DataShape:
     n_rows: int
     vocab_size: int | None = None
     n_columns: int = 0
+    season: int | None = None
 
     @property
     def input_label(self) -> str:
@@ -214,7 +250,8 @@ def data_shape(prepared: Prepared, data_spec: DataSpec) -> DataShape:
     return DataShape(kind=data_spec.kind, task=data_spec.task,
                      input_shape=tuple(int(d) for d in prepared.input_shape),
                      n_outputs=int(prepared.n_outputs), n_rows=len(prepared.X_train),
-                     vocab_size=int(vocab) if vocab else None, n_columns=len(data_spec.features))
+                     vocab_size=int(vocab) if vocab else None, n_columns=len(data_spec.features),
+                     season=_season_of(prepared.preprocessor, data_spec.kind))
 
 
 def shape_of(preprocessor: Any) -> DataShape:
@@ -223,4 +260,11 @@ def shape_of(preprocessor: Any) -> DataShape:
     vocab = preprocessor.vocab_size if kind == "text" else None
     return DataShape(kind=kind, task=preprocessor.task,
                      input_shape=tuple(int(d) for d in preprocessor.input_shape),
-                     n_outputs=int(preprocessor.n_outputs), n_rows=0, vocab_size=vocab)
+                     n_outputs=int(preprocessor.n_outputs), n_rows=0, vocab_size=vocab,
+                     season=_season_of(preprocessor, kind))
+
+
+def _season_of(preprocessor: Any, kind: str) -> int | None:
+    """A series' season (steps per cycle) from its fitted preprocessor; ``None`` for other kinds."""
+    season = preprocessor.season if kind == "series" else None
+    return int(season) if season else None

@@ -39,6 +39,8 @@ def split_indices(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
+    test_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split row positions into training, validation and test sets.
 
@@ -49,6 +51,13 @@ def split_indices(
         val_fraction: share of rows for validation, in [0, 0.5].
         test_fraction: share of rows for the final test, in [0, 0.5].
         seed: random seed; the same seed gives the same split.
+        test_rows: a boolean mask, one per row: these rows are the test set (a test file of the
+            user's own) and ``test_fraction`` is not used; ``val_fraction`` is then a share of
+            the other rows.
+        val_rows: a boolean mask, one per row: these rows are the validation set and no fraction
+            is used (a cross-validation fold, ``builder.crossval``); the test set is then
+            ``test_rows`` (none when ``None``) and training is every other row. All ``False``
+            trains on every non-test row.
 
     Returns:
         ``(train_idx, val_idx, test_idx)``: sorted int64 row positions, disjoint, covering all rows.
@@ -68,11 +77,38 @@ def split_indices(
     labels = pd.factorize(pd.Series(y))[0]
     positions = np.arange(len(labels))
     stratify = task in ("binary", "multiclass")
+    if val_rows is not None:
+        return _explicit(positions, val_rows, test_rows)
+    if test_rows is not None:
+        is_test = np.asarray(test_rows, dtype=bool)
+        if len(is_test) != len(labels) or is_test.all() or not is_test.any():
+            raise DataError(
+                "The test rows must be some, but not all, of the rows: give a test file with at "
+                "least one row and a training file with rows of its own."
+            )
+        rest = positions[~is_test]
+        train, val = _split(rest, labels[rest], val_fraction, seed, stratify, "validation")
+        return np.sort(train), np.sort(val), positions[is_test]
     # Test first, then validation as its share of the rest: each gets its fraction of all rows.
     rest, test = _split(positions, labels, test_fraction, seed, stratify, "test")
     val_share = val_fraction / (1.0 - test_fraction)
     train, val = _split(rest, labels[rest], val_share, seed, stratify, "validation")
     return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _explicit(
+    positions: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The split the caller chose row by row: validation and test masks, training the rest."""
+    is_val = np.asarray(val_rows, dtype=bool)
+    is_test = np.zeros_like(is_val) if test_rows is None else np.asarray(test_rows, dtype=bool)
+    if len(is_val) != len(positions) or len(is_test) != len(positions) or (is_val & is_test).any():
+        raise DataError("The validation and test rows must be two separate sets of the table's rows.")
+    is_train = ~(is_val | is_test)
+    if not is_train.any():
+        raise DataError("The validation and test rows leave no rows to train on: add rows, or use "
+                        "fewer cross-validation folds.")
+    return positions[is_train], positions[is_val], positions[is_test]
 
 
 def _split(

@@ -1,4 +1,4 @@
-"""Text classification data: tokenising, a fitted vocabulary, padded token ids, and a TF-IDF baseline.
+"""Text classification data: tokenising, a fitted vocabulary, padded token ids.
 
 Raw text cells go in, a float32 matrix of token ids ``(N, T)`` comes out (padding id 0), and model
 outputs come back as labels with probabilities. ``TextPreprocessor`` is the text twin of the tabular
@@ -7,8 +7,8 @@ trip reproduces ``transform`` bit for bit.
 
 This file is meant to be copied verbatim into export bundles next to ``predict.py``, so at the top
 level it imports only numpy, pandas and the standard library (``DataError`` is imported with a
-fallback). ``prepare_text`` and ``fit_text_baseline`` need the rest of the builder and scikit-learn;
-they import them inside the function, so the bundle copy never loads them.
+fallback). ``prepare_text`` needs the rest of the builder; it imports it inside the function, so the
+bundle copy never loads it. The TF-IDF baseline lives in ``builder.baselines``.
 
 Tokenising (``tokenize``), deterministic and the same in the app, the baseline and the bundle:
 
@@ -19,6 +19,19 @@ Tokenising (``tokenize``), deterministic and the same in the app, the baseline a
    meaning on their own. Korean Hangul is written with spaces, so it is split into words.
 3. Decimal numbers stay whole (``3.5``, ``1,000``); every other run of letters, digits and combining
    marks is a word (underscores split words). Punctuation, symbols and spaces are dropped.
+
+Two ways to read a text (``ngrams``, part of the fitted state):
+
+* ``ngrams=1``, words in order: for sequence models (Embedding -> LSTM/Transformer), which need the
+  order of the words.
+* ``ngrams=2``, a bag of n-grams, fastText-style: each distinct word and each distinct pair of
+  neighbouring words ("not good") of a text, once, for a bag layer (EmbeddingBag) that averages
+  their vectors. Word pairs keep the little order that matters most (negations, "highly
+  recommend") at the cost of a larger vocabulary; counting each once per text (document frequency)
+  keeps the rows short and stops one long rant from outweighing the rest.
+
+``find_text_column`` decides whether a table is texts to classify (one free-text column carries the
+signal) or a table to learn from; the CLI and the Data page both ask it.
 """
 
 from __future__ import annotations
@@ -56,6 +69,9 @@ TASKS = ("binary", "multiclass")
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 MAX_LENGTH_CAP = 256  # longest sequence the fitted max_length may reach
+BAG_LENGTH_CAP = 1024  # a bag of n-grams: averaging is cheap, so a row may hold more ids
+MAX_NGRAMS = 2  # words and pairs of words; triples grow the vocabulary for little gain
+NGRAM_JOIN = " "  # "not good": tokens never hold a space, so a pair can never look like a word
 LENGTH_PERCENTILE = 95  # max_length covers this share of training texts in full
 # Cells that mean "no text" in exported spreadsheets (same spirit as the tabular preprocessor).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "#n/a", "?"})
@@ -65,6 +81,12 @@ MIN_PRESENT_SHARE = 0.5  # at least half of the rows must hold some text
 MIN_TEXTS = 10  # and at least this many rows in all
 NUMBER_SHARE = 0.8  # a column whose values are numbers this often is not text
 MIN_MEAN_TOKENS = 2.0  # single words on average: a category, not text to learn from
+
+# find_text_column: a table is texts to classify when, besides its free-text column, it has at most
+# this many other inputs (an id, a date, a category); the Data page suggested texts for tables of
+# up to 4 columns (text, label and 2 more) before, measured on the sample sets.
+MAX_SIDE_COLUMNS = 2
+DETECT_ROWS = 5_000  # rows checked when looking for the text column (a sample of larger tables)
 
 # Code point ranges tokenised one character per token (scripts without spaces between words).
 UNSEGMENTED_RANGES = (
@@ -106,6 +128,26 @@ def tokenize(text: Any) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
+def word_ngrams(tokens: list[str], ngrams: int) -> list[str]:
+    """The distinct n-grams of one tokenised text, in reading order, for a bag of n-grams.
+
+    Args:
+        tokens: ``tokenize`` output.
+        ngrams: longest n-gram: 1 words only, 2 also pairs of neighbouring words.
+
+    Returns:
+        Each distinct n-gram once (a bag counts presence, not repeats), interleaved by the position
+        where it ends, so cutting a long text keeps its beginning for words and pairs alike:
+        ``["not", "good", "at", "all"]``, 2 -> ``["not", "good", "not good", "at", "good at", "all",
+        "at all"]``.
+    """
+    grams: dict[str, None] = {}  # an ordered set
+    for end in range(len(tokens)):
+        for n in range(1, min(ngrams, end + 1) + 1):
+            grams.setdefault(NGRAM_JOIN.join(tokens[end - n + 1 : end + 1]))
+    return list(grams)
+
+
 def _as_text(value: Any) -> str:
     """A cell as text: '' for missing cells and missing-value tokens such as 'N/A'."""
     if value is None or (not isinstance(value, str) and _is_missing_scalar(value)):
@@ -121,7 +163,8 @@ def _is_missing_scalar(value: Any) -> bool:
         return False
 
 
-def _text_list(texts: Any, what: str = "texts") -> list[str]:
+def as_text_list(texts: Any, what: str = "texts") -> list[str]:
+    """Texts as a list of strings, one per row (a single string is refused: it is one text)."""
     if isinstance(texts, str):
         raise DataError(
             f"The {what} must be a list or column of texts, one per row; got one single text. "
@@ -156,7 +199,8 @@ def _sorted_labels(labels: list[Any]) -> list[Any]:
     return sorted(labels, key=str)
 
 
-def _is_missing_label(value: Any) -> bool:
+def is_missing_label(value: Any) -> bool:
+    """Whether a label cell is empty (None, NaN or a token such as "n/a")."""
     return value is None or _is_missing_scalar(value) or (
         isinstance(value, str) and value.strip().lower() in MISSING_TOKENS
     )
@@ -210,6 +254,7 @@ class TextPreprocessor:
         min_count: int = 2,
         max_length: int | None = None,
         *,
+        ngrams: int = 1,
         classes: list[Any] | None = None,
         text_column: str | None = None,
         target: str | None = None,
@@ -221,6 +266,9 @@ class TextPreprocessor:
         always gives the same ids. ``max_length`` defaults to the 95th percentile of the training
         texts' token counts (rounded up, at least 1, at most 256): long enough to read almost
         every text in full, without padding every row to the one exceptionally long text.
+        A bag of n-grams (``ngrams=2``) counts words and word pairs once per text: ``min_count``
+        is then the number of training texts an n-gram must appear in, and ``max_length`` may
+        reach 1024.
 
         Args:
             texts: the training texts (missing values allowed).
@@ -229,6 +277,8 @@ class TextPreprocessor:
             max_vocab: most vocabulary entries, ``<pad>`` and ``<unk>`` included.
             min_count: a token needs this many occurrences in the training texts to get an id.
             max_length: tokens kept per text (longer texts keep their beginning); ``None``: fit it.
+            ngrams: 1 reads words in order (sequence models); 2 a bag of the distinct words and
+                word pairs of each text (a bag layer such as EmbeddingBag). See ``word_ngrams``.
             classes: every class label (pass those of the whole table so a class absent from the
                 training rows still decodes); defaults to the labels given.
             text_column: the column the texts come from, so ``transform`` can take a table.
@@ -249,7 +299,8 @@ class TextPreprocessor:
         min_count = _check_setting("min_count", min_count, 1, "fewest uses of a word", "2")
         if max_length is not None:
             max_length = _check_setting("max_length", max_length, 1, "longest text in tokens", "128")
-        text_list = _text_list(texts)
+        ngrams = _check_ngrams(ngrams)
+        text_list = as_text_list(texts)
         label_list = list(labels)
         name = target or "the label column"
         if len(text_list) != len(label_list):
@@ -257,13 +308,13 @@ class TextPreprocessor:
                 f"There are {len(text_list)} texts but {len(label_list)} labels; each text needs "
                 "exactly one label. Pass the same rows for both."
             )
-        missing = sum(_is_missing_label(v) for v in label_list)
+        missing = sum(is_missing_label(v) for v in label_list)
         if missing:
             raise DataError(
                 f"{missing} row(s) have no value in {_quoted(name)}. Remove those rows or fill in "
                 "the values."
             )
-        tokens = [tokenize(t) for t in text_list]
+        tokens = [_units(tokenize(t), ngrams) for t in text_list]
         counts = Counter(token for row in tokens for token in row)
         if not counts:
             raise DataError(
@@ -276,18 +327,20 @@ class TextPreprocessor:
         if max_length is None:
             lengths = np.array([len(row) for row in tokens], dtype=np.float64)
             fitted = float(np.percentile(lengths, LENGTH_PERCENTILE))
-            max_length = int(min(MAX_LENGTH_CAP, max(1, int(np.ceil(fitted)))))
-        class_labels = _fit_classes(label_list if classes is None else classes, task, name)
+            cap = MAX_LENGTH_CAP if ngrams == 1 else BAG_LENGTH_CAP
+            max_length = int(min(cap, max(1, int(np.ceil(fitted)))))
+        class_labels = fit_classes(label_list if classes is None else classes, task, name)
         # Assign only once everything fitted, so a failed refit leaves the old state intact.
         self._vocabulary = [PAD, UNK, *words]
         self._index = {token: i for i, token in enumerate(self._vocabulary)}
         self._max_length = max_length
-        self._settings = {"max_vocab": max_vocab, "min_count": min_count}
+        self._settings = {"max_vocab": max_vocab, "min_count": min_count, "ngrams": ngrams}
         self._classes, self._task = class_labels, task
         self._target, self._text_column = target, text_column
         logger.info(
-            "Fitted text preprocessing on %d texts: %d distinct tokens, vocabulary %d, length %d",
-            len(text_list), len(counts), len(self._vocabulary), max_length,
+            "Fitted text preprocessing on %d texts (%s): %d distinct tokens, vocabulary %d, length %d",
+            len(text_list), "words in order" if ngrams == 1 else f"a bag of 1- to {ngrams}-grams",
+            len(counts), len(self._vocabulary), max_length,
         )
         return self
 
@@ -303,7 +356,8 @@ class TextPreprocessor:
             float32 ``(N, max_length)``: token ids (unknown tokens -> 1), texts longer than
             ``max_length`` keep their first tokens, shorter ones are padded at the end with 0; a
             missing or empty text is all zeros. float32 because every model input of the product
-            is float32; Embedding casts the ids back to integers.
+            is float32; Embedding casts the ids back to integers. A bag of n-grams holds each
+            distinct id of a text once (so "unknown" at most once), in reading order.
 
         Raises:
             DataError: a table without the text column.
@@ -311,15 +365,18 @@ class TextPreprocessor:
         self._fitted()
         if isinstance(texts, pd.DataFrame):
             texts = self._column_of(texts)
-        text_list = _text_list(texts)
+        text_list = as_text_list(texts)
         length = self._max_length
         ids = np.zeros((len(text_list), length), dtype=np.float32)  # (N, T), 0 = <pad>
-        index = self._index
+        index, ngrams = self._index, self.ngrams
         cache: dict[str, list[int]] = {}  # texts repeat (and "" is common): tokenise each once
         for row, text in enumerate(text_list):
             row_ids = cache.get(text)
             if row_ids is None:
-                row_ids = [index.get(token, UNK_ID) for token in tokenize(text)[:length]]
+                row_ids = [index.get(token, UNK_ID) for token in _units(tokenize(text), ngrams)]
+                if ngrams > 1:  # a bag: unknown n-grams all map to 1, which counts once
+                    row_ids = list(dict.fromkeys(row_ids))
+                row_ids = row_ids[:length]
                 cache[text] = row_ids
             ids[row, : len(row_ids)] = row_ids
         return ids
@@ -359,7 +416,7 @@ class TextPreprocessor:
         self._fitted()
         values = list(labels)
         name = self._target or "the label column"
-        missing = sum(_is_missing_label(v) for v in values)
+        missing = sum(is_missing_label(v) for v in values)
         if missing:
             raise DataError(
                 f"{missing} row(s) have no value in {_quoted(name)}. Remove those rows or fill in "
@@ -416,6 +473,12 @@ class TextPreprocessor:
         """The column the texts are read from, when known."""
         self._fitted()
         return self._text_column
+
+    @property
+    def ngrams(self) -> int:
+        """1: words in order (sequence models); 2: a bag of distinct words and word pairs."""
+        self._fitted()
+        return int(self._settings.get("ngrams", 1))  # states saved before n-grams read words
 
     @property
     def vocabulary(self) -> list[str]:
@@ -498,6 +561,7 @@ class TextPreprocessor:
             if not valid:
                 raise ValueError("inconsistent values")
             pre._settings = dict(state["settings"])
+            _check_ngrams(pre._settings.get("ngrams", 1))
             pre._classes = list(state["classes"])
             pre._task, pre._target = state["task"], state["target"]
             pre._text_column = state["text_column"]
@@ -528,6 +592,20 @@ class TextPreprocessor:
         return df[column]
 
 
+def _units(tokens: list[str], ngrams: int) -> list[str]:
+    """What a text is read as: its tokens in order (``ngrams=1``) or its bag of n-grams."""
+    return tokens if ngrams == 1 else word_ngrams(tokens, ngrams)
+
+
+def _check_ngrams(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_NGRAMS:
+        raise DataError(
+            f"The longest word group ('ngrams') must be 1 (words in order) or up to {MAX_NGRAMS} "
+            f"(a bag of words and word pairs); got {value!r}."
+        )
+    return int(value)
+
+
 def _quoted(name: str) -> str:
     return name if name == "the label column" else f"'{name}'"
 
@@ -536,8 +614,9 @@ def _sentence_start(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _fit_classes(labels: list[Any], task: str, name: str) -> list[Any]:
-    present = [v for v in labels if not _is_missing_label(v)]
+def fit_classes(labels: list[Any], task: str, name: str) -> list[Any]:
+    """The sorted class labels of ``labels``, checked against ``task`` (``name``: the column)."""
+    present = [v for v in labels if not is_missing_label(v)]
     classes = _sorted_labels(list({str(v): v for v in map(label_value, present)}.values()))
     if task == "binary" and len(classes) != 2:
         raise DataError(
@@ -596,6 +675,73 @@ def check_text_column(df: pd.DataFrame, column: str) -> None:
             f"row on average (for example {cell_text(present[0])}). It looks like a category or a code; "
             "use it in a table model, or choose a column with sentences."
         )
+
+
+@dataclass(frozen=True)
+class TextColumnGuess:
+    """Whether a table is texts to classify, and which column holds them (``find_text_column``).
+
+    Attributes:
+        column: the free-text column a text model reads, or ``None``: learn from the table's columns.
+        reason: why, in one plain sentence (for the log and the Data page).
+        left_out: with ``column``: the other input columns, which a text model does not read.
+        unread: without ``column``: the free-text columns, which a table model reads only as
+            categories (a text that repeats word for word), not word by word.
+    """
+
+    column: str | None
+    reason: str
+    left_out: tuple[str, ...] = ()
+    unread: tuple[str, ...] = ()
+
+
+def find_text_column(df: pd.DataFrame, target: str | None, profile: Any = None) -> TextColumnGuess:
+    """Find the free-text column that carries a table's signal, if there is one.
+
+    A column is free text when the profile says so (long, mostly distinct strings) and a text model
+    can read it (``check_text_column``). The table is texts to classify when such a column exists
+    and at most ``MAX_SIDE_COLUMNS`` other columns could be inputs (an id, a date, a category
+    beside the review); of several text columns the one with the most words per row is read.
+    A wider table stays a table, and the guess lists its text columns as ``unread``, so the caller
+    can say that a table model does not read their words.
+
+    Args:
+        df: the table as read.
+        target: the column to predict (never the text), or ``None`` when it is not chosen yet: one
+            of the other columns will be the label, so one more of them is allowed.
+        profile: the table's ``TableProfile`` when the caller has one (else it is made here).
+
+    Returns:
+        A ``TextColumnGuess``.
+    """
+    from builder.data.profile import profile_table, suggest_features
+
+    profile = profile if profile is not None else profile_table(df)
+    sample = df if len(df) <= DETECT_ROWS else df.sample(DETECT_ROWS, random_state=0)
+    words: dict[str, float] = {}  # free-text column -> mean tokens per non-empty text
+    for column in profile.columns:
+        if column.kind != "text" or column.name == target or column.constant or column.mostly_missing:
+            continue
+        try:
+            check_text_column(sample, column.name)
+        except DataError:
+            continue  # too short or too empty to read as text: a table model treats it as a category
+        texts = [t for t in (_as_text(v) for v in sample[column.name]) if t.strip()]
+        words[column.name] = float(np.mean([len(tokenize(t)) for t in texts]))
+    if not words:
+        return TextColumnGuess(None, "no column holds free text (sentences of several words)")
+    inputs = suggest_features(profile, target)
+    others = [name for name in inputs if name not in words]
+    best = max(words, key=lambda name: (words[name], -list(words).index(name)))  # ties: the first
+    if len(others) > MAX_SIDE_COLUMNS + (target is None):
+        listed = _quote_list(words, 5)
+        return TextColumnGuess(
+            None, f"the table has {len(others)} other input columns besides the free text in {listed}",
+            unread=tuple(words))
+    side = f" beside {len(others)} other column(s)" if others else " and nothing else to learn from"
+    return TextColumnGuess(
+        best, f"'{best}' holds free text (about {words[best]:.0f} words per row){side}",
+        left_out=tuple(name for name in inputs if name != best))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,6 +803,8 @@ def prepare_text(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
+    test_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
     **fit_options: Any,
 ) -> PreparedText:
     """Check, split (stratified) and tokenise a text table for training.
@@ -669,7 +817,12 @@ def prepare_text(
         val_fraction: share of rows for validation.
         test_fraction: share of rows for the final test.
         seed: random seed for the split.
-        **fit_options: ``max_vocab``, ``min_count``, ``max_length`` for ``TextPreprocessor.fit``.
+        test_rows: boolean mask over ``df``'s rows that are the test set (replaces
+            ``test_fraction``; see ``split_indices``).
+        val_rows: boolean mask over ``df``'s rows that are the validation set (replaces
+            ``val_fraction``: a cross-validation fold).
+        **fit_options: ``max_vocab``, ``min_count``, ``max_length``, ``ngrams`` for
+            ``TextPreprocessor.fit``.
 
     Returns:
         A ``PreparedText``; rows without a label are left out (and the count logged). Rows with
@@ -698,7 +851,9 @@ def prepare_text(
     if dropped:
         logger.info("Leaving out %d row(s) with no value in %r", dropped, target)
     labels = df[target].iloc[kept]
-    parts = split_indices(labels, task, val_fraction, test_fraction, seed)
+    held = None if test_rows is None else np.asarray(test_rows, dtype=bool)[kept]
+    held_val = None if val_rows is None else np.asarray(val_rows, dtype=bool)[kept]  # a CV fold
+    parts = split_indices(labels, task, val_fraction, test_fraction, seed, test_rows=held, val_rows=held_val)
     train, val, test = (kept[part] for part in parts)  # positions in the kept rows -> in df
     rows = {name: df.iloc[idx] for name, idx in (("train", train), ("val", val), ("test", test))}
     preprocessor = TextPreprocessor().fit(
@@ -731,102 +886,3 @@ def prepare_text(
         n_outputs=preprocessor.n_outputs,
         raw_train=rows["train"],
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Baseline
-# ---------------------------------------------------------------------------------------------
-
-_BASELINE_NAME = "TF-IDF + logistic regression (scikit-learn)"
-_BASELINE_DESCRIPTION = (
-    "A classic text model that weighs each word by how telling it is and gives it one weight per "
-    "class; if the network cannot beat it, its extra complexity is not paying off."
-)
-
-
-def fit_text_baseline(
-    texts_train: Iterable[Any],
-    y_train_labels: Iterable[Any],
-    texts_test: Iterable[Any],
-    y_test_labels: Iterable[Any],
-    task: str,
-    *,
-    classes: list[Any] | None = None,
-    seed: int = 0,
-) -> Any:
-    """Fit TF-IDF + logistic regression on the training texts and score it on the test texts.
-
-    The vectoriser uses ``tokenize`` as its analyzer, so it sees exactly the tokens the network
-    sees (Chinese and Japanese one character at a time).
-
-    Args:
-        texts_train, texts_test: raw texts (missing values allowed).
-        y_train_labels, y_test_labels: labels as written in the data.
-        task: ``"binary"`` or ``"multiclass"``.
-        classes: every class label; defaults to those in the training and test labels.
-        seed: seed of the solver.
-
-    Returns:
-        A ``builder.evaluate.BaselineResult``: ``metrics`` (``compute_metrics`` on the test rows)
-        and ``predictions`` (``prediction`` and ``probability_<class>``, classes in sorted order).
-
-    Raises:
-        DataError: unknown task, rows that do not match, missing labels, no words, or a single
-            class in the training rows.
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    from builder.evaluate import BaselineResult, compute_metrics
-
-    if task not in TASKS:
-        raise DataError(
-            f"The task {task!r} is not known for text. Choose one of: {', '.join(TASKS)}."
-        )
-    train_texts, test_texts = _text_list(texts_train), _text_list(texts_test, "test texts")
-    train_labels, test_labels = list(y_train_labels), list(y_test_labels)
-    for texts, labels, which in ((train_texts, train_labels, "training"), (test_texts, test_labels, "test")):
-        if len(texts) != len(labels):
-            raise DataError(
-                f"There are {len(texts)} {which} texts but {len(labels)} {which} labels; each "
-                "text needs exactly one label. Pass the same rows for both."
-            )
-        if any(_is_missing_label(v) for v in labels):
-            raise DataError(
-                f"Some {which} rows have no label. Remove those rows or fill in the values."
-            )
-    class_labels = _fit_classes(
-        list(classes) if classes is not None else train_labels + test_labels, task, "the label column"
-    )
-    index = {str(label): i for i, label in enumerate(class_labels)}
-    codes = np.array([index.get(str(label_value(v)), -1) for v in train_labels], dtype=np.int64)
-    if len(np.unique(codes)) < 2:
-        raise DataError(
-            "The training rows hold only one class, so no classifier can be fitted: use data "
-            "(or a split) with examples of at least two classes."
-        )
-    if not any(tokenize(t) for t in train_texts):
-        raise DataError(
-            "The training texts contain no words at all, so the baseline has nothing to learn "
-            "from. Choose a column with written text."
-        )
-    # sublinear tf keeps one repeated word from dominating a text.
-    vectorizer = TfidfVectorizer(analyzer=tokenize, sublinear_tf=True, dtype=np.float64)
-    X_fit = vectorizer.fit_transform(train_texts)  # (N, V) sparse
-    X_eval = vectorizer.transform(test_texts)
-    estimator = LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
-    estimator.fit(X_fit, codes)
-    proba = np.zeros((len(test_texts), len(class_labels)))  # (N, k); unseen classes keep 0
-    proba[:, estimator.classes_] = estimator.predict_proba(X_eval)
-    predicted = np.asarray(class_labels, dtype=object)[proba.argmax(axis=1)]
-    frame = {"prediction": pd.Series(predicted.tolist(), dtype=object)}
-    for i, label in enumerate(class_labels):
-        frame[f"probability_{label}"] = proba[:, i]
-    predictions = pd.DataFrame(frame)
-    metrics = compute_metrics(
-        task, np.asarray(test_labels, dtype=object), predictions["prediction"],
-        proba=proba, classes=class_labels,
-    )
-    pipeline = {"vectorizer": vectorizer, "classifier": estimator}
-    return BaselineResult(_BASELINE_NAME, _BASELINE_DESCRIPTION, metrics, predictions, pipeline)
-

@@ -1,4 +1,4 @@
-"""Time series for forecasting: profile, regular grid, windows, time split, scaling, baselines.
+"""Time series for forecasting: profile, regular grid, windows, time split, scaling.
 
 The path from a table to training arrays is ``prepare_series``:
 
@@ -18,10 +18,9 @@ The path from a table to training arrays is ``prepare_series``:
    first target of the next block, so no value the model is tested on is ever trained on.
 5. ``SeriesPreprocessor`` scales each column with the mean and spread of the training rows only.
 
-The preprocessing part (everything but the baselines) imports only numpy, pandas and the standard
-library at the top, so this file can be copied into an export bundle next to ``preprocess.py``.
-The baselines (last value, seasonal naive, lagged ridge) import scikit-learn and
-``builder.evaluate`` inside the functions that need them.
+This file imports only numpy, pandas and the standard library at the top, so it can be copied into
+an export bundle next to ``preprocess.py``. The naive forecasts a model is compared with (last
+value, seasonal naive, lagged ridge) live in ``builder.baselines``.
 """
 
 from __future__ import annotations
@@ -1007,6 +1006,7 @@ def prepare_series(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     fill: str = "forward",
+    windows: TimeSplit | None = None,
 ) -> PreparedSeries:
     """Profile, regularise, window, split by time and scale a series for training.
 
@@ -1018,6 +1018,9 @@ def prepare_series(
         window_spec: window, horizon, stride (default ``WindowSpec()``).
         val_fraction, test_fraction: shares of windows, newest last.
         fill: ``"forward"`` or ``"linear"`` (see the module docstring).
+        windows: the blocks chosen by the caller (window indexes in time order, as
+            ``split_by_time`` gives them), e.g. a cross-validation fold's expanding training
+            block; replaces both fractions. ``None``: ``split_by_time``.
 
     Returns:
         A ``PreparedSeries``; scaling is fitted on the rows of the training windows only.
@@ -1030,7 +1033,10 @@ def prepare_series(
     profile = profile_series(df, time_column, columns, fill=fill)
     spec.check_rows(profile.n_steps)
     ends = spec.end_positions(profile.n_steps)
-    split = split_by_time(ends, val_fraction, test_fraction, spec)
+    split = split_by_time(ends, val_fraction, test_fraction, spec) if windows is None else windows
+    if not split.train.size:
+        raise DataError("No training windows are left before the validation windows: use fewer "
+                        "cross-validation folds or a longer history.")
     train_rows = int(ends[split.train[-1]] + spec.horizon + 1)  # inputs and targets of training
     pre = SeriesPreprocessor(fill=fill).fit(
         df, time_column, columns, target_column, train_rows=train_rows, step=profile.step
@@ -1064,70 +1070,3 @@ def prepare_series(
         n_outputs=spec.horizon,
         dropped=split.dropped,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Baselines: predictions on the test windows, original units, (M_test, horizon)
-# ---------------------------------------------------------------------------------------------
-
-
-def naive_forecast(prepared: PreparedSeries, split: str = "test") -> np.ndarray:
-    """Last value: every future step repeats the last known target value."""
-    ends = prepared.ends(split)
-    return np.repeat(prepared.target_values[ends][:, None], prepared.n_outputs, axis=1)
-
-
-def seasonal_naive_forecast(prepared: PreparedSeries, season: int | None = None, split: str = "test") -> np.ndarray:
-    """Seasonal naive: step k repeats the value one season earlier (the last known such value).
-
-    Args:
-        season: steps per cycle; default the profile's suggestion (no season: last value).
-    """
-    season = season or prepared.season or 1
-    ends = prepared.ends(split)
-    k = np.arange(1, prepared.n_outputs + 1)
-    source = ends[:, None] + k - season * np.ceil(k / season).astype(np.int64)  # (M, horizon), <= end
-    source = np.where(source < 0, ends[:, None], source)  # not enough history: last value
-    return prepared.target_values[source]
-
-
-def ridge_forecast(prepared: PreparedSeries, split: str = "test") -> np.ndarray:
-    """Lagged ridge: RidgeCV on the flattened training windows, one output per future step."""
-    from sklearn.linear_model import RidgeCV
-
-    model = RidgeCV(alphas=np.logspace(-3, 3, 13))
-    model.fit(prepared.X_train.reshape(len(prepared.X_train), -1), prepared.y_train)
-    X = {"train": prepared.X_train, "val": prepared.X_val, "test": prepared.X_test}[split]
-    outputs = model.predict(X.reshape(len(X), -1)).reshape(len(X), prepared.n_outputs)
-    return prepared.preprocessor.decode_forecast(X, outputs)  # same targets as the network
-
-
-BASELINES = {
-    "last value": naive_forecast,
-    "seasonal naive": seasonal_naive_forecast,
-    "lagged ridge": ridge_forecast,
-}
-
-
-def compare(
-    prepared: PreparedSeries, predictions: dict[str, np.ndarray] | None = None, split: str = "test"
-) -> dict[str, dict[str, float]]:
-    """Regression metrics (rmse, mae, r2 over every predicted step) of each baseline and model.
-
-    Args:
-        predictions: extra ``{name: (M, horizon) predictions in original units}``, e.g. the network.
-
-    Returns:
-        ``{name: {metric: value}}``, baselines first.
-    """
-    from builder.evaluate import compute_metrics
-
-    truth = prepared.true_targets(split)
-    if truth.size == 0:
-        raise DataError(f"There are no {split} windows to compare on. Raise the matching fraction.")
-    results = {name: forecast(prepared, split=split) for name, forecast in BASELINES.items()}
-    results.update(predictions or {})
-    return {
-        name: compute_metrics("regression", truth.ravel(), np.asarray(pred, dtype=np.float64).ravel())
-        for name, pred in results.items()
-    }

@@ -36,9 +36,10 @@ from builder.editor import (
 )
 from builder.errors import SpecError
 from builder.layers import LAYERS, Fix, describe_shape
+from builder.pipeline import choose_spec
 from builder.shapes import ShapeReport, infer_shapes
 from builder.spec import FAMILIES, ModelSpec, Problem, families_for
-from builder.templates import default_family, starter_spec
+from builder.templates import default_family, text_reading
 from pages.components.data_view import data_key
 from pages.components.state import AppState, app_state
 from pages.components.ui import human_bytes
@@ -71,11 +72,16 @@ def _data_shape(key: str, spec_json: str, val: float, test: float, seed: int, _s
 def data_shape_of(state: AppState) -> DataShape:
     """The shape the training step will see (same split settings), cached per data and data spec.
 
+    Text is prepared as the design reads it (``text_reading``: a bag of n-grams for EmbeddingBag,
+    words in order otherwise; before there is a design, as the default MLP reads it), as training
+    will: the vocabulary and the length differ.
+
     Raises:
         DataError: the data cannot be prepared (the Data page says why).
     """
     config = state.config
-    return _data_shape(data_key(state), json.dumps(state.data_spec.to_dict(), sort_keys=True),
+    data_spec = text_reading(state.data_spec, state.design if state.design is not None else "mlp")
+    return _data_shape(data_key(state), json.dumps(data_spec.to_dict(), sort_keys=True),
                        config.val_fraction, config.test_fraction, config.seed, state.data_source())
 
 
@@ -107,12 +113,12 @@ KIND_WORDS = {"table": "a table", "images": "images", "text": "text", "series": 
 
 def starter(family: str, shape: DataShape) -> ModelSpec:
     """The starter design of ``family``, sized from the data."""
-    return starter_spec(family, shape.input_shape, shape.n_rows, vocab_size=shape.vocab_size)
+    return choose_spec(family, None, shape)
 
 
 def first_design(shape: DataShape) -> ModelSpec:
     """The design new data starts with: the default family's starter."""
-    return starter(default_family(shape.task, shape.kind), shape)
+    return starter(default_family(shape.task, shape.kind, shape.n_rows), shape)
 
 
 def is_edited(design: ModelSpec, shape: DataShape) -> bool:
@@ -154,7 +160,7 @@ def family_misfit_notice(design: ModelSpec, shape: DataShape) -> str | None:
     reason = family_misfit(design, shape)
     if reason is None:
         return None
-    default = FAMILIES[default_family(shape.task, shape.kind)]
+    default = FAMILIES[default_family(shape.task, shape.kind, shape.n_rows)]
     with st.container(border=True):
         st.error(f"{reason} Start from the {default.title}, made for this data (Undo brings your "
                  "design back).", icon=":material/swap_horiz:")
@@ -378,7 +384,7 @@ def problem_list(problems: list[Problem], shape: DataShape) -> None:
         if fix is not None:
             st.button(fix.label, key=f"fix_{number}", icon=":material/build:", on_click=_apply_fix, args=(fix,))
         elif problem.layer_index is None and problem.kind == "setting":
-            default = FAMILIES[default_family(shape.task, shape.kind)]
+            default = FAMILIES[default_family(shape.task, shape.kind, shape.n_rows)]
             st.button(f"Start from {default.title}", key=f"fix_{number}", icon=":material/build:",
                       on_click=_use_family, args=(default.key, shape))
 

@@ -97,6 +97,20 @@ def waiting_figure(message: str, height: int = 260) -> go.Figure:
     return fig
 
 
+def lr_preview_figure(epochs: np.ndarray, rates: np.ndarray, note: str | None = None) -> go.Figure:
+    """A small picture of the learning rate over the planned epochs (``builder.schedules``)."""
+    x, y = thin(epochs, rates)
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color=COLOURS["train"], width=2),
+                               fill="tozeroy", hovertemplate="epoch %{x:.1f}: %{y:.3g}<extra></extra>"))
+    if note:
+        fig.add_annotation(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                           font=dict(color=COLOURS["baseline"], size=12))
+    _layout(fig, "Epoch", "Learning rate", height=170)
+    fig.update_layout(showlegend=False, hovermode="closest", margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_yaxes(rangemode="tozero", tickformat=".2g")
+    return fig
+
+
 def metric_figure(
     epochs: Sequence[float] | np.ndarray,
     series: dict[str, Sequence[float] | np.ndarray],

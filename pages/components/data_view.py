@@ -30,6 +30,7 @@ from builder.data import (
 from builder.data.preprocess import missing_mask, parse_numeric
 from builder.data.profile import MIN_TARGET_ROWS
 from builder.data.samples import KIND_SAMPLES, kind_sample_spec, load_kind_sample
+from builder.data.text import TextColumnGuess, find_text_column
 from builder.data.timeseries import describe_step
 from builder.errors import BuilderError
 from pages.components.state import AppState
@@ -52,7 +53,6 @@ PURPOSES = {
     "text": (":material/notes: Classify texts", "Read a column of written text and predict its label."),
 }
 SERIES_COLUMNS_MAX = 4  # a table this narrow with a date column per row reads as a time series
-TEXT_COLUMNS_MAX = 4  # a table this narrow with a free-text column reads as texts to classify
 
 
 # --- the current data, identified by its saved file ----------------------------------------------
@@ -186,25 +186,41 @@ def saved_for(state: AppState, purpose: str) -> DataSpec | None:
     return state.data_spec if purpose_of(state.data_spec) == purpose else None
 
 
-def guess_purpose(profile: TableProfile) -> tuple[str, str | None]:
+def guess_purpose(profile: TableProfile, text: TextColumnGuess | None = None) -> tuple[str, str | None]:
     """What a table most likely is for, and why (``None`` when it is a plain table).
 
-    A narrow table with a free-text column is texts to classify; a narrow table with a date in
-    (nearly) every row and a number column is a time series. Anything else: predict a column.
+    A table whose signal is a free-text column (``find_text_column``, as the CLI decides: the text
+    and at most a few other columns) is texts to classify; a narrow table with a date in (nearly)
+    every row and a number column is a time series. Anything else: predict a column.
+    ``text``: the text guess when the caller has it (it reads the texts: worth caching).
     """
     kinds = {c.name: c.kind for c in profile.columns}
-    texts = [c.name for c in profile.columns if c.kind == "text"]
-    if texts and profile.n_cols <= TEXT_COLUMNS_MAX:
-        return "text", f"'{texts[0]}' holds free text"
+    guess = text if text is not None else text_guess(profile)
+    if guess is not None and guess.column is not None:
+        return "text", guess.reason
     dates = [c.name for c in profile.columns if c.kind == "datetime" and c.n_unique >= 0.8 * profile.n_rows]
     if dates and "numeric" in kinds.values() and profile.n_cols <= SERIES_COLUMNS_MAX:
         return "series", f"'{dates[0]}' holds a date for every row"
     return "table", None
 
 
+def text_guess(profile: TableProfile) -> TextColumnGuess | None:
+    """The engine's answer (the CLI's too) to "is this table texts to classify, and which column?";
+    ``None`` for a profile without its table."""
+    if profile.data is None:
+        return None
+    return find_text_column(profile.data, None, profile)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_text_guess(key: str, _profile: TableProfile) -> TextColumnGuess | None:
+    """``text_guess`` once per table (``key``: ``data_key``)."""
+    return text_guess(_profile)
+
+
 def purpose_choice(state: AppState, profile: TableProfile, suffix: str) -> str:
     """The radio that says what the table is for (saved choice, else the guess)."""
-    guess, why = guess_purpose(profile)
+    guess, why = guess_purpose(profile, cached_text_guess(data_key(state), profile))
     start = purpose_of(state.data_spec) or guess
     names = list(PURPOSES)
     purpose = st.radio("What should the model do?", names, index=names.index(start), horizontal=True,
@@ -355,6 +371,10 @@ def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Da
     if spec is not None:  # warnings about a target that cannot be used would only bury its one error
         for warning in health_warnings(profile, target):
             st.warning(warning, icon=":material/warning:")
+        for name in (f for f in features if profile.column(f).kind == "text"):  # never drop words silently
+            st.warning(f"'{name}' holds free text, which a table model reads only as categories (whole "
+                       f"texts that repeat), not word by word. To learn from its words, choose "
+                       f"'{PURPOSES['text'][0].split(' ', 1)[1]}' above.", icon=":material/warning:")
     return spec, {target: "Predicted", **{f: "Input" for f in features}}
 
 

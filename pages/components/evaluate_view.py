@@ -27,9 +27,9 @@ from builder.evaluate import (
     verdict,
 )
 from builder.export import input_columns
-from builder.pipeline import TrainedModel
 from builder.results import anomaly_view, baseline_short_name, forecast_comparison, forecast_lines, rescore
 from builder.spec import FAMILIES, ModelSpec
+from builder.trained import TrainedModel
 from pages.components import charts
 from pages.components.state import AppState, app_state
 from pages.components.training import STOP_REASONS, baseline_delta, loss_gap_note

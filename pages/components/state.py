@@ -24,12 +24,14 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from builder.data import DataSpec, read_table
 from builder.data.images import ImageSet, read_image_zip
+from builder.data.sources import class_counts
+from builder.defaults import suggested_config, training_rows
 from builder.editor import DesignHistory
 from builder.errors import BuilderError
 from builder.jobs import JobRegistry
-from builder.pipeline import TrainedModel
 from builder.spec import ModelSpec
 from builder.train import TrainConfig
+from builder.trained import TrainedModel
 from builder.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -161,8 +163,21 @@ class AppState:
         self.set_data_spec(None)
 
     def set_data_spec(self, data_spec: DataSpec | None) -> None:
+        changed = data_spec != self.data_spec
         self.data_spec = data_spec
         self.workspace.save_state("data_spec", data_spec.to_dict() if data_spec else None)
+        if changed and data_spec is not None:
+            self.suggest_config()
+
+    def suggest_config(self) -> None:
+        """Start the Train page from the settings suggested for this data (``builder.defaults``),
+        keeping the user's seed, device and held-out shares."""
+        source = self.images if self.images is not None else self.df
+        if source is None or self.data_spec is None:
+            return
+        kept = {name: getattr(self.config, name) for name in ("seed", "device", "val_fraction", "test_fraction")}
+        n_rows = training_rows(len(source), kept["val_fraction"], kept["test_fraction"])
+        self.set_config(suggested_config(self.data_spec.kind, self.data_spec.task, n_rows, **kept))
 
     def set_design(self, design: ModelSpec | None, record_undo: bool = True) -> None:
         if design == self.design:
@@ -206,6 +221,12 @@ class AppState:
         if self.images is not None:
             return self.image_zip
         return self.df
+
+    def class_counts(self) -> dict[str, int] | None:
+        """Rows (or images) per class when the task is classification, else ``None``."""
+        if self.data_spec is None:
+            return None
+        return class_counts(self.images if self.images is not None else self.df, self.data_spec)
 
     # --- journey ---------------------------------------------------------------------------------
 

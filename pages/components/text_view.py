@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from builder.data import DataSpec, TableProfile, check_target
+from builder.data import DataSpec, TableProfile, check_target, suggest_features
 from builder.data.profile import MAX_CLASSES
 from builder.data.text import LENGTH_PERCENTILE, MAX_LENGTH_CAP, check_text_column, tokenize
 from builder.errors import DataError
-from pages.components.data_view import PURPOSES, data_key, saved_for
+from pages.components.data_view import PURPOSES, cached_text_guess, data_key, saved_for
 from pages.components.state import AppState
 
 FACT_ROWS = 5_000  # texts counted for the length facts (a sample of larger tables)
@@ -119,7 +119,8 @@ def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Dat
     problems = _text_problems(data_key(state), df)
     texts = text_column_choices(profile, problems)
     pick, label = st.columns(2, gap="large")
-    start = saved.options.get("text_column") if saved else None
+    guess = cached_text_guess(data_key(state), profile)  # the column the CLI would read, too
+    start = saved.options.get("text_column") if saved else guess.column if guess else None
     text_column = pick.selectbox("The column with the texts", texts, key=f"data_text_{suffix}",
                                  index=texts.index(start) if start in texts else 0,
                                  help="Written text, e.g. messages, reviews or descriptions. Columns that "
@@ -151,6 +152,12 @@ def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Dat
     pick.caption(f":material/straighten: About {facts.median:.0f} words per text, the longest {facts.longest:,}; "
                  f"the model reads the first {facts.covered} tokens, which covers "
                  f"{LENGTH_PERCENTILE}% of the texts in full.")
+    left_out = [name for name in suggest_features(profile, target) if name != text_column]
+    if left_out:  # a text model reads one column: say which others it does not read
+        names = ", ".join(f"'{name}'" for name in left_out[:10]) + (" and more" if len(left_out) > 10 else "")
+        st.info(f"A text model reads only '{text_column}', so {names} {'is' if len(left_out) == 1 else 'are'} "
+                f"left out. To learn from those columns instead, choose "
+                f"'{PURPOSES['table'][0].split(' ', 1)[1]}' above.", icon=":material/info:")
     st.dataframe(examples(df, text_column, target), hide_index=True, width="stretch",
                  column_config={text_column: st.column_config.TextColumn(width="large")})
     st.caption("A few texts with their labels. Words are read in lower case; Chinese and Japanese "

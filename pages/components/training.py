@@ -8,6 +8,7 @@ and hands over to one full rerun (``st.rerun()``) when it ends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from builder.errors import BuilderError
 from builder.evaluate import HEADLINE_METRIC, METRICS, Comparison, compare_to_baseline, format_metric
 from builder.export import TRAINED_JSON
 from builder.jobs import FAILED, PAUSED, STOPPING, Job, JobSnapshot
@@ -120,10 +122,15 @@ def _progress_text(snap: JobSnapshot) -> tuple[float, str]:
     """Share done and "Epoch 3 of 30 · about 12 s left", counting the epoch in progress."""
     fraction, eta = snap.fraction, snap.eta
     current = min(snap.epochs, snap.epoch + 1)
+    if snap.stage:  # cross-validation: "Fold 2 of 5 · Epoch 3 of 30 ..."
+        share, text = _progress_text(dataclasses.replace(snap, stage=""))
+        return share, f"{snap.stage} · {text}"
     if snap.status == PAUSED:
         return fraction, f"Paused at epoch {current} of {snap.epochs} · press Resume to go on"
     if snap.status == STOPPING:
         return fraction, f"Stopping at epoch {current} of {snap.epochs} · keeping the best model so far"
+    if snap.training_ended:  # the baseline and the test scores take a few seconds on images or text
+        return 1.0, "Training done · scoring the test rows and fitting the baseline on the same split..."
     left = f" · about {_duration(eta)} left" if eta is not None else " · estimating time left..."
     return fraction, f"Epoch {current} of {snap.epochs}{left}"
 
@@ -249,6 +256,8 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
                         delta=delta, delta_color=colour, border=True,
                         help=f"{info.help} Measured on rows kept aside for the final score.")
     st.caption(f"Stopped because {why}. Trained on {trained.device}.{_task_note(trained)}")
+    if trained.info.get("cross_validation"):
+        cv_summary(trained.info["cross_validation"])
     if with_curves:
         loss = charts.loss_figure(history.epoch, history.loss, history.val_loss, best_epoch=history.best_epoch)
         metric = quality_figure(history.epoch, history.metrics, history.val_loss, trained.task, history.best_epoch)
@@ -258,6 +267,40 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
             right.plotly_chart(metric, key="result_metric")
         if note := loss_gap_note(trained):
             st.caption(note)
+
+
+def cv_summary(cv: dict) -> None:
+    """The cross-validation table: each metric's mean ± spread over the folds, network vs baseline."""
+    rows = cv_rows(cv)
+    if not rows:
+        return
+    st.markdown(f"**Cross-validation, {cv.get('completed', cv['folds'])} of {cv['folds']} folds** "
+                f"({cv.get('method', '')})")
+    st.dataframe(rows, hide_index=True)
+    if cv.get("refit_epochs"):
+        st.caption(f"The final model learnt from every row outside the test set for {cv['refit_epochs']} "
+                   "epochs, the median best epoch of the folds; its test score is above.")
+
+
+def cv_rows(cv: dict) -> list[dict[str, str]]:
+    """One row per metric: "0.972 ± 0.011" for the network and the baseline."""
+    network, baseline = cv.get("network") or {}, cv.get("baseline") or {}
+
+    def shown(name: str, value: float) -> str:
+        try:
+            return format_metric(name, value)
+        except BuilderError:  # a metric without a display rule (reconstruction error...)
+            return f"{value:.4g}"
+
+    def spread(values: dict | None, name: str) -> str:
+        if not values:
+            return "-"
+        return f"{shown(name, values['mean'])} ± {shown(name, values['std'])}"
+
+    return [{"Metric": METRICS[name].label if name in METRICS else name,
+             "Network (mean ± spread)": spread(network[name], name),
+             f"{cv.get('baseline_name') or 'Baseline'}": spread(baseline.get(name), name)}
+            for name in network]
 
 
 LOSS_GAP = 1.3  # one loss this many times the other, at the kept epoch, is "far above" it
@@ -343,12 +386,17 @@ def earlier_runs(state: AppState) -> None:
     st.subheader("Earlier runs in this workspace")
     for run in runs[:10]:
         metric = HEADLINE_METRIC.get(run.task)
-        score = format_metric(metric, run.headline[metric]) if metric in run.headline else "no score"
+        if metric in run.headline:
+            score = f"Test {metric}: {format_metric(metric, run.headline[metric])}"
+        elif metric in run.validation:  # a search trial: scored on the validation rows only
+            score = f"Validation {metric}: {format_metric(metric, run.validation[metric])}"
+        else:
+            score = "no score"
         with st.container(border=True):
             title, when, value, button = st.columns([4, 2, 2, 1.4], vertical_alignment="center")
             title.markdown(f"**{run.title}**")
             when.caption(run_trained_at(state, run))
-            value.caption(f"Test {metric}: {score}" if metric else score)
+            value.caption(score)
             if run.id == state.run_id:
                 button.badge("Current", icon=":material/check:", color="green")
             elif button.button("Open", key=f"open_{run.id}", icon=":material/folder_open:"):

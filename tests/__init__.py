@@ -1,0 +1,1 @@
+"""The test suite (a regular package, so a `tests` package installed by another library cannot shadow it)."""
