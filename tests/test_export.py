@@ -471,11 +471,12 @@ def _check_generated(spec: ModelSpec, shape: tuple[int, ...], tmp_path: Path, x:
 
 @pytest.mark.parametrize("type_name", LAYERS.names())
 def test_generated_code_rebuilds_every_layer_type(type_name, tmp_path):
-    # Embedding reads token ids (whole numbers, as float32), the other layers numbers.
-    scope = token_input(20) if type_name == "Embedding" else contextlib.nullcontext()
+    # Embedding and EmbeddingBag read token ids (whole numbers, as float32), the others numbers.
+    tokens = type_name in ("Embedding", "EmbeddingBag")
+    scope = token_input(20) if tokens else contextlib.nullcontext()
     with scope:
         spec, shape = _design_for(type_name)
-        x = torch.randint(0, 20, (5, *shape)).float() if type_name == "Embedding" else None
+        x = torch.randint(0, 20, (5, *shape)).float() if tokens else None
         source = _check_generated(spec, shape, tmp_path, x)
     assert "builder" not in source.split('"""', 2)[2]  # no import of the app, only torch
 

@@ -74,9 +74,10 @@ def test_without_data_the_page_says_so_and_links_to_data(app):
 def test_the_starter_mlp_and_its_live_table(app):
     at = open_build(app)
     design = state(at).design
-    assert design.family == "mlp" and [la.type for la in design.layers] == ["Linear", "ReLU", "Dropout"]
+    # Two blocks on a small table (builder.templates._mlp), dropout for classes.
+    assert design.family == "mlp" and [la.type for la in design.layers] == ["Linear", "ReLU", "Dropout"] * 2
     table = shapes(at)
-    assert list(table["Layer"]) == ["Linear", "ReLU", "Dropout", "Output (locked)"]
+    assert list(table["Layer"]) == ["Linear", "ReLU", "Dropout"] * 2 + ["Output (locked)"]
     head = table.iloc[-1]
     assert head["#"] == "out" and head["Status"].startswith("Locked") and head["Output"] == "3"
     report = expected_report("iris", design)
@@ -92,15 +93,15 @@ def test_an_edit_changes_units_and_the_table(app):
     edit(at, {"edited_rows": {0: {"out_features": 16}}})
     assert state(at).design.layers[0].params["out_features"] == 16
     table = shapes(at)
-    assert table.iloc[0]["Output"] == "16" and table.iloc[-1]["Input"] == "16"
+    assert table.iloc[0]["Output"] == "16" and table.iloc[3]["Input"] == "16"
     assert int(table["Parameters"].sum()) == expected_report("iris", state(at).design).total_params
     # Rows added at the bottom of the editor become layers; a deleted row goes away.
     edit(at, {"added_rows": [{"type": "Tanh"}], "deleted_rows": [2]})
-    assert [la.type for la in state(at).design.layers] == ["Linear", "ReLU", "Tanh"]
+    assert [la.type for la in state(at).design.layers] == ["Linear", "ReLU", "Linear", "ReLU", "Dropout", "Tanh"]
     # A new row whose layer type is not picked yet changes nothing, and keeps the editor as it is.
     version = state(at).editor_version
     edit(at, {"added_rows": [{"out_features": 8}]})
-    assert len(state(at).design.layers) == 3 and state(at).editor_version == version
+    assert len(state(at).design.layers) == 6 and state(at).editor_version == version
 
 
 def test_a_bad_value_is_shown_on_its_row_and_one_click_fixes_it(app):
@@ -125,14 +126,16 @@ def test_undo_move_add_and_delete(app):
     assert state(at).design == before
     at.selectbox(key="build_layer_pick").set_value(2).run()
     at.button(key="layer_up").click().run()
-    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU"]
+    second_block = ["Linear", "ReLU", "Dropout"]
+    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU", *second_block]
     assert at.selectbox(key="build_layer_pick").value == 1  # the selection follows the layer
     at.button(key="add_BatchNorm1d").click().run()
-    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "BatchNorm1d", "ReLU"]
+    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "BatchNorm1d", "ReLU",
+                                                           *second_block]
     at.button(key="layer_delete").click().run()
-    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU"]
+    assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU", *second_block]
     at.button(key="layer_undo").click().run()
-    assert len(state(at).design.layers) == 4
+    assert len(state(at).design.layers) == 7
 
 
 def test_families_fit_the_task_and_edited_designs_ask_before_replacing(app):
@@ -145,7 +148,7 @@ def test_families_fit_the_task_and_edited_designs_ask_before_replacing(app):
     assert any("now has hidden layers, so it is an MLP" in i.value for i in at.info)
     assert "This replaces the layers you edited" in at.warning[0].value
     at.button(key="family_mlp").click().run()  # the confirm button inside the popover
-    assert state(at).design.family == "mlp" and len(state(at).design.layers) == 3
+    assert state(at).design.family == "mlp" and len(state(at).design.layers) == 6
     at.button(key="layer_undo").click().run()
     assert state(at).design.family == "logistic" and len(state(at).design.layers) == 1
 
@@ -293,7 +296,7 @@ def test_a_table_design_on_images_offers_the_cnn_in_one_click(app):
     at = open_images(app, design=mlp)  # the user switched from a table to images
     # One message with the one-click swap: the design's other problems all follow from it.
     assert [e.value for e in at.error] == [
-        "Your MLP (neural network) design reads a table, but your data is images. Start from the CNN "
+        "Your MLP (neural network) design reads a table or text, but your data is images. Start from the CNN "
         "(convolutional network), made for this data (Undo brings your design back)."]
     assert not [w.value for w in at.warning if "replaces the layers you edited" not in w.value]  # popovers aside
     assert not [b for b in at.button if (b.key or "").startswith("fix_")]

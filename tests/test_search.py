@@ -79,7 +79,8 @@ def test_the_search_beats_the_default_trial_on_real_data(searched):
 def test_trial_1_is_the_default_design_and_settings(searched, diabetes):
     record, trained = searched["trials"][0]
     df, data_spec = diabetes
-    assert trained.spec == starter_spec("mlp", len(data_spec.features), trained.info["rows"]["train"])
+    assert trained.spec == starter_spec("mlp", len(data_spec.features), trained.info["rows"]["train"],
+                                        task=data_spec.task)
     assert trained.config == TrainConfig(device="cpu").validate()
     assert record.params == SearchSpace(trained.spec, trained.config, "regression").defaults()
 

@@ -646,11 +646,16 @@ class Preprocessor:
     Args:
         max_categories: most one-hot columns per categorical input; rarer values go to "(other)".
         min_category_count: a category needs this many training rows to get its own column.
+        numeric_scaling: "quantile" maps numbers through their training quantiles to normal
+            scores (see ``QUANTILES``); "standard" subtracts the mean and divides by the std.
     """
 
-    def __init__(self, max_categories: int = 30, min_category_count: int = 5):
+    def __init__(self, max_categories: int = 30, min_category_count: int = 5, numeric_scaling: str = "quantile"):
+        if numeric_scaling not in ("quantile", "standard"):
+            raise DataError(f"Numbers are scaled by 'quantile' or 'standard'; got {numeric_scaling!r}.")
         self.max_categories = max_categories
         self.min_category_count = min_category_count
+        self.numeric_scaling = numeric_scaling
         self._columns: list[dict] | None = None  # one JSON state per input column, in order
         self._target_state: dict | None = None
         self._task: str | None = None
@@ -701,6 +706,7 @@ class Preprocessor:
         settings = {
             "max_categories": self.max_categories,
             "min_category_count": self.min_category_count,
+            "numeric_scaling": self.numeric_scaling,
         }
         columns = []
         for name in features:
