@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages.components import evaluate_view as view
 from pages.components.state import app_state
+from pages.components.training import cv_summary
 from pages.components.ui import empty_state, go_to, page_header, user_errors
 
 SECTION_TITLES = {"forecast": "The forecast over the test period", "anomaly": "Unusual rows"}
@@ -31,6 +32,8 @@ trained = state.trained
 st.caption(view.run_caption(trained))
 view.data_change_note(state)
 view.metric_cards(trained)
+if cross_validation := trained.info.get("cross_validation"):
+    cv_summary(cross_validation)
 
 st.subheader(SECTION_TITLES.get(trained.task, "Test data in detail"))
 with user_errors():

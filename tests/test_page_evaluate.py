@@ -286,3 +286,17 @@ def test_the_loss_caption_explains_training_far_above_validation(app, builder_ho
     at = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace, PAGE)  # a new session
     said = " ".join(c.value for c in at.caption)
     assert "Validation far above training means the model memorises" in said and "expected here" not in said
+
+
+def test_a_cross_validated_run_shows_its_fold_table(app, builder_home):
+    info, df = SAMPLES["iris"], load_sample("iris")
+    workspace = Workspace.open(None, home=builder_home)
+    workspace.save_table("iris.csv", df.to_csv(index=False).encode(), title="Iris (sample)")
+    data_spec = DataSpec(info.target, info.task, [c for c in df.columns if c != info.target])
+    workspace.save_state("data_spec", data_spec.to_dict())
+    trained = train_model(df, data_spec, TrainConfig(epochs=5, lr=0.01, cv_folds=3))
+    workspace.save_state("run_id", workspace.save_run(trained, "MLP on Iris, 3 folds"))
+    at = open_page(app, workspace, PAGE)
+    assert any("Cross-validation, 3 of 3 folds" in m.value for m in at.markdown)
+    folds = next(frame.value for frame in at.dataframe if "Network (mean ± spread)" in frame.value.columns)
+    assert folds.iloc[0]["Metric"] == "Accuracy" and " ± " in folds.iloc[0]["Network (mean ± spread)"]

@@ -135,6 +135,8 @@ def metric_cards(trained: TrainedModel) -> None:
                      "This model stays saved in the list of earlier runs."):
             app_state().set_design(ModelSpec(family=simple))
             st.switch_page("pages/train.py")
+        st.caption(":material/travel_explore: Or let **Find a better model** on the Train page try larger and "
+                   "smaller designs and other settings within a few minutes, judged on the validation rows.")
     st.caption(f"Baseline: {trained.baseline.name}. {trained.baseline.description}")
 
 
