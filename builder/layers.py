@@ -498,6 +498,37 @@ LAYERS.register(LayerType(
 ))
 
 
+def _periodic_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    if len(shape) != 1 or _VOCABULARY.get() is not None:
+        raise LayerProblem(
+            f"PeriodicEmbedding reads a table row (one number per column) but gets {describe_shape(shape)}"
+            f"{' of token ids' if _VOCABULARY.get() is not None else ''}: use it as the first layer on a "
+            "table, or remove it.",
+            _remove_fix(),
+        )
+    return (shape[0] * params["embedding_dim"],)
+
+
+LAYERS.register(LayerType(
+    name="PeriodicEmbedding",
+    category="Table",
+    summary=("Gives every column its own small learned curve (sines and cosines of learned "
+             "frequencies): an MLP then picks up thresholds and bends in one column easily."),
+    params=(
+        ParamSpec("frequencies", IntRange(1, 256), 16, "Frequencies",
+                  "Sines and cosines per column. 8-32 is typical."),
+        ParamSpec("embedding_dim", IntRange(1, 256), 16, "Features per column",
+                  "Numbers each column becomes; the next layer reads columns x this many."),
+        ParamSpec("sigma", FloatRange(0, 100, low_inclusive=False), 0.5, "Frequency scale",
+                  "How fast the starting curves wiggle: smaller is smoother. 0.1-1 suits the app's scaled "
+                  "numbers."),
+    ),
+    output_shape=_periodic_shape,
+    build=lambda shape, p: modules.PeriodicEmbedding(shape[0], p["frequencies"], p["embedding_dim"], p["sigma"]),
+    main_param="embedding_dim",
+))
+
+
 def _embedding_bag_shape(shape: Shape, params: dict[str, Any]) -> Shape:
     if _VOCABULARY.get() is None:
         raise LayerProblem(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.class_weight import compute_class_weight
 
 from builder.errors import SpecError
 
@@ -98,6 +97,10 @@ def class_weight_vector(setting: str | Mapping[str, float], y_train: np.ndarray,
     y = np.asarray(y_train).reshape(-1).astype(np.int64)
     k = max(int(y.max()) + 1 if len(y) else 0, len(classes or ()))
     if setting == "balanced":
+        # Imported here: scikit-learn (and scipy) cost ~135 MB of memory, which a training run
+        # without balanced weights (bench.run's workloads, every default run) should not pay.
+        from sklearn.utils.class_weight import compute_class_weight
+
         present = np.unique(y)
         weights = np.ones(k, dtype=np.float64)
         weights[present] = compute_class_weight("balanced", classes=present, y=y)

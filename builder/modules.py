@@ -51,6 +51,34 @@ class RecurrentLayer(nn.Module):
         return out
 
 
+class PeriodicEmbedding(nn.Module):
+    """Each input number -> ``embedding_dim`` learned features: the sines and cosines of
+    ``frequencies`` learned frequencies, mixed by a small linear layer of its own, then ReLU.
+
+    The "PLR" numeric embeddings of Gorishniy et al. (2022, "On Embeddings for Numerical Features in
+    Tabular Deep Learning"): an MLP reads a number through many smooth bumps instead of one line,
+    so thresholds and curves in a single column (a concrete's age, a job's size) cost it no depth.
+    ``(B, F) -> (B, F * embedding_dim)``.
+    """
+
+    def __init__(self, n_features: int, frequencies: int = 16, embedding_dim: int = 16, sigma: float = 0.5):
+        super().__init__()
+        self.n_features = n_features
+        self.frequencies = frequencies
+        self.embedding_dim = embedding_dim
+        self.sigma = sigma
+        self.coefficients = nn.Parameter(torch.randn(n_features, frequencies) * sigma)  # (F, k)
+        bound = 1 / math.sqrt(2 * frequencies)  # nn.Linear's default range for 2k inputs
+        self.weight = nn.Parameter(torch.empty(n_features, 2 * frequencies, embedding_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_features, embedding_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = 2 * math.pi * self.coefficients * x.unsqueeze(-1)  # (B, F, k)
+        periodic = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)  # (B, F, 2k)
+        mixed = torch.einsum("bfi,fid->bfd", periodic, self.weight) + self.bias  # (B, F, d)
+        return torch.relu(mixed).flatten(1)  # (B, F * d)
+
+
 class TokenEmbedding(nn.Embedding):
     """``nn.Embedding`` that accepts token ids stored as floats.
 

@@ -25,6 +25,7 @@ from builder.spec import FAMILIES, LayerSpec, ModelSpec
 if TYPE_CHECKING:  # only for annotations: templates stay free of the data readers
     from builder.data import DataSpec
 
+PERIODIC_MAX_FEATURES = 200  # regression tables up to this many inputs get numeric embeddings
 SMALL_TABLE_ROWS = 1_000  # below this, one hidden layer and more dropout generalise better
 MAX_CONV_BLOCKS = 3  # 3 blocks see 8x8 patterns of a 64-pixel image: enough for a starter
 RECURRENT = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -66,7 +67,7 @@ def starter_spec(family: str, input_shape: int | tuple[int, ...], n_rows: int,
     if family in ("linear", "logistic"):
         return ModelSpec(family=family, layers=[])  # one Linear layer: the output head alone
     if family == "mlp":
-        return _bag_of_ngrams() if vocab_size is not None else _mlp(n_rows, task)
+        return _bag_of_ngrams() if vocab_size is not None else _mlp(shape[-1], n_rows, task)
     if family == "autoencoder":
         return _autoencoder(shape[-1], n_rows)
     if family == "cnn":
@@ -82,18 +83,26 @@ def starter_spec(family: str, input_shape: int | tuple[int, ...], n_rows: int,
     return _transformer(text, n_rows)
 
 
-def _mlp(n_rows: int, task: str | None = None) -> ModelSpec:
+def _mlp(n_features: int, n_rows: int, task: str | None = None) -> ModelSpec:
     """Blocks of ``Linear -> ReLU -> Dropout`` sized to the row count: two blocks of 128 units on
     a small table, three of 256 from 1,000 rows, as RealMLP's and TabM's tuned MLPs. The former
     starters (1-4 thousand parameters) lost to the baselines on real tables (bench.quality).
 
     Dropout follows the task (measured on bench.quality's real tables, seed 0): classes overfit
     within a few epochs, and 0.3 lifted credit scoring from 0.779 to 0.795 accuracy; numbers need
-    every unit, and no dropout lifted concrete strength from R2 0.906 to 0.914."""
+    every unit, and no dropout lifted concrete strength from R2 0.906 to 0.914.
+
+    A regression table of up to ``PERIODIC_MAX_FEATURES`` inputs starts with PeriodicEmbedding
+    (Gorishniy et al.'s PLR embeddings). Measured (seed 0, bench.quality's split): concrete R2
+    0.892 -> 0.931 (0.918 -> 0.921 at seed 1), hotel rates 0.940 -> 0.952, both past the random
+    forest. Left out where it did not pay: classes (titanic 0.794 -> 0.767, credit 0.795 -> 0.781:
+    mostly one-hot inputs) and wide tables (Ames, 306 inputs: 0.877 -> 0.866, three times slower)."""
     small = n_rows < SMALL_TABLE_ROWS
     width, depth = (128, 2) if small else (256, 3)
     dropout = 0.0 if task == "regression" else 0.3 if task in ("binary", "multiclass") else 0.1
     layers: list[LayerSpec] = []
+    if task == "regression" and n_features <= PERIODIC_MAX_FEATURES:
+        layers.append(LayerSpec("PeriodicEmbedding", {"frequencies": 16, "embedding_dim": 16, "sigma": 0.5}))
     for _ in range(depth):
         layers += [LayerSpec("Linear", {"out_features": width, "bias": True}), LayerSpec("ReLU")]
         layers += [LayerSpec("Dropout", {"p": dropout})] if dropout else []

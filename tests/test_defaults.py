@@ -52,7 +52,10 @@ def test_starter_table_design_is_sized_to_the_rows_and_regularised_by_task():
 
     assert summary(starter_spec("mlp", 12, 500, task="binary")) == ([128, 128], [0.3, 0.3])
     assert summary(starter_spec("mlp", 12, 5_000, task="multiclass")) == ([256] * 3, [0.3] * 3)
-    assert summary(starter_spec("mlp", 12, 5_000, task="regression")) == ([256] * 3, [])
+    numbers = starter_spec("mlp", 12, 5_000, task="regression")
+    assert summary(numbers) == ([256] * 3, []) and numbers.layers[0].type == "PeriodicEmbedding"
+    wide = starter_spec("mlp", 306, 5_000, task="regression")  # numeric embeddings did not pay there
+    assert wide.layers[0].type == "Linear"
 
 
 # -- quantile scaling ---------------------------------------------------------------------------

@@ -17,7 +17,14 @@ from torch import nn
 
 from builder.layers import token_input
 from builder.model import build_model, initialise
-from builder.modules import PositionalEncoding, RecurrentLayer, SequencePool, TokenEmbedding, TokenEmbeddingBag
+from builder.modules import (
+    PeriodicEmbedding,
+    PositionalEncoding,
+    RecurrentLayer,
+    SequencePool,
+    TokenEmbedding,
+    TokenEmbeddingBag,
+)
 from builder.spec import ModelSpec
 
 
@@ -65,6 +72,18 @@ def test_token_embedding_bag_takes_float_ids_and_leaves_padding_out():
     assert torch.equal(bag.weight[0], torch.zeros(4))
 
 
+def test_periodic_embedding_gives_each_column_its_own_features():
+    torch.manual_seed(0)
+    layer = PeriodicEmbedding(3, frequencies=4, embedding_dim=5, sigma=0.5)
+    x = torch.randn(7, 3)
+    out = layer(x)
+    assert out.shape == (7, 15) and (out >= 0).all()  # ReLU after the per-column mix
+    changed = x.clone()
+    changed[:, 1] += 1.0  # column 2 moves: only its 5 features change
+    moved = (layer(changed) - out).abs().reshape(7, 3, 5).sum(dim=(0, 2))
+    assert moved[0] == 0 and moved[2] == 0 and moved[1] > 0
+
+
 def test_orthogonal_init_makes_each_recurrent_gate_orthogonal_and_leaves_the_rest():
     torch.manual_seed(0)
     model = nn.Sequential(RecurrentLayer("LSTM", 3, 6), nn.Linear(6, 2))
@@ -105,12 +124,16 @@ DESIGNS = {
     # fastText-style text: a bag of n-gram ids -> their mean vector -> a small MLP.
     "bag-of-ngrams": ([{"type": "EmbeddingBag", "embedding_dim": 8}, {"type": "Dropout"},
                        {"type": "Linear", "out_features": 6}, {"type": "ReLU"}], (9,), "xavier"),
+    # A regression table's starter: periodic embeddings of every column, then an MLP.
+    "periodic-table": ([{"type": "PeriodicEmbedding", "frequencies": 4, "embedding_dim": 3},
+                        {"type": "Linear", "out_features": 6}, {"type": "ReLU"}], (5,), "default"),
 }
+TEXT_DESIGNS = ("transformer", "bag-of-ngrams")  # their input is token ids
 VOCAB = 25
 
 
-def _inputs(shape, batch: int) -> torch.Tensor:
-    if len(shape) == 1:  # the token-id design
+def _inputs(shape, batch: int, tokens: bool) -> torch.Tensor:
+    if tokens:
         return torch.randint(0, VOCAB, (batch, *shape)).float()
     return torch.randn(batch, *shape)
 
@@ -119,22 +142,23 @@ def _inputs(shape, batch: int) -> torch.Tensor:
 def test_sequence_and_image_designs_build_train_and_export_to_onnx(name):
     layers, shape, init = DESIGNS[name]
     spec = ModelSpec.from_dict({"family": "mlp", "init": init, "layers": layers})
-    with token_input(VOCAB) if len(shape) == 1 else contextlib.nullcontext():  # text designs only
+    tokens = name in TEXT_DESIGNS
+    with token_input(VOCAB) if tokens else contextlib.nullcontext():
         model = build_model(spec, shape, 3, seed=0)
-    x = _inputs(shape, 4)
+    x = _inputs(shape, 4, tokens)
     loss = model(x).pow(2).mean()  # one training step runs (train mode: dropout, batch norm)
     loss.backward()
     model.eval()
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(False):
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (_inputs(shape, 2),), dynamo=True, external_data=False,
+        program = torch.onnx.export(model, (_inputs(shape, 2, tokens),), dynamo=True, external_data=False,
                                     verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},),
                                     input_names=["x"], output_names=["y"])
     buffer.write(program.model_proto.SerializeToString())
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     for batch in (1, 7):
-        x = _inputs(shape, batch)
+        x = _inputs(shape, batch, tokens)
         with torch.no_grad():
             expected = model(x).numpy()
         got = session.run(None, {"x": x.numpy()})[0]
