@@ -141,3 +141,45 @@ def test_class_counts_feed_the_class_weight_suggestion():
     df = pd.DataFrame({"x": range(10), "y": ["a"] * 8 + ["b", None]})
     assert class_counts(df, DataSpec("y", "binary", ["x"])) == {"a": 8, "b": 1}
     assert class_counts(df, DataSpec("x", "regression", ["y"])) is None
+
+
+# -- a settings file, and the page's way back to the suggestions ---------------------------------
+
+
+def test_a_settings_file_is_read_validated_and_overridden_by_flags(tmp_path, capsys):
+    cancer = datasets.load_breast_cancer(as_frame=True).frame
+    cancer.to_csv(tmp_path / "cancer.csv", index=False)
+    base = ["train", "--data", str(tmp_path / "cancer.csv"), "--target", "target", "--out", str(tmp_path / "m.zip")]
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"epochs": 3, "early_stopping_patience": 0, "beta1": 0.8}))
+    assert cli.main([*base, "--config", str(settings)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epochs_run"] == 3
+    assert cli.main([*base, "--config", str(settings), "--epochs", "2"]) == 0  # the flag wins
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epochs_run"] == 2
+    settings.write_text(json.dumps({"epochs": 3, "betas": [0.8, 0.9]}))
+    assert cli.main([*base, "--config", str(settings)]) == 2
+    assert "Unknown training setting 'betas'; the valid ones are" in capsys.readouterr().err
+    settings.write_text("{epochs: 3")
+    assert cli.main([*base, "--config", str(settings)]) == 2
+    assert "The settings file settings.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_the_train_page_starts_from_the_suggestions_and_can_go_back_to_them(app, builder_home):
+    from builder.data import SAMPLES, load_sample
+    from builder.workspace import Workspace
+    from tests.app_helpers import open_page
+
+    info, df = SAMPLES["iris"], load_sample("iris")
+    workspace = Workspace.open(None, home=builder_home)
+    workspace.save_table("iris.csv", df.to_csv(index=False).encode(), title="Iris (sample)")
+    workspace.save_state("data_spec", DataSpec(info.target, info.task, [c for c in df.columns if c != info.target])
+                         .to_dict())
+    workspace.save_state("design", starter_spec("mlp", 4, len(df), task=info.task).to_dict())
+    at = open_page(app, workspace, "pages/train.py")
+    at.number_input(key="train_epochs").set_value(7).run()
+    assert at.session_state["app"].config.epochs == 7
+    at.button(key="train_suggest").click().run()
+    expected = suggested_config("table", info.task, int(len(df) * 0.7))
+    config = at.session_state["app"].config
+    assert (config.epochs, config.schedule, config.label_smoothing) == (expected.epochs, "cosine", 0.1)
+    assert at.number_input(key="train_epochs").value == expected.epochs  # the form shows them again
