@@ -77,10 +77,7 @@ class Outcome:
         if value is None:
             return "-"
         ref = self.reference
-        if self.metric == "accuracy":
-            gap = value - ref
-            return "win" if gap > 0.01 else "tie" if gap >= -0.01 else "loss"
-        if self.metric == "r2":
+        if self.metric in ("accuracy", "r2"):  # a tie is within 1 accuracy point or 0.01 R2
             gap = value - ref
             return "win" if gap > 0.01 else "tie" if gap >= -0.01 else "loss"
         ratio = value / ref  # MAE: lower is better

@@ -100,14 +100,30 @@ def train_model(
 
         return cross_validate(source, data_spec, config, spec, family, callbacks, control,
                               test_rows=test_rows)[0]
+    data_spec, prepared, shape, spec = prepare_for_design(source, data_spec, config, spec, family, test_rows)
+    trained = fit_design(prepared, shape, data_spec, config, spec, callbacks, control)
+    evaluate_trained(trained, prepared, with_baseline=with_baseline)
+    return trained
+
+
+def prepare_for_design(
+    source: Any, data_spec: DataSpec, config: TrainConfig, spec: ModelSpec | None, family: str | None,
+    test_rows: np.ndarray | None = None,
+) -> tuple[DataSpec, Prepared, DataShape, ModelSpec]:
+    """Split and preprocess the data the way the design reads it, and choose the design.
+
+    Returns:
+        ``(data_spec, prepared, shape, spec)``: the data spec with its text reading set, the
+        prepared arrays, their shape, and ``spec`` or the starter design sized from the data.
+
+    Raises:
+        DataError, SpecError: a problem the user can fix.
+    """
     data_spec, family = design_reading(source, data_spec, config, spec, family, test_rows)
     prepared = prepare_data(source, data_spec, config.val_fraction, config.test_fraction, config.seed,
                             test_rows=test_rows)
     shape = data_shape(prepared, data_spec)
-    spec = choose_spec(family, spec, shape)
-    trained = fit_design(prepared, shape, data_spec, config, spec, callbacks, control)
-    evaluate_trained(trained, prepared, with_baseline=with_baseline)
-    return trained
+    return data_spec, prepared, shape, choose_spec(family, spec, shape)
 
 
 def fit_design(

@@ -33,10 +33,10 @@ from typing import Any
 import optuna
 
 from builder.data import DataSpec
-from builder.data.sources import Prepared, data_shape, prepare_data
+from builder.data.sources import Prepared
 from builder.errors import BuilderError, TrainingError
 from builder.evaluate import HEADLINE_METRIC
-from builder.pipeline import choose_spec, design_reading, fit_design
+from builder.pipeline import fit_design, prepare_for_design
 from builder.results import evaluate_trained
 from builder.spec import LayerSpec, ModelSpec
 from builder.train import Callback, TrainConfig, TrainControl
@@ -340,11 +340,7 @@ def search(
     deadline = (time.monotonic() if started is None else started) + 60 * budget_minutes
     config.validate()
     control = control or TrainControl()
-    data_spec, family = design_reading(source, data_spec, config, spec, family, test_rows)  # text: bag or words
-    prepared = prepare_data(source, data_spec, config.val_fraction, config.test_fraction, config.seed,
-                            test_rows=test_rows)
-    shape = data_shape(prepared, data_spec)
-    base = choose_spec(family, spec, shape)
+    data_spec, prepared, shape, base = prepare_for_design(source, data_spec, config, spec, family, test_rows)
     space = SearchSpace(base, config, data_spec.task)
     rows = {"train": len(prepared.X_train), "val": len(prepared.X_val), "test": len(prepared.X_test)}
     name = name or study_name(data_spec, base, config, rows)

@@ -172,7 +172,7 @@ class AppState:
     def suggest_config(self) -> None:
         """Start the Train page from the settings suggested for this data (``builder.defaults``),
         keeping the user's seed, device and held-out shares."""
-        source = self.images if self.images is not None else self.df
+        source = self.loaded_data
         if source is None or self.data_spec is None:
             return
         kept = {name: getattr(self.config, name) for name in ("seed", "device", "val_fraction", "test_fraction")}
@@ -215,6 +215,11 @@ class AppState:
             return "images"
         return "table" if self.df is not None else None
 
+    @property
+    def loaded_data(self) -> pd.DataFrame | ImageSet | None:
+        """The data in memory: the images when an image zip is loaded, else the table."""
+        return self.images if self.images is not None else self.df
+
     def data_source(self) -> pd.DataFrame | Path | None:
         """What ``train_model`` and ``prepare_data`` take with ``data_spec``: the table (tables,
         text, time series) or the saved image zip's path (images); ``None`` when nothing is loaded."""
@@ -226,7 +231,7 @@ class AppState:
         """Rows (or images) per class when the task is classification, else ``None``."""
         if self.data_spec is None:
             return None
-        return class_counts(self.images if self.images is not None else self.df, self.data_spec)
+        return class_counts(self.loaded_data, self.data_spec)
 
     # --- journey ---------------------------------------------------------------------------------
 
