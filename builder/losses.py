@@ -76,6 +76,24 @@ class Objective:
         return (losses * row_weights).sum(), row_weights.sum()
 
 
+def member_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The targets for ``out``: ``y`` itself, or ``y`` repeated once per ensemble member when the
+    model stacks its members' outputs along the batch in training (``MLPEnsemble``: ``out`` has
+    ``members * B`` rows, member 0's first), so the loss is the mean of the members' own losses."""
+    if len(out) == len(y):
+        return y
+    members = len(out) // len(y)
+    return y.repeat(members, *([1] * (y.ndim - 1)))  # (members * B, ...)
+
+
+def member_mean(out: torch.Tensor, rows: int) -> torch.Tensor:
+    """``out`` for ``rows`` samples: an ensemble's stacked outputs (see ``member_targets``)
+    averaged over its members, ``(members * B, k) -> (B, k)``; any other output unchanged."""
+    if len(out) == rows:
+        return out
+    return out.reshape(-1, rows, *out.shape[1:]).mean(dim=0)
+
+
 def class_weight_vector(setting: str | Mapping[str, float], y_train: np.ndarray,
                         classes: Sequence[str] | None = None) -> np.ndarray | None:
     """One weight per class index from the ``class_weights`` setting.

@@ -79,6 +79,45 @@ class PeriodicEmbedding(nn.Module):
         return torch.relu(mixed).flatten(1)  # (B, F * d)
 
 
+class MLPEnsemble(nn.Module):
+    """``members`` small MLPs side by side (``depth`` blocks of ``Linear -> ReLU -> Dropout``,
+    ``width`` units), trained as separate models and averaged: TabM's "packed" ensemble (Gorishniy
+    et al. 2024, "TabM: Advancing Tabular Deep Learning with Parameter-Efficient Ensembling").
+
+    In training the members' features are stacked along the batch, ``(B, F) -> (members * B, width)``
+    (member 0's rows first): the head that follows scores every member on every row, and the loss
+    over those rows is the mean of the members' own losses (the trainer repeats the targets once per
+    member), so each member learns on its own, as an ensemble should. In
+    evaluation, and in the exported model, the features are averaged, ``(B, F) -> (B, width)``: a
+    linear head on the mean is the mean of the members' outputs. One batched matrix product per
+    block runs all members at once.
+    """
+
+    def __init__(self, n_features: int, members: int = 8, width: int = 128, depth: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.n_features = n_features
+        self.members = members
+        self.width = width
+        self.depth = depth
+        self.dropout = dropout
+        sizes = [n_features] + [width] * depth
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            bound = 1 / math.sqrt(fan_in)  # nn.Linear's default range, drawn for every member
+            self.weights.append(nn.Parameter(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, fan_out).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.unsqueeze(0).expand(self.members, -1, -1)  # (M, B, F): every member reads every row
+        for weight, bias in zip(self.weights, self.biases, strict=True):
+            h = torch.relu(torch.baddbmm(bias, h, weight))  # (M, B, width)
+            h = nn.functional.dropout(h, self.dropout, self.training)
+        if self.training:
+            return h.reshape(-1, self.width)  # (M * B, width): one row per member and sample
+        return h.mean(dim=0)  # (B, width)
+
+
 class TokenEmbedding(nn.Embedding):
     """``nn.Embedding`` that accepts token ids stored as floats.
 

@@ -46,7 +46,7 @@ FLOATS_PER_ACTIVATION_TRAINING = 2
 SIZE_PARAMS = {"Linear": "out_features", "Conv1d": "out_channels", "Conv2d": "out_channels",
                "RNN": "hidden_size", "LSTM": "hidden_size", "GRU": "hidden_size",
                "Embedding": "embedding_dim", "EmbeddingBag": "embedding_dim",
-               "TransformerEncoderLayer": "dim_feedforward"}
+               "TransformerEncoderLayer": "dim_feedforward", "MLPEnsemble": "width"}
 
 
 @dataclass

@@ -31,7 +31,7 @@ from torch import nn
 
 from builder.device import DeviceChoice, choose_device
 from builder.errors import TrainingError
-from builder.losses import Objective, class_weight_vector
+from builder.losses import Objective, class_weight_vector, member_mean, member_targets
 from builder.schedules import LrSchedule
 from builder.train_config import (  # noqa: F401  (callers import the settings from here)
     OPTIMIZER_HELP,
@@ -512,8 +512,8 @@ class _Trainer:
             if self.augment is not None:
                 xb = self.augment(xb, self.shuffle)
             with self.autocast:
-                out = model(xb)  # (B, n_outputs)
-                loss = self.objective.train_loss(out, yb)  # () mean over the batch
+                out = model(xb)  # (B, n_outputs); (members * B, n_outputs) for an ensemble
+                loss = self.objective.train_loss(out, member_targets(out, yb))  # () mean over rows (and members)
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()
@@ -531,7 +531,7 @@ class _Trainer:
             rows = min(batch_size, n - start)
             loss_sum.add_(loss.detach(), alpha=rows)  # sum of per-row losses
             if self.task != "regression":
-                correct.add_(_count_correct(out.detach(), yb, self.task))
+                correct.add_(_count_correct(member_mean(out.detach(), len(yb)), yb, self.task))
             self.step += 1
             now = time.monotonic()
             if now >= self.next_batch_event:

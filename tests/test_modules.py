@@ -13,11 +13,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from builder.layers import token_input
+from builder.losses import Objective, member_mean, member_targets
 from builder.model import build_model, initialise
 from builder.modules import (
+    MLPEnsemble,
     PeriodicEmbedding,
     PositionalEncoding,
     RecurrentLayer,
@@ -84,6 +87,32 @@ def test_periodic_embedding_gives_each_column_its_own_features():
     assert moved[0] == 0 and moved[2] == 0 and moved[1] > 0
 
 
+def test_mlp_ensemble_trains_each_member_on_every_row_and_averages_them_in_evaluation():
+    torch.manual_seed(0)
+    layer = MLPEnsemble(4, members=3, width=5, depth=2, dropout=0.0)
+    x = torch.randn(7, 4)
+    stacked = layer(x)  # training: one row per member and sample, member 0's rows first
+    assert stacked.shape == (21, 5)
+    first_member = torch.relu(torch.relu(x @ layer.weights[0][0] + layer.biases[0][0]) @ layer.weights[1][0]
+                              + layer.biases[1][0])
+    torch.testing.assert_close(stacked[:7], first_member)
+    assert not torch.allclose(stacked[:7], stacked[7:14])  # members start apart
+    layer.eval()
+    torch.testing.assert_close(layer(x), stacked.reshape(3, 7, 5).mean(dim=0))
+
+
+def test_the_loss_of_an_ensemble_is_the_mean_of_its_members_losses():
+    y = torch.tensor([[1.0], [0.0]])
+    out = torch.tensor([[2.0], [-1.0], [0.5], [0.5]])  # 2 members x 2 rows
+    targets = member_targets(out, y)
+    assert torch.equal(targets, torch.tensor([[1.0], [0.0], [1.0], [0.0]]))
+    each = [F.binary_cross_entropy_with_logits(out[i * 2:(i + 1) * 2], y) for i in range(2)]
+    torch.testing.assert_close(Objective("binary").train_loss(out, targets), sum(each) / 2)
+    torch.testing.assert_close(member_mean(out, 2), torch.tensor([[1.25], [-0.25]]))
+    single = out[:2]  # a model without an ensemble: targets and outputs pass through
+    assert member_targets(single, y) is y and member_mean(single, 2) is single
+
+
 def test_orthogonal_init_makes_each_recurrent_gate_orthogonal_and_leaves_the_rest():
     torch.manual_seed(0)
     model = nn.Sequential(RecurrentLayer("LSTM", 3, 6), nn.Linear(6, 2))
@@ -127,6 +156,9 @@ DESIGNS = {
     # A regression table's starter: periodic embeddings of every column, then an MLP.
     "periodic-table": ([{"type": "PeriodicEmbedding", "frequencies": 4, "embedding_dim": 3},
                         {"type": "Linear", "out_features": 6}, {"type": "ReLU"}], (5,), "default"),
+    # TabM's packed ensemble: the members' rows are stacked in training, averaged in the export.
+    "mlp-ensemble": ([{"type": "MLPEnsemble", "members": 3, "width": 6, "depth": 2},
+                      {"type": "Linear", "out_features": 5}, {"type": "ReLU"}], (4,), "default"),
 }
 TEXT_DESIGNS = ("transformer", "bag-of-ngrams")  # their input is token ids
 VOCAB = 25

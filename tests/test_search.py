@@ -20,7 +20,7 @@ from builder import cli
 from builder import search as search_module
 from builder.data import DataSpec
 from builder.model import build_model
-from builder.search import COMPLETE, SearchSpace, search
+from builder.search import COMPLETE, MARGIN, SearchSpace, TrialRecord, kept_trial, search
 from builder.templates import starter_spec
 from builder.train import TrainConfig
 from tests.app_helpers import button, open_page
@@ -74,6 +74,16 @@ def test_the_search_beats_the_default_trial_on_real_data(searched):
     assert result.best_number != 1 and result.best_params == result.trials[result.best_number - 1].params
     assert best.history.best_val_loss == result.best_validation["loss"]  # the best trial's own model
     assert set(result.summary()) >= {"trials", "best_params", "best_validation"}
+
+
+def test_a_trial_only_just_ahead_does_not_replace_the_starting_design():
+    starting = (1.0, "trial 1's model", TrialRecord(1, {}, COMPLETE, val_loss=1.0))
+    lucky = (1.0 - MARGIN / 2, "trial 7's model", TrialRecord(7, {}, COMPLETE, val_loss=1.0 - MARGIN / 2))
+    clearly = (1.0 - 2 * MARGIN, "trial 9's model", TrialRecord(9, {}, COMPLETE, val_loss=1.0 - 2 * MARGIN))
+    assert kept_trial(lucky, starting) is starting
+    assert kept_trial(clearly, starting) is clearly
+    assert kept_trial(starting, starting) is starting
+    assert kept_trial(lucky, None) is lucky  # trial 1 failed, or ran in an earlier search of the study
 
 
 def test_trial_1_is_the_default_design_and_settings(searched, diabetes):

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from builder.data import DataSpec, TableProfile
+from builder.data.profile import date_columns
 from builder.data.sources import prepare_data
 from builder.data.timeseries import FILL_WORDS, MIN_WINDOWS, SeriesProfile, WindowSpec, describe_step, profile_series
 from builder.errors import BuilderError, DataError
@@ -33,8 +34,10 @@ FILL_LABELS = {"forward": "Repeat the last value", "linear": "Straight line betw
 
 
 def time_columns_first(profile: TableProfile) -> list[str]:
-    """Every column, date-like ones first (each group in table order)."""
-    return sorted((c.name for c in profile.columns), key=lambda n: profile.column(n).kind != "datetime")
+    """Every column, date-like ones first (each group in table order): the only date column, the
+    one ``find_time_column`` takes for the CLI, is preselected."""
+    dates = date_columns(profile)
+    return dates + [c.name for c in profile.columns if c.name not in dates]
 
 
 def value_columns(profile: TableProfile, time_column: str) -> list[str]:
