@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 DEFAULT_QUANTILE = 0.99  # anomaly threshold: ~1% of rows like the training rows are flagged
 MAX_KEPT_ERRORS = 20_000  # reconstruction errors kept per split for the distribution chart
 MAX_FLAGGED_ROWS = 200  # the most unusual test rows kept for the Evaluate page
+# Test rows of a table kept as read (inputs only), for explanations, what-if and segments: the
+# first this many of the kept test rows, in the same order as ``actual`` and ``predicted``.
+MAX_KEPT_RAW_ROWS = 2_000
 MAX_MISTAKES = 24  # misclassified images (as thumbnails) or texts kept
 MAX_TEXT_CHARS = 300  # of each misclassified text
 MAX_FORECAST_WINDOWS = 2_000  # test windows kept for the forecast chart
@@ -63,18 +66,26 @@ def evaluate_trained(trained: TrainedModel, prepared: Prepared, with_baseline: b
 def _evaluate_predictions(trained: TrainedModel, prepared: Prepared, with_baseline: bool) -> None:
     pre = trained.preprocessor
     test_decoded = None
+    kept: dict[str, Any] = {}
     for split, X in (("val", prepared.X_val), ("test", prepared.X_test)):
         if len(X) == 0:
             continue
         decoded = pre.decode_outputs(trained.predict_outputs(X))
         actual, predicted = prepared.true_targets(split), decoded["prediction"].to_numpy()
-        trained.metrics[split] = compute_metrics(trained.task, actual, predicted,
-                                                 proba=_probabilities(decoded), classes=pre.classes)
-        if split == "test":
-            test_decoded = decoded
-            keep = downsample(len(actual), MAX_KEPT_TEST_ROWS)
-            trained.test_results = {"actual": plain(actual[keep].tolist()),
-                                    "predicted": plain(predicted[keep].tolist())}
+        proba = _probabilities(decoded)
+        trained.metrics[split] = compute_metrics(trained.task, actual, predicted, proba=proba, classes=pre.classes)
+        keep = downsample(len(actual), MAX_KEPT_TEST_ROWS)
+        rows = {"actual": plain(actual[keep].tolist()), "predicted": plain(predicted[keep].tolist())}
+        if proba is not None:
+            rows["probabilities"] = plain(np.round(proba[keep], 6).tolist())
+        if split == "val":
+            kept["val"] = rows  # what an operating point (a binary threshold) is chosen on
+            continue
+        test_decoded = decoded
+        kept.update(rows)
+        if trained.kind == "table":
+            kept["rows"] = _raw_rows(prepared.raw_test, trained.data_spec.features, keep[:MAX_KEPT_RAW_ROWS])
+    trained.test_results = kept if "actual" in kept else None
     if test_decoded is not None and trained.kind == "images":
         trained.test_results["mistakes"] = _image_mistakes(prepared, test_decoded)
     elif test_decoded is not None and trained.kind == "text":
@@ -83,6 +94,19 @@ def _evaluate_predictions(trained: TrainedModel, prepared: Prepared, with_baseli
         started = time.perf_counter()
         trained.baseline = _baseline(trained, prepared)
         log.info("baseline %s fitted in %.2f s", trained.baseline.name, time.perf_counter() - started)
+
+
+def _raw_rows(raw: pd.DataFrame, columns: list[str], positions: np.ndarray) -> dict[str, list]:
+    """The input columns of the test rows at ``positions``, as read (missing values as None)."""
+    picked = raw.iloc[positions]
+    return {str(c): [_json_value(v) for v in plain(picked[c].tolist())] for c in columns if c in picked.columns}
+
+
+def _json_value(value: Any) -> Any:
+    """A cell as JSON: missing -> None, dates and other objects -> their text."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str | int | float | bool) else str(value)
 
 
 def _baseline(trained: TrainedModel, prepared: Prepared) -> BaselineResult:

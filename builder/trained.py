@@ -47,8 +47,12 @@ class TrainedModel:
         info: small facts for the model card (rows per split, source file name...).
         test_results: what the Evaluate page draws, kept with the run (``builder.results``):
             ``actual``/``predicted`` for (at most ``MAX_KEPT_TEST_ROWS``) test rows in original
-            units, plus per kind misclassified images or texts, forecast windows with the naive
-            forecasts, or anomaly scores and the most unusual rows.
+            units, ``probabilities`` (one list per row, in ``preprocessor.classes`` order) for
+            classes, the same three for the validation rows under ``val`` (where an operating
+            point is chosen; never the test rows), for a table ``rows``: the input columns of the
+            first ``results.MAX_KEPT_RAW_ROWS`` kept test rows as read (``{column: values}``,
+            ``None`` for missing), plus per kind misclassified images or texts, forecast windows
+            with the naive forecasts, or anomaly scores and the most unusual rows.
     """
 
     model: nn.Module
