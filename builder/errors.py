@@ -41,3 +41,7 @@ class TrainingError(BuilderError):
 
 class BundleError(BuilderError):
     """An export bundle cannot be written or read (corrupt, unsafe, wrong version)."""
+
+
+class ReadOnlyError(BuilderError):
+    """A read-only (shared) view of a workspace was asked to change it."""

@@ -6,6 +6,12 @@ people's workspaces: the token is checked against a strict pattern before it tou
 Small state is JSON written atomically; trained runs are saved with ``export.save_trained``
 (safetensors + JSON, no pickle). Data never leaves the machine.
 
+A workspace can be shown read-only through a second token, its share token: ``share_link`` makes
+one (``<home>/shares/<share token>.json`` names the workspace), ``revoke_share`` deletes it, and
+``Workspace.open_shared`` opens the workspace behind it read-only. The rights live here, not in the
+pages: a read-only workspace refuses every change (``ReadOnlyError``), and its ``token`` is the
+share token, so the training jobs of the owner (found by the owner's token) stay out of its reach.
+
 The workspace keeps one data file at a time, as uploaded: a table (CSV, Excel, ...; also the source
 of text and time-series data) or an image zip (one folder per class). Saving a new one replaces
 the old one only once the new file is safely written.
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from builder.errors import BuilderError, DataError
+from builder.errors import BuilderError, DataError, ReadOnlyError
 
 HOME_ENV = "BUILDER_HOME"
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -34,6 +40,8 @@ DATA_KINDS = ("table", "images")  # what the saved data file is: a table file, o
 # The most a workspace keeps of one data file. The app's uploads stop at 200 MB already
 # (.streamlit/config.toml); this guards the disk against anything else that saves data.
 MAX_DATA_BYTES = 1024 * 1024 * 1024
+SHARES_FOLDER = "shares"  # <home>/shares/<share token>.json -> {"workspace": <owner token>}
+SHARE_STATE = "share"  # the owner's current share token, in the workspace's state
 
 
 def default_home() -> Path:
@@ -84,12 +92,20 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class Workspace:
-    """The folder of one token. Create with ``Workspace.open``."""
+    """The folder of one token. Create with ``Workspace.open`` (or ``open_shared``, read-only).
 
-    def __init__(self, root: Path, token: str):
+    Attributes:
+        token: the owner's token; for a read-only view, the share token it was opened with.
+        root: the workspace folder.
+        read_only: every change raises ``ReadOnlyError``.
+    """
+
+    def __init__(self, root: Path, token: str, read_only: bool = False):
         self.token = token
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
 
     @classmethod
     def open(cls, token: str | None, home: Path | None = None) -> Workspace:
@@ -99,9 +115,62 @@ class Workspace:
             token = new_token()
         return cls(home / token, token)
 
+    @classmethod
+    def open_shared(cls, share_token: str | None, home: Path | None = None) -> Workspace:
+        """Open, read-only, the workspace that ``share_token`` was made for.
+
+        Raises:
+            ReadOnlyError: the token is malformed, was revoked or never existed.
+        """
+        home = Path(home) if home is not None else default_home()
+        owner = None
+        if is_valid_token(share_token):
+            try:
+                owner = json.loads((home / SHARES_FOLDER / f"{share_token}.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                owner = None
+        owner = owner.get("workspace") if isinstance(owner, dict) else None
+        if not is_valid_token(owner) or not (home / owner).is_dir():
+            raise ReadOnlyError("This view-only link does not work (any more): its owner may have revoked it. "
+                                "Ask them for a new link.")
+        return cls(home / owner, share_token, read_only=True)
+
+    def _check_writable(self, action: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"This is a view-only link: it cannot {action}. Only the owner of the "
+                                "workspace can do that.")
+
+    # --- the view-only share link -------------------------------------------------------------------
+
+    def share_token(self) -> str | None:
+        """The current share token, or ``None`` when there is none (or it was revoked)."""
+        token = (self.load_state(SHARE_STATE) or {}).get("token")
+        if is_valid_token(token) and (self.root.parent / SHARES_FOLDER / f"{token}.json").is_file():
+            return token
+        return None
+
+    def share_link(self) -> str:
+        """The share token of this workspace, made on first use (revoke it with ``revoke_share``)."""
+        self._check_writable("make a share link")
+        if (token := self.share_token()) is not None:
+            return token
+        token = new_token()
+        _write_atomic(self.root.parent / SHARES_FOLDER / f"{token}.json", json.dumps({"workspace": self.token}))
+        self.save_state(SHARE_STATE, {"token": token, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        return token
+
+    def revoke_share(self) -> None:
+        """Stop the current share link from working; a later ``share_link`` makes a new one."""
+        self._check_writable("revoke a share link")
+        token = (self.load_state(SHARE_STATE) or {}).get("token")
+        if is_valid_token(token):
+            (self.root.parent / SHARES_FOLDER / f"{token}.json").unlink(missing_ok=True)
+        self.save_state(SHARE_STATE, None)
+
     # --- small JSON state (data spec, design, settings, selected run) ---------------------------
 
     def save_state(self, key: str, value: Any) -> None:
+        self._check_writable("change the workspace")
         _write_atomic(self._state_path(key), json.dumps(value, indent=2))
 
     def load_state(self, key: str, default: Any = None) -> Any:
@@ -133,6 +202,7 @@ class Workspace:
             DataError: the file is larger than a workspace keeps (``MAX_DATA_BYTES``).
             ValueError: an unknown ``kind`` (a bug in the caller).
         """
+        self._check_writable("replace the data")
         if kind not in DATA_KINDS:
             raise ValueError(f"unknown data kind {kind!r}")
         if len(content) > MAX_DATA_BYTES:
@@ -185,6 +255,7 @@ class Workspace:
 
     def save_run(self, trained: Any, title: str, run_id: str | None = None) -> str:
         """Save a ``TrainedModel`` as a new run (or over the run ``run_id``) and return its id."""
+        self._check_writable("save a trained model")
         from builder.export import save_trained  # export imports torch/onnx: only when saving
 
         run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -195,6 +266,24 @@ class Workspace:
                    "validation": trained.metrics.get("val", {})}
         _write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
         return run_id
+
+    def update_run(self, trained: Any, run_id: str) -> None:
+        """Save a changed ``TrainedModel`` (a new threshold, say) over its run, keeping the title.
+
+        Raises:
+            BuilderError: no such run in this workspace.
+        """
+        self._check_writable("change a trained model")
+        folder = self._run_folder(run_id)
+        try:
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BuilderError(f"Run {run_id!r} was not found in this workspace: pick one from the list.") from exc
+        from builder.export import save_trained
+
+        save_trained(trained, folder)
+        summary.update(headline=trained.metrics.get("test", {}), validation=trained.metrics.get("val", {}))
+        _write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
 
     def load_run(self, run_id: str) -> Any:
         """Load a saved run as a ``TrainedModel``.
@@ -223,9 +312,11 @@ class Workspace:
 
     def search_storage(self) -> str:
         """The database URL of this workspace's model searches: ``search.db``, beside ``runs/``."""
+        self._check_writable("search for a better model")
         return f"sqlite:///{self.root / 'search.db'}"
 
     def delete_run(self, run_id: str) -> None:
+        self._check_writable("delete a run")
         shutil.rmtree(self._run_folder(run_id), ignore_errors=True)
 
     def _run_folder(self, run_id: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, ReadOnlyError
 from builder.workspace import Workspace, is_valid_token, new_token
 
 
@@ -99,3 +99,44 @@ def test_too_large_data_is_refused_and_the_previous_data_kept(tmp_path, monkeypa
     assert ws.table_path()[1].read_bytes() == b"a\n1\n"
     with pytest.raises(ValueError, match="unknown data kind"):
         ws.save_data("a.bin", b"1", kind="audio")
+
+
+def test_a_share_link_opens_the_workspace_read_only_until_it_is_revoked(tmp_path):
+    owner = Workspace.open(None, home=tmp_path)
+    owner.save_state("design", {"family": "mlp", "layers": []})
+    owner.save_table("sales.csv", b"a,b\n1,2\n")
+    share = owner.share_link()
+    assert is_valid_token(share) and share != owner.token and owner.share_link() == share  # made once
+    viewer = Workspace.open_shared(share, home=tmp_path)
+    assert viewer.read_only and viewer.root == owner.root and viewer.token == share  # not the owner's token
+    assert viewer.load_state("design") == {"family": "mlp", "layers": []} and viewer.table_path() is not None
+    before = sorted((p.relative_to(owner.root), p.read_bytes()) for p in owner.root.rglob("*") if p.is_file())
+    refused = [
+        lambda: viewer.save_state("design", None),
+        lambda: viewer.save_table("other.csv", b"x\n1\n"),
+        lambda: viewer.save_run(object(), "a run"),
+        lambda: viewer.update_run(object(), "run-20260101-000000-abcd"),
+        lambda: viewer.delete_run("run-20260101-000000-abcd"),
+        lambda: viewer.search_storage(),
+        viewer.share_link,
+        viewer.revoke_share,
+    ]
+    for change in refused:
+        with pytest.raises(ReadOnlyError, match="view-only link"):
+            change()
+    after = sorted((p.relative_to(owner.root), p.read_bytes()) for p in owner.root.rglob("*") if p.is_file())
+    assert after == before  # nothing written, nothing deleted
+    owner.revoke_share()
+    assert owner.share_token() is None
+    with pytest.raises(ReadOnlyError, match="revoked"):
+        Workspace.open_shared(share, home=tmp_path)
+    fresh = owner.share_link()
+    assert fresh != share and Workspace.open_shared(fresh, home=tmp_path).root == owner.root
+
+
+@pytest.mark.parametrize("token", [None, "short", "../" + "a" * 30, new_token()])
+def test_unknown_or_malformed_share_tokens_open_nothing(tmp_path, token):
+    Workspace.open(None, home=tmp_path)
+    with pytest.raises(ReadOnlyError):
+        Workspace.open_shared(token, home=tmp_path)
+    assert not (tmp_path / str(token)).exists()

@@ -348,9 +348,7 @@ def save_threshold(state: AppState, key: str) -> None:
         try:
             rescore(state.trained, quantile)
             if state.run_id:
-                from builder.export import save_trained
-
-                save_trained(state.trained, state.workspace.root / "runs" / state.run_id)
+                state.workspace.update_run(state.trained, state.run_id)
                 state.workspace.save_state("bundle", None)  # a bundle built before has the old threshold
                 state.exported = False
         except BuilderError as exc:
