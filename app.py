@@ -16,10 +16,11 @@ import torch
 import torch.optim  # noqa: F401
 
 from builder.device import cap_threads_for_server, choose_device
+from builder.errors import ReadOnlyError
 from builder.train import warm_up
 from pages.components.build_view import design_ready
-from pages.components.state import app_state
-from pages.components.ui import JOURNEY, page_run, trained_time
+from pages.components.state import app_state, view_only_link
+from pages.components.ui import JOURNEY, PAGE_BY_TITLE, page_run, trained_time
 
 st.set_page_config(page_title="Model Builder", page_icon=":material/neurology:", layout="wide")
 
@@ -54,6 +55,7 @@ def journey_sidebar(slot, device_text: str) -> None:
         "Evaluate": state.has_model,
         "Export": state.exported,
         "Predict": state.predicted,
+        "Present": state.has_model,
     }
     with slot.container():
         st.markdown("**Your journey**")
@@ -71,12 +73,31 @@ def journey_sidebar(slot, device_text: str) -> None:
         st.caption("Bookmark this page's address to come back to your work.")
 
 
+def view_only_sidebar() -> None:
+    st.sidebar.markdown("**View-only link**")
+    st.sidebar.caption("You are looking at someone's model. Nothing here can be changed, started or "
+                       "deleted from this link.")
+
+
 device_text = start_engine()
-navigation = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in JOURNEY])
-# Drawn before the page (so it shows while a page works) and again after it, so a step the page
-# just completed is ticked at once, also when the page ends early (ui.end_page, not st.stop).
-sidebar = st.sidebar.empty()
-journey_sidebar(sidebar, device_text)
-with page_run():
-    navigation.run()
-journey_sidebar(sidebar, device_text)
+if view_only_link():
+    # A view-only link sees the presentation alone; the workspace itself refuses any change.
+    try:
+        app_state()
+    except ReadOnlyError as exc:
+        st.error(str(exc), icon=":material/link_off:")
+        st.stop()
+    path, icon = PAGE_BY_TITLE["Present"]
+    navigation = st.navigation([st.Page(path, title="Present", icon=icon)], position="hidden")
+    view_only_sidebar()
+    with page_run():
+        navigation.run()
+else:
+    navigation = st.navigation([st.Page(path, title=title, icon=icon) for path, title, icon in JOURNEY])
+    # Drawn before the page (so it shows while a page works) and again after it, so a step the page
+    # just completed is ticked at once, also when the page ends early (ui.end_page, not st.stop).
+    sidebar = st.sidebar.empty()
+    journey_sidebar(sidebar, device_text)
+    with page_run():
+        navigation.run()
+    journey_sidebar(sidebar, device_text)

@@ -104,8 +104,9 @@ def data_change_note(state: AppState) -> None:
             icon=":material/swap_horiz:")
 
 
-def metric_cards(trained: TrainedModel) -> None:
-    """The test metrics as cards, each against the baseline, then the verdict in one sentence."""
+def metric_cards(trained: TrainedModel, offer_changes: bool = True) -> None:
+    """The test metrics as cards, each against the baseline, then the verdict in one sentence;
+    with ``offer_changes``, what to try when the baseline wins (never in a presentation)."""
     test = trained.metrics.get("test", {})
     base = trained.baseline.metrics if trained.baseline is not None else {}
     other = baseline_short_name(trained)
@@ -128,6 +129,7 @@ def metric_cards(trained: TrainedModel) -> None:
         st.success(sentence, icon=":material/thumb_up:")
     else:
         st.warning(sentence, icon=":material/lightbulb:")
+    if not better and offer_changes:
         simple = "linear" if trained.task == "regression" else "logistic"
         if trained.kind == "table" and trained.spec.family != simple and st.button(
                 f"Try {FAMILIES[simple].title.lower()} as the network's design", icon=":material/swap_horiz:",

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "app"
 TOKEN_PARAM = "ws"
+SHARE_PARAM = "view"  # a view-only link: ?view=<share token> (builder.workspace.Workspace.open_shared)
 ROUTED_KEY = "routed"  # set once a session has been sent through app.py's router
 PREDICTED_STATE = "predicted"  # workspace state: {"run_id": the run predictions were made with, or None: a bundle}
 
@@ -268,15 +269,35 @@ def ensure_router() -> None:
         st.rerun()
 
 
+def view_only_link() -> str | None:
+    """The share token of a view-only link (``?view=...``) this session was opened with, if any."""
+    state = st.session_state.get(STATE_KEY)
+    if state is not None:
+        return state.workspace.token if state.workspace.read_only else None
+    return st.query_params.get(SHARE_PARAM) or None
+
+
 def app_state() -> AppState:
-    """Return this session's state, restoring it from the URL's workspace token on first use."""
+    """Return this session's state, restoring it from the URL's token on first use.
+
+    A view-only link (``?view=<share token>``) opens the owner's workspace read-only: the workspace
+    itself refuses every change (``ReadOnlyError``), whatever a page tries.
+
+    Raises:
+        ReadOnlyError: the view-only link does not work (revoked, or never made).
+    """
     ensure_router()
     state = st.session_state.get(STATE_KEY)
     if state is None:
-        workspace = Workspace.open(st.query_params.get(TOKEN_PARAM))
+        shared = st.query_params.get(SHARE_PARAM)
+        if shared:
+            workspace = Workspace.open_shared(shared)
+        else:
+            workspace = Workspace.open(st.query_params.get(TOKEN_PARAM))
         state = AppState.restore(workspace)
         st.session_state[STATE_KEY] = state
     # Page switches can drop query parameters: put the token back on every run.
-    if st.query_params.get(TOKEN_PARAM) != state.workspace.token:
-        st.query_params[TOKEN_PARAM] = state.workspace.token
+    param = SHARE_PARAM if state.workspace.read_only else TOKEN_PARAM
+    if st.query_params.get(param) != state.workspace.token:
+        st.query_params[param] = state.workspace.token
     return state

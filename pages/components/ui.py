@@ -27,6 +27,7 @@ JOURNEY = (
     ("pages/evaluate.py", "Evaluate", ":material/insights:"),
     ("pages/export.py", "Export", ":material/download:"),
     ("pages/predict.py", "Predict", ":material/online_prediction:"),
+    ("pages/present.py", "Present", ":material/co_present:"),
 )
 PAGE_BY_TITLE = {title: (path, icon) for path, title, icon in JOURNEY}
 
