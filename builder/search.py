@@ -8,11 +8,13 @@ batch size, weight decay, schedule and (for classes) label smoothing.
 
 Each trial is scored on the validation rows only, by its best validation loss, the number early
 stopping already picks the kept epoch by; a median pruner, fed that loss after every epoch, stops
-trials that fall behind. A trial replaces the starting design only when its validation loss is
-lower by more than ``MARGIN``: among dozens of trials on a few hundred validation rows (or a few
-dozen windows of a short series) the lowest loss is partly luck, and on bench.quality a winner
-that was only just ahead often scored worse on the test rows than trial 1 (air passengers: MAE
-18.5 against 10.7). The data is prepared once and every trial trains on the same split. The
+trials that fall behind. The best trial replaces the starting design (trial 1) only when it is
+clearly better on the validation rows: a paired comparison of the two models' per-row losses must
+give a t statistic above ``sqrt(2 ln trials)`` (and at least ``MIN_T``), about the largest a
+trial reaches by luck among that many. Among dozens of trials on a few hundred validation rows,
+or a few dozen windows of a short series, the lowest loss is partly luck: on bench.quality a
+winner picked by its loss alone scored worse on the test rows than trial 1 (air passengers: MAE
+18.5 against 10.7, chosen on 18 validation windows). The data is prepared once and every trial trains on the same split. The
 test rows stay hidden from the trials (``_ValidationRows``): the best trial alone is scored on them,
 once, after the search, next to the baseline, exactly as ``pipeline.train_model`` scores a run.
 
@@ -34,13 +36,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
+import torch
+import torch.nn.functional as F
 
 from builder.data import DataSpec
 from builder.data.sources import Prepared
 from builder.errors import BuilderError, TrainingError
 from builder.evaluate import HEADLINE_METRIC
-from builder.pipeline import fit_design, prepare_for_design
+from builder.pipeline import FIT_TASKS, fit_design, prepare_for_design
 from builder.results import evaluate_trained
 from builder.spec import LayerSpec, ModelSpec
 from builder.train import Callback, TrainConfig, TrainControl
@@ -58,7 +63,7 @@ WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 SCHEDULES_TRIED = ("constant", "cosine", "one_cycle")
 LABEL_SMOOTHINGS = (0.0, 0.05, 0.1)
 STARTUP_TRIALS = 5  # random trials before TPE models the results (optuna's default is 10)
-MARGIN = 0.03  # a trial must beat the starting design's validation loss by this share to replace it
+MIN_T = 2.0  # the least paired t statistic with which a trial replaces the starting design
 
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
 
@@ -412,7 +417,7 @@ def search(
             f"No trial finished within the {budget_minutes:g} minute budget: give the search more "
             "minutes, or train once with Start."
         )
-    loss, model, record = kept_trial(best, starting)
+    loss, model, record = kept_trial(best, starting, prepared, len(records))
     evaluate_trained(model, prepared, with_baseline=True)  # the test rows, once, for the best alone
     result = SearchResult(records, record.number, record.params, {**record.validation, "loss": loss},
                           name, _storage_label(storage))
@@ -420,15 +425,50 @@ def search(
     return model, result
 
 
-def kept_trial(best: tuple[float, Any, TrialRecord], starting: tuple[float, Any, TrialRecord] | None
-               ) -> tuple[float, Any, TrialRecord]:
+def kept_trial(best: tuple[float, TrainedModel, TrialRecord], starting: tuple[float, TrainedModel, TrialRecord] | None,
+               prepared: Prepared, trials: int) -> tuple[float, TrainedModel, TrialRecord]:
     """The trial a search returns: ``best`` (lowest validation loss, as ``(loss, model, record)``)
-    when it beats the starting design's loss by more than ``MARGIN``, else the starting design."""
-    if starting is None or best is starting or best[0] < starting[0] * (1 - MARGIN):
+    when it is clearly better than the starting design on the validation rows (see
+    ``clearly_better``), else the starting design."""
+    if starting is None or best[2] is starting[2]:
         return best
-    log.info("trial %d was ahead of the starting design by less than %d%% of its validation loss: "
-             "keeping the starting design (trial %d)", best[2].number, round(100 * MARGIN), starting[2].number)
+    rows = [row_losses(model, prepared) for model in (best[1], starting[1])]
+    if clearly_better(*rows, trials):
+        return best
+    log.info("trial %d's lower validation loss (%.4g against %.4g) is within what luck gives among %d trials "
+             "on %d validation rows: keeping the starting design (trial %d)", best[2].number, best[0],
+             starting[0], trials, len(rows[0]), starting[2].number)
     return starting
+
+
+def clearly_better(candidate: np.ndarray, reference: np.ndarray, trials: int) -> bool:
+    """Whether ``candidate``'s per-row losses are lower than ``reference``'s (the same rows) by more
+    than luck explains: the paired t statistic of the differences above
+    ``max(MIN_T, sqrt(2 ln trials))``, roughly the largest of ``trials`` standard normal draws."""
+    differences = np.asarray(reference, dtype=np.float64) - np.asarray(candidate, dtype=np.float64)
+    if len(differences) < 2:
+        return False
+    spread = differences.std(ddof=1)
+    if spread == 0:
+        return bool(differences.mean() > 0)
+    t = differences.mean() / (spread / math.sqrt(len(differences)))
+    return bool(t > max(MIN_T, math.sqrt(2 * math.log(max(trials, 1)))))
+
+
+def row_losses(trained: TrainedModel, prepared: Prepared) -> np.ndarray:
+    """The loss of each validation row (each window of a series) in training units, as training
+    measures it: squared error averaged over outputs for numbers, cross-entropy for classes."""
+    out = torch.from_numpy(trained.predict_outputs(prepared.X_val)).float()  # (N, k)
+    targets = prepared.y_val if prepared.y_val is not None else prepared.X_val  # an autoencoder rebuilds its input
+    y = torch.from_numpy(np.asarray(targets))
+    task = FIT_TASKS.get(trained.task, trained.task)
+    if task == "multiclass":
+        losses = F.cross_entropy(out, y.long(), reduction="none")
+    elif task == "binary":
+        losses = F.binary_cross_entropy_with_logits(out, y.float().reshape(out.shape), reduction="none").mean(dim=1)
+    else:
+        losses = F.mse_loss(out, y.float().reshape(out.shape), reduction="none").mean(dim=1)
+    return losses.numpy()
 
 
 def trial_line(record: TrialRecord, task: str) -> str:
