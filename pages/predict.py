@@ -9,13 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.components import predict_view as view
-from pages.components.bundle_view import (
-    family_title,
-    load_uploaded_bundle,
-    predictions_csv,
-    slug,
-    trained_when,
-)
+from pages.components.bundle_view import family_title, load_uploaded_bundle, slug, trained_when
 from pages.components.state import app_state
 from pages.components.ui import empty_state, end_page, page_header, user_errors
 
@@ -96,6 +90,8 @@ if predictions.empty:
 count = len(predictions)
 noun = {"images": "images", "series": "future steps"}.get(kind, "rows")
 st.subheader("Prediction" if single else f"{'Forecast' if task == 'forecast' else 'Predictions'} for {count:,} {noun}")
+if kind in ("table", "text") and task != "forecast" and not single:  # one per row: keep what joins them back
+    predictions = view.keep_columns(model, rows, predictions)
 if kind == "images":
     view.image_results(files[1], predictions)
 elif task == "forecast":
@@ -105,8 +101,6 @@ elif task == "anomaly":
 else:
     view.table_results(model, rows, predictions, single)
 state.set_predicted(state.run_id if source == TRAINED else None)  # ticks Predict in the journey
-st.download_button("Download predictions (CSV)", data=predictions_csv(predictions),
-                   file_name=f"{name}-predictions.csv", mime="text/csv", icon=":material/download:",
-                   type="primary", on_click="ignore")
+view.downloads(predictions, name)
 st.caption("One line per future step: paste it under your series in Excel." if task == "forecast" else
            "One line per input, in the same order as yours: paste it next to them in Excel.")

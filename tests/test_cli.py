@@ -112,8 +112,8 @@ def test_help_names_every_command(capsys: pytest.CaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("command, words", [
-    ("train", ["--data", "--target", "--model", "--spec", "--epochs", "--out", "examples:"]),
-    ("predict", ["--bundle", "--data", "--out", "prediction", "probability_"]),
+    ("train", ["--data", "--target", "--model", "--spec", "--epochs", "--out", "--threshold", "examples:"]),
+    ("predict", ["--bundle", "--data", "--out", "prediction", "probability_", "--keep", "--threshold", ".xlsx"]),
     ("inspect", ["--spec", "--bundle", "--json", "locked"]),
 ])
 def test_command_help_is_clear(capsys: pytest.CaptureFixture, command: str, words: list[str]) -> None:
@@ -172,30 +172,117 @@ def test_train_regression_with_linear_family(capsys: pytest.CaptureFixture, data
     assert list(predictions.columns) == ["prediction"]
     assert len(predictions) == 442 and predictions["prediction"].notna().all()
 
+    # A number has no decision threshold: --threshold is refused in a sentence, nothing is written.
+    code, _, err = run_cli(capsys, "predict", "--bundle", bundle, "--data", data_dir / "diabetes.csv",
+                           "--out", tmp_path / "again.csv", "--threshold", "0.7")
+    line = assert_one_line_error(code, err)
+    assert "--threshold applies only to a yes/no (binary) model" in line and "regression" in line
+    assert not (tmp_path / "again.csv").exists()
 
-def test_train_messy_table_drops_id_like_columns(capsys: pytest.CaptureFixture, data_dir: Path,
+
+@pytest.fixture(scope="module")
+def messy_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A binary model trained through the CLI on the messy CRM table (it has a customer_id column)."""
+    bundle = tmp_path_factory.mktemp("cli_messy") / "messy.zip"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main(["train", "--data", str(data_dir / "messy.csv"), "--target", TARGET,
+                         "--epochs", "5", "--out", str(bundle)])
+    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(), "bundle": bundle}
+
+
+def messy_rows(n: int = 30) -> pd.DataFrame:
+    """Raw rows with holes, an unseen category and no target."""
+    rows = make_messy_table(n=n, seed=7).drop(columns=TARGET)
+    rows.loc[0, "color"] = "never seen"
+    rows.loc[1, "age"] = np.nan
+    return rows
+
+
+def test_train_messy_table_drops_id_like_columns(capsys: pytest.CaptureFixture, messy_run: dict,
                                                 tmp_path: Path) -> None:
-    bundle = tmp_path / "messy.zip"
-    code, out, err = run_cli(capsys, "train", "--data", data_dir / "messy.csv", "--target", TARGET,
-                             "--epochs", "5", "--out", bundle)
-    assert code == 0, err
-    assert last_json(out)["task"] == "binary"
-    features = read_bundle(bundle).data_spec.features
+    assert messy_run["code"] == 0, messy_run["stderr"]
+    assert last_json(messy_run["stdout"])["task"] == "binary"
+    features = read_bundle(messy_run["bundle"]).data_spec.features
     assert "customer_id" not in features and "source" not in features  # ID-like, constant
     assert {"age", "income", "color"} <= set(features)
 
     # Raw rows with holes, an unseen category and no target still get one prediction each.
-    rows = make_messy_table(n=30, seed=7).drop(columns=TARGET)
-    rows.loc[0, "color"] = "never seen"
-    rows.loc[1, "age"] = np.nan
-    rows.to_csv(tmp_path / "new.csv", index=False)
-    code, out, err = run_cli(capsys, "predict", "--bundle", bundle, "--data", tmp_path / "new.csv",
+    messy_rows().to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
                              "--out", "-")
     assert code == 0, err
     predictions = pd.read_csv(io.StringIO(out))
     assert len(predictions) == 30
     assert set(predictions["prediction"]) <= {"yes", "no"}
     assert np.allclose(predictions[["probability_no", "probability_yes"]].sum(axis=1), 1.0)
+
+
+def test_predictions_keep_the_id_like_column_first_to_join_back(capsys: pytest.CaptureFixture, messy_run: dict,
+                                                               tmp_path: Path) -> None:
+    rows = messy_rows()
+    rows["region"] = ["north", "south", "east"] * 10  # another column, not ID-like: left out
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
+                             "--out", "-")
+    assert code == 0, err
+    predictions = pd.read_csv(io.StringIO(out))
+    assert list(predictions.columns) == ["customer_id", "prediction", "probability_no", "probability_yes"]
+    assert predictions["customer_id"].tolist() == rows["customer_id"].tolist()
+    assert "kept customer_id beside the predictions" in err
+    # Too few rows for the profile to judge (it needs 20): a column named like an ID still counts.
+    rows.head(6).to_csv(tmp_path / "short.csv", index=False)
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "short.csv",
+                             "--out", "-")
+    assert code == 0, err
+    assert pd.read_csv(io.StringIO(out)).columns[0] == "customer_id"
+
+
+def test_predict_keep_names_the_columns_to_keep(capsys: pytest.CaptureFixture, messy_run: dict,
+                                               tmp_path: Path) -> None:
+    rows = messy_rows()
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
+                             "--out", "-", "--keep", "color, age")
+    assert code == 0, err
+    predictions = pd.read_csv(io.StringIO(out), keep_default_na=False)
+    assert list(predictions.columns)[:3] == ["color", "age", "prediction"]  # as asked: no customer_id
+    assert predictions["color"].tolist() == rows["color"].fillna("").tolist()
+
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
+                             "--out", tmp_path / "p.csv", "--keep", "age,colour")
+    line = assert_one_line_error(code, err)
+    assert "--keep names 'colour'" in line and "'customer_id'" in line and "'color'" in line
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_writes_excel_when_the_name_ends_in_xlsx(capsys: pytest.CaptureFixture, messy_run: dict,
+                                                        tmp_path: Path) -> None:
+    messy_rows().to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
+                             "--out", tmp_path / "out" / "predictions.xlsx")
+    assert code == 0, err
+    assert "Wrote 30 predictions" in out
+    excel = pd.read_excel(tmp_path / "out" / "predictions.xlsx")
+    code, out, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
+                             "--out", "-")
+    csv = pd.read_csv(io.StringIO(out))
+    assert list(excel.columns) == list(csv.columns)
+    assert excel["customer_id"].tolist() == csv["customer_id"].tolist()
+    assert excel["prediction"].tolist() == csv["prediction"].tolist()
+    np.testing.assert_allclose(excel["probability_yes"], csv["probability_yes"], rtol=1e-12)
+
+
+def test_predict_warns_about_values_outside_the_training_range(capsys: pytest.CaptureFixture, messy_run: dict,
+                                                              tmp_path: Path) -> None:
+    rows = messy_rows()
+    rows.loc[4, "visits"] = 9999
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run_cli(capsys, "predict", "--bundle", messy_run["bundle"], "--data", tmp_path / "new.csv",
+                           "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    warning = next(line for line in err.splitlines() if "outside what the model saw in training" in line)
+    assert "row 1: color 'never seen'" in warning and "row 5: visits 9,999 above" in warning
 
 
 def test_train_with_spec_uses_the_design(capsys: pytest.CaptureFixture, data_dir: Path, spec_file: Path,
@@ -361,6 +448,21 @@ ERROR_CASES = {
     "missing bundle": (
         ["predict", "--bundle", "{d}/none.zip", "--data", "{d}/cancer.csv", "--out", "{t}/p.csv"],
         ["none.zip", "does not exist"]),
+    "threshold outside 0 to 1": (
+        ["train", "--data", "{d}/cancer.csv", "--target", "target", "--out", "{t}/m.zip", "--threshold", "1.5"],
+        ["--threshold must be a number between 0 and 1", "got 1.5"]),
+    "threshold for several classes": (
+        ["train", "--data", "{d}/iris.csv", "--target", "species", "--out", "{t}/m.zip", "--threshold", "0.7"],
+        ["--threshold applies only to a yes/no (binary) model", "multiclass"]),
+    "predict threshold of 0": (
+        ["predict", "--bundle", "{d}/not_a_bundle.zip", "--data", "{d}/cancer.csv", "--out", "{t}/p.csv",
+         "--threshold", "0"], ["--threshold must be a number between 0 and 1", "got 0"]),
+    "predict threshold not a number": (
+        ["predict", "--bundle", "{d}/not_a_bundle.zip", "--data", "{d}/cancer.csv", "--out", "{t}/p.csv",
+         "--threshold", "high"], ["--threshold", "must be a number", "'high'"]),
+    "predict keep without names": (
+        ["predict", "--bundle", "{d}/not_a_bundle.zip", "--data", "{d}/cancer.csv", "--out", "{t}/p.csv",
+         "--keep", ","], ["--keep", "column names"]),
     "no command": ([], ["Choose a command"]),
     "unknown command": (["fly"], ["'fly'", "train"]),
     "missing required options": (["predict"], ["--bundle", "--data", "--out"]),

@@ -330,6 +330,57 @@ def test_outputs_of_the_wrong_width_are_refused():
         pre.decode_outputs(np.zeros((4, 2)))
 
 
+# --- the decision threshold of a yes/no model ------------------------------------------------
+
+
+def _binary_copy() -> Preprocessor:
+    pre, _ = fitted("binary")
+    return Preprocessor.from_dict(pre.to_dict())  # its own copy: the shared one is never changed
+
+
+def test_a_yes_no_model_answers_yes_above_its_threshold():
+    pre = _binary_copy()
+    chances = np.array([0.2, 0.5, 0.55, 0.7, 0.9, 0.95])
+    logits = np.log(chances / (1 - chances))[:, None]  # (6, 1)
+    assert pre.decision_threshold == 0.5 and pre.decision_threshold_chosen is None
+    assert pre.decode_outputs(logits)["prediction"].tolist() == ["no", "no", "yes", "yes", "yes", "yes"]  # a tie: no
+    pre.set_decision_threshold(0.7, chosen="by hand")
+    decoded = pre.decode_outputs(logits)
+    assert decoded["prediction"].tolist() == ["no", "no", "no", "no", "yes", "yes"]
+    np.testing.assert_allclose(decoded["probability_yes"], chances)  # probabilities do not move
+    assert (pre.decision_threshold, pre.decision_threshold_chosen) == (0.7, "by hand")
+
+
+def test_the_threshold_is_json_state_and_an_older_state_reads_0_5():
+    pre = _binary_copy()
+    pre.set_decision_threshold(np.float32(0.25), chosen="on the validation rows")
+    state = json.loads(json.dumps(pre.to_dict()))
+    assert state["decision_threshold"] == 0.25 and state["decision_threshold_chosen"] == "on the validation rows"
+    back = Preprocessor.from_dict(state)
+    assert back.decision_threshold == 0.25 and back.to_dict() == pre.to_dict()
+    del state["decision_threshold"], state["decision_threshold_chosen"]
+    assert Preprocessor.from_dict(state).decision_threshold == 0.5
+    state["decision_threshold"] = 1.5
+    with pytest.raises(DataError, match="decision_threshold, 1.5, is not a number between 0 and 1"):
+        Preprocessor.from_dict(state)
+
+
+@pytest.mark.parametrize("value", [0, 1, 1.0, -0.2, 1.5, float("nan"), float("inf"), "0.7", None, True])
+def test_a_threshold_outside_0_to_1_is_refused_in_words(value):
+    pre = _binary_copy()
+    with pytest.raises(DataError, match="must be a number between 0 and 1 \\(not 0 or 1 themselves\\)"):
+        pre.set_decision_threshold(value)
+    assert pre.decision_threshold == 0.5
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_only_a_yes_no_model_has_a_threshold(task):
+    pre, _ = fitted(task)
+    with pytest.raises(DataError, match="applies only to a yes/no \\(binary\\) model, and this one is for predicting"):
+        pre.set_decision_threshold(0.7)
+    assert pre.decision_threshold is None and "decision_threshold" not in pre.to_dict()
+
+
 # --- bundle safety ---------------------------------------------------------------------------
 
 ALLOWED_IMPORTS = {"numpy", "pandas", "__future__"} | set(sys.stdlib_module_names)

@@ -169,6 +169,12 @@ def test_model_card_covers_data_metrics_limits_and_use(exported):
     assert "Logistic regression (scikit-learn)" in card and "Accuracy" in card
     assert "python predict.py" in card and "model.onnx" in card and "from model import load" in card
     assert "| `income` | numeric |" in card
+    # A yes/no model states its decision threshold; other tasks have none.
+    assert "Decision threshold: **0.5** (0.5 unless one was chosen)" in card
+    for task in ("multiclass", "regression"):
+        assert "Decision threshold" not in (exported[task].folder / "README.md").read_text()
+    state = json.loads((exported["binary"].folder / "preprocess.json").read_text())
+    assert state["decision_threshold"] == 0.5
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -528,3 +534,63 @@ def test_generated_code_copies_our_own_layer_classes(monkeypatch, tmp_path):
     spec = ModelSpec.from_dict({"family": "mlp", "layers": [{"type": "Scale", "init": 2.0}]})
     source = _check_generated(spec, (4,), tmp_path)
     assert "class Scale(torch.nn.Module):" in source and "Scale(4, init=2.0)," in source
+
+
+# --------------------------------------------------------------------------------------------------
+# The predictions file a user takes away (builder.export.predictions)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_predictions_round_trip_through_excel():
+    from builder.export.predictions import predictions_csv, predictions_excel
+
+    frame = pd.DataFrame({
+        "customer_id": ["C-001", "C-002", "C-003"],
+        "note": ["plain", "a\x07bell", None],  # a control character Excel refuses in a cell
+        "when": pd.to_datetime(["2024-01-05 10:00", "2024-02-01 00:00", "2024-03-09 23:30"]).tz_localize("UTC"),
+        "prediction": ["yes", "no", "yes"],
+        "probability_no": [0.125, 0.75, 0.0625],
+        "probability_yes": [0.875, 0.25, 0.9375],
+    })
+    back = pd.read_excel(io.BytesIO(predictions_excel(frame)), sheet_name="predictions")
+    assert list(back.columns) == list(frame.columns)
+    assert back["customer_id"].tolist() == ["C-001", "C-002", "C-003"]
+    assert back["note"].iloc[1] == "abell" and pd.isna(back["note"].iloc[2])
+    assert back["when"].tolist() == frame["when"].dt.tz_localize(None).tolist()
+    assert back["prediction"].tolist() == frame["prediction"].tolist()
+    np.testing.assert_array_equal(back["probability_yes"], frame["probability_yes"])
+    assert pd.read_csv(io.BytesIO(predictions_csv(frame)))["customer_id"].tolist() == ["C-001", "C-002", "C-003"]
+
+
+def test_too_many_rows_for_excel_say_to_write_csv(monkeypatch, tmp_path):
+    from builder.errors import DataError
+    from builder.export import predictions
+
+    monkeypatch.setattr(predictions, "EXCEL_MAX_ROWS", 3)
+    frame = pd.DataFrame({"prediction": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(DataError, match="more than the 3 rows an Excel sheet holds. Write a .csv"):
+        predictions.write_predictions(frame, tmp_path / "p.xlsx")
+    predictions.write_predictions(frame, tmp_path / "p.csv")
+    assert pd.read_csv(tmp_path / "p.csv")["prediction"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_kept_columns_default_to_id_like_ones_and_refuse_unknown_names():
+    from builder.errors import DataError
+    from builder.export.predictions import kept_columns, with_kept_columns
+
+    rows = make_messy_table(n=40, seed=2).drop(columns=TARGET)
+    rows["order_code"] = [f"A{i:03d}" for i in range(40)]  # text codes, one per row: ID-like
+    taken = ["prediction", "probability_no", "probability_yes"]
+    features = ["age", "income", "color", "visits"]
+    assert kept_columns(rows, None, exclude=features, taken=taken) == ["customer_id", "order_code"]
+    assert kept_columns(rows, None, exclude=["customer_id", *features], taken=taken) == ["order_code"]
+    assert kept_columns(rows, ["visits", "customer_id"], exclude=features, taken=taken) == ["visits", "customer_id"]
+    with pytest.raises(DataError, match=r"--keep names 'nope', but the data has no such column.*'customer_id'"):
+        kept_columns(rows, ["age", "nope"], option="--keep")
+    with pytest.raises(DataError, match="'prediction' is also the name of a column of the predictions"):
+        kept_columns(rows.assign(prediction=1), ["prediction"], taken=taken)
+    predictions = pd.DataFrame({"prediction": ["yes"] * 40})
+    joined = with_kept_columns(predictions, rows.iloc[::-1], ["customer_id"])  # any index: by position
+    assert joined["customer_id"].tolist() == rows["customer_id"].iloc[::-1].tolist()
+    with pytest.raises(DataError, match="3 predictions for 40 rows"):
+        with_kept_columns(predictions.head(3), rows, ["customer_id"])

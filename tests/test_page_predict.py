@@ -55,6 +55,12 @@ def new_rows(df: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def assert_downloads(at) -> None:
+    """The predictions can be downloaded as CSV and, beside it, as Excel."""
+    assert [b.label for b in at.get("download_button")] == ["Download predictions (CSV)",
+                                                            "Download predictions (Excel)"]
+
+
 def upload_rows(at, name: str, content: bytes):
     uploader = next(u for u in at.get("file_uploader") if u.proto.id and "rows" in u.proto.id)
     return uploader.upload(name, content, "text/csv").run()
@@ -87,12 +93,50 @@ def test_uploaded_rows_get_one_prediction_each_like_the_app(app, builder_home, m
     assert shown["prediction"].tolist() == expected["prediction"].tolist()
     assert shown["age"].isna().iloc[1] and shown["color"].iloc[3] == "turquoise"  # inputs beside predictions
     assert "notes" not in shown.columns
-    assert len(at.get("download_button")) == 1
+    assert shown.columns[0] == "customer_id"  # ID-like: kept first, so the rows join back
+    assert shown["customer_id"].tolist() == rows["customer_id"].tolist()
+    assert_downloads(at)
     # The journey ticks Predict once predictions were shown, also after a refresh (a new session).
     # (AppTest drops the sidebar of a page run that shows results; a browser shows it: read the state.)
     assert at.session_state["app"].predicted
     fresh = open_page(AppTest.from_file(APP_FILE, default_timeout=60), at.session_state["app"].workspace, PAGE)
     assert ":material/check_circle: Predict" in " ".join(m.value for m in fresh.sidebar.markdown)
+
+
+def test_the_columns_to_keep_start_with_the_id_like_ones_and_can_be_changed(app, builder_home, messy_model):
+    df, trained = messy_model
+    at = open_page(app, make_workspace(builder_home, messy_model), PAGE)
+    rows = df.drop(columns="target").head(30).assign(region=["north", "south", "east"] * 10)
+    at = upload_rows(at, "rows.csv", rows.to_csv(index=False).encode())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    keep = at.multiselect[0]
+    assert keep.value == ["customer_id"] and "region" in keep.options and "prediction" not in keep.options
+    at = keep.set_value(["region", "customer_id"]).run()
+    assert not at.exception and not at.error
+    shown = at.dataframe[0].value
+    assert list(shown.columns[:3]) == ["region", "customer_id", "prediction"]
+    assert shown["region"].tolist() == rows["region"].tolist()
+    at = at.multiselect[0].set_value([]).run()
+    assert at.dataframe[0].value.columns[0] == "prediction"
+
+
+def test_values_outside_the_training_range_are_flagged_and_counted(app, builder_home, messy_model):
+    from builder.decide import out_of_range
+
+    df, trained = messy_model
+    at = open_page(app, make_workspace(builder_home, messy_model), PAGE)
+    rows = new_rows(df)
+    rows.loc[5, "visits"] = 9999
+    at = upload_rows(at, "rows.csv", rows.to_csv(index=False).encode())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    expected = out_of_range(trained.preprocessor, pd.read_csv(io.StringIO(rows.to_csv(index=False))))
+    flagged = int((expected != "").sum())
+    assert flagged >= 2  # the unseen colour and the 9,999 visits at least
+    shown = at.dataframe[0].value
+    assert shown["out_of_range"].tolist() == expected.tolist()
+    assert "turquoise" in shown["out_of_range"].iloc[3] and "visits 9,999 above" in shown["out_of_range"].iloc[5]
+    warning = next(w.value for w in at.warning if "outside what the model saw" in w.value)
+    assert warning.startswith(f"{flagged} rows have values outside what the model saw in training")
 
 
 def test_rows_missing_a_column_say_which_and_list_the_expected_ones(app, builder_home, messy_model):
@@ -159,7 +203,7 @@ def test_the_form_predicts_one_row(app, builder_home, messy_model):
     assert not at.exception, at.exception
     row = first.drop(columns="target").assign(color=other, age=81.0)
     assert at.metric[0].value == trained.predict(row)["prediction"].iloc[0]
-    assert len(at.get("download_button")) == 1
+    assert_downloads(at)
 
 
 def test_predictions_csv_round_trips(messy_model):
@@ -203,7 +247,7 @@ def test_images_from_files_and_a_zip_get_a_prediction_each_with_thumbnails(app, 
     expected = trained.predict(images.data[:7], files=list(shown["file"]))
     assert shown["prediction"].tolist() == expected["prediction"].tolist()
     assert len(at.get("image")) == 7  # a thumbnail per image
-    assert len(at.get("download_button")) == 1
+    assert_downloads(at)
     # The summary reads with number classes too: "3 (2 images), 7 (1 image)", not "3 2, 7 1".
     counts = shown["prediction"].astype(str).value_counts()
     summary = next(c.value for c in at.caption if c.value.startswith("Predicted: "))
@@ -237,7 +281,7 @@ def test_a_forecast_from_an_uploaded_history_shows_table_and_chart(app, builder_
     np.testing.assert_allclose(table["prediction"].to_numpy(float), expected["prediction"].to_numpy(float))
     names = {t.get("name") for chart in at.get("plotly_chart") for t in json.loads(chart.proto.spec)["data"]}
     assert {"History", "Forecast"} <= names
-    assert len(at.get("download_button")) == 1
+    assert_downloads(at)
 
     at = upload_rows(at, "short.csv", history.head(10).to_csv(index=False).encode())
     assert not at.exception
@@ -272,7 +316,7 @@ def test_an_anomaly_model_scores_uploaded_rows(app, builder_home):
     assert next(m for m in at.metric if m.label == "Rows flagged").value == f"{flagged} of 40"
     table = next(d.value for d in at.dataframe if "anomaly_score" in d.value.columns)
     assert len(table) == 40 and table["is_anomaly"].iloc[0] == bool(flagged)
-    assert len(at.get("download_button")) == 1
+    assert_downloads(at)
 
 
 def test_an_image_bundle_predicts_its_example_images_like_the_trained_model(app, builder_home, tmp_path):

@@ -8,6 +8,8 @@ Usage::
     python predict.py photos/ > predictions.csv          # an image model: a folder of images,
     python predict.py photos.zip > predictions.csv       # a .zip of images,
     python predict.py photo.png                          # or one image file
+    python predict.py input.csv --threshold 0.8          # a yes/no model: answer its second class
+                                                         # only above a probability of 0.8
 
 It needs only numpy, pandas and onnxruntime (an image model also Pillow; Excel input openpyxl,
 Parquet input pyarrow). What goes in depends on the model (``preprocess.json`` says which):
@@ -24,7 +26,10 @@ here unchanged (``preprocess.py``, and ``images.py``, ``text.py`` or ``timeserie
 through ``model.onnx``. The output CSV has one row per input row (per image; per future step for a
 forecast), in order: ``prediction`` and, for classification, one ``probability_<class>`` column per
 class; images add a first ``file`` column; a forecast gives the time stamp of each step and
-``prediction``; an anomaly model gives ``anomaly_score`` and ``is_anomaly``.
+``prediction``; an anomaly model gives ``anomaly_score`` and ``is_anomaly``. A yes/no model answers
+its second class when that class's probability is above its decision threshold
+(``decision_threshold`` in ``preprocess.json``: 0.5 unless one was chosen; ``--threshold`` sets
+another for one run).
 
 Exit status 2 with one sentence on stderr when the input cannot be used.
 """
@@ -45,7 +50,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the app's modules (preprocess.py, read.py...) live next to this file
 
-from preprocess import DataError  # noqa: E402  (needs the path above)
+from preprocess import DataError, check_decision_threshold  # noqa: E402  (needs the path above)
 
 CHUNK_ROWS = 8192  # inputs per model call: bounds memory on big files
 IMAGE_CHUNK = 1024  # images decoded at a time
@@ -104,15 +109,20 @@ def runner(session: Any, n_outputs: int):
     return run
 
 
-def predict(raw: Any, folder: str | Path = HERE, **options: Any) -> pd.DataFrame:
+def predict(raw: Any, folder: str | Path = HERE, threshold: float | None = None, **options: Any) -> pd.DataFrame:
     """Predictions for raw input, exactly as the app makes them (``predict_with``).
 
     Args:
         raw: rows (a table, text or anomaly model), the history (a forecast), or images as bytes,
             paths or Pillow images (an image model; name them with ``files=[...]``).
         folder: the unpacked bundle.
+        threshold: a yes/no model only: the decision threshold for this call instead of the
+            bundle's own (strictly between 0 and 1).
     """
     preprocessor, session = load_model(folder)
+    if threshold is not None:
+        check_decision_threshold(threshold, preprocessor.task)  # a plain error for other models
+        preprocessor.set_decision_threshold(threshold)
     run = runner(session, preprocessor.n_outputs)
     if input_kind(preprocessor) != "images":
         return preprocessor.predict_with(raw, run, **options)
@@ -261,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input", help="a table file (.csv, .tsv, .txt, .xlsx, .parquet, .json); for an image "
                                       "model a folder of images, a .zip of images or one image file")
     parser.add_argument("--output", "-o", help="write the CSV here instead of to the screen")
+    parser.add_argument("--threshold", type=float, metavar="F",
+                        help="a yes/no model: answer its second class when that class's probability is above F "
+                             "(between 0 and 1; default: the model's own, see decision_threshold in "
+                             "preprocess.json)")
     args = parser.parse_args(argv)
     errors: tuple[type[Exception], ...] = (DataError,)
     try:
@@ -271,11 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         preprocessor = load_preprocessor()
+        if args.threshold is not None:
+            check_decision_threshold(args.threshold, preprocessor.task, "--threshold")
         if input_kind(preprocessor) == "images":
             files, images = read_images(args.input)
-            predictions = predict(images, files=files)
+            predictions = predict(images, threshold=args.threshold, files=files)
         else:
-            predictions = predict(read_rows(args.input))
+            predictions = predict(read_rows(args.input), threshold=args.threshold)
     except errors as exc:
         sys.stderr.write(" ".join(str(exc).split()) + "\n")
         return 2

@@ -85,6 +85,31 @@ def finite_number(text: str) -> float:
     return value
 
 
+def check_threshold(value: float | None, task: str | None = "binary") -> float | None:
+    """``--threshold``: ``None`` (not given), or a number strictly between 0 and 1 for a yes/no model.
+
+    Args:
+        value: the option's value.
+        task: the model's task (the default checks the range only, before a model is known).
+
+    Raises:
+        DataError: outside (0, 1), or the model is not a yes/no model (a plain sentence).
+    """
+    if value is None:
+        return None
+    from builder.data.preprocess import check_decision_threshold
+
+    return check_decision_threshold(value, task, "--threshold")
+
+
+def column_names(text: str) -> list[str]:
+    """An argparse type: a comma-separated list of column names (``id,region``)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"needs one or more column names separated by commas; got {text!r}")
+    return names
+
+
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
 

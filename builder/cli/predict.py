@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.args import EXIT_OK, FORMATTER, PROG
+from builder.cli.args import EXIT_OK, FORMATTER, PROG, CliError, check_threshold, column_names, finite_number
 from builder.cli.data_choice import KIND_WORDS
 from builder.cli.files import existing_path, input_file, is_image, is_zip, output_file, read_input_table
 from builder.errors import DataError
@@ -23,8 +23,8 @@ log = logging.getLogger("builder.cli")  # one logger name for every command, as 
 
 MAX_PREDICT_IMAGES = 50_000  # images one predict run reads from a zip or a folder
 PREDICT_DESCRIPTION = """\
-Predict with a saved bundle and write the predictions to a CSV file. What --data is, and what
-comes out, depends on what the model learnt from:
+Predict with a saved bundle and write the predictions to a CSV file (or an Excel file, when
+--out ends in .xlsx). What --data is, and what comes out, depends on what the model learnt from:
 
   a table or text model    a table with the columns the model was trained on (the target may be
                            absent): one row per input row, in the same order, with 'prediction'
@@ -35,10 +35,18 @@ comes out, depends on what the model learnt from:
   a forecast               the history (the time column and the series): one row per future step
                            after its last date, with the time stamp and 'prediction';
   an anomaly model         a table: one row per input row with 'anomaly_score' and 'is_anomaly'.
+
+For rows of a table, the columns that identify a row (ID-like, as the Data page finds them: a
+different value in every row, like a customer number) come first, so the predictions join back to
+your data; --keep names the columns to keep instead. A yes/no model answers its second class when
+that class's probability is above its decision threshold (0.5 unless one was chosen when it was
+trained); --threshold uses another for this run.
 """
 PREDICT_EPILOG = f"""\
 examples:
   {PROG} predict --bundle churn.zip --data new_customers.csv --out predictions.csv
+  {PROG} predict --bundle churn.zip --data new_customers.xlsx --out predictions.xlsx --keep customer_id,region
+  {PROG} predict --bundle churn.zip --data new_customers.csv --out predictions.csv --threshold 0.7
   {PROG} predict --bundle photos_model.zip --data new_photos.zip --out predictions.csv
   {PROG} predict --bundle sales_model.zip --data sales.csv --out forecast.csv
 """
@@ -56,14 +64,24 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
                               "JSON); for an image model a .zip of images, a folder of images or "
                               "one image; for a forecast, the history of the series")
     predict.add_argument("--out", required=True, metavar="PREDICTIONS.csv",
-                         help="the CSV file to write ('-' writes it to stdout)")
+                         help="the file to write: CSV, or Excel when the name ends in .xlsx ('-' writes "
+                              "CSV to stdout)")
+    predict.add_argument("--keep", type=column_names, metavar="COL,COL",
+                         help="columns of --data to keep before the predictions, separated by commas "
+                              "(default: the ID-like columns, so the rows join back to your data)")
+    predict.add_argument("--threshold", type=finite_number, metavar="F",
+                         help="a yes/no model: answer its second class when that class's probability "
+                              "is above F, between 0 and 1, for this run (default: the bundle's own, "
+                              "0.5 unless one was chosen)")
     predict.set_defaults(run=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """``predict``: the predictions CSV of the data (rows, images or a history); a summary on stdout."""
     from builder.export import read_bundle
+    from builder.export.predictions import write_predictions
 
+    check_threshold(args.threshold)  # the range, before anything slow
     bundle_file = input_file(args.bundle, "--bundle")
     data_path = existing_path(args.data, "--data")
     to_stdout = args.out == "-"
@@ -71,6 +89,7 @@ def run_predict(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):
         bundle = read_bundle(bundle_file)
         kind = bundle.data_spec.kind
+        _check_options(args, bundle)
         if kind == "images":
             items, files = _read_images(data_path)
             predictions = bundle.predict(items, files=files)
@@ -82,13 +101,59 @@ def run_predict(args: argparse.Namespace) -> int:
                                 "with the columns it was trained on.")
             df = read_input_table(data_path, "--data", drop_empty_rows=False)  # one prediction per input row
             predictions = bundle.predict(df)
+            if bundle.task != "forecast":  # one prediction per input row: keep what joins them back
+                predictions = _keep_columns(args.keep, bundle, df, predictions)
+            if kind == "table":
+                _warn_out_of_range(bundle.preprocessor, df)
     if to_stdout:
         predictions.to_csv(sys.stdout, index=False)
-        log.info("%s", _predict_summary(predictions, None))
+        log.info("%s", _predict_summary(predictions, None, bundle.task == "forecast"))
         return EXIT_OK
-    predictions.to_csv(out_file, index=False)
-    print(_predict_summary(predictions, out_file))
+    write_predictions(predictions, out_file)
+    print(_predict_summary(predictions, out_file, bundle.task == "forecast"))
     return EXIT_OK
+
+
+def _check_options(args: argparse.Namespace, bundle: Any) -> None:
+    """--threshold needs a yes/no model (it then replaces the bundle's for this run); --keep needs
+    one prediction per input row."""
+    if args.threshold is not None:
+        threshold = check_threshold(args.threshold, bundle.task)
+        log.info("decision threshold %g for this run (the bundle's own: %g)", threshold,
+                 bundle.preprocessor.decision_threshold)
+        bundle.preprocessor.set_decision_threshold(threshold, chosen="with --threshold for one run")
+    if args.keep is not None and (bundle.data_spec.kind == "images" or bundle.task == "forecast"):
+        why = ("each image's 'file' column already says which image it is" if bundle.data_spec.kind == "images"
+               else "a forecast gives one row per future step, not one per input row")
+        raise CliError(f"--keep applies to models that predict rows of a table, but {why}: leave out --keep.")
+
+
+def _keep_columns(keep: list[str] | None, bundle: Any, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The input columns to keep (``--keep``, else the ID-like ones) first, then the predictions."""
+    from builder.export.predictions import kept_columns, with_kept_columns
+
+    spec = bundle.data_spec
+    model_columns = [*spec.features, *([spec.target] if spec.target else [])]
+    columns = kept_columns(rows, keep, exclude=model_columns, taken=list(predictions.columns), option="--keep")
+    if columns:
+        why = "as asked with --keep" if keep is not None else "ID-like, so the rows join back; --keep chooses others"
+        log.info("kept %s beside the predictions (%s)", ", ".join(map(str, columns)), why)
+    return with_kept_columns(predictions, rows, columns)
+
+
+def _warn_out_of_range(preprocessor: Any, rows: pd.DataFrame, examples: int = 3) -> None:
+    """One warning line when rows hold values outside what the model saw in training, naming a few."""
+    from builder.decide import out_of_range
+
+    notes = out_of_range(preprocessor, rows).reset_index(drop=True)
+    flagged = notes[notes != ""]
+    if flagged.empty:
+        return
+    n = len(flagged)
+    shown = "; ".join(f"row {i + 1}: {note}" for i, note in flagged.head(examples).items())
+    log.warning("%d row%s values outside what the model saw in training, so %s less reliable (%s%s).",
+                n, " has" if n == 1 else "s have", "its prediction is" if n == 1 else "their predictions are",
+                shown, "; ..." if n > examples else "")
 
 
 def _image_member(parts: Sequence[str]) -> bool:
@@ -146,7 +211,7 @@ def _check_count(n: int, name: str) -> None:
                         "predicts: split them into several zips or folders.")
 
 
-def _predict_summary(predictions: pd.DataFrame, out_file: Path | None) -> str:
+def _predict_summary(predictions: pd.DataFrame, out_file: Path | None, forecast: bool = False) -> str:
     n = len(predictions)
     where = f" to {out_file}" if out_file else ""
     text = f"Wrote {n} prediction{'' if n == 1 else 's'}{where}"
@@ -161,7 +226,7 @@ def _predict_summary(predictions: pd.DataFrame, out_file: Path | None) -> str:
         values = predictions["prediction"]
         text += f" (from {values.min():.4g} to {values.max():.4g}, mean {values.mean():.4g}"
         first = predictions.columns[0]
-        if first != "prediction":  # a forecast: the time stamp of each step comes first
+        if forecast:  # the time stamp of each step comes first
             text += f"; {first} {_when(predictions[first].iloc[0])} to {_when(predictions[first].iloc[-1])}"
         text += ")"
     return text + "."

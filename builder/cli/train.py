@@ -25,6 +25,7 @@ from builder.cli.args import (
     SCHEDULE_CHOICES,
     CliError,
     add_data_options,
+    check_threshold,
     finite_number,
     whole_number,
 )
@@ -69,6 +70,7 @@ examples:
   {PROG} train --data houses.xlsx --target price --model linear --epochs 50 --out price.zip
   {PROG} train --data iris.csv --target species --spec my_design.json --out iris.zip
   {PROG} train --data churn.csv --target churned --out churn.zip --auto --budget-minutes 5
+  {PROG} train --data churn.csv --target churned --out churn.zip --threshold 0.3
   {PROG} train --data photos.zip --out photos_model.zip
   {PROG} train --data reviews.csv --target sentiment --out reviews_model.zip
   {PROG} train --data sales.csv --task forecast --time-column date --target sales --window 28 --horizon 7 --out sales_model.zip
@@ -171,6 +173,10 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
     out = train.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="BUNDLE.zip",
                      help="where to save the trained model bundle (its folder is created)")
+    out.add_argument("--threshold", type=finite_number, metavar="F",
+                     help="a yes/no model: its decision threshold, saved in the bundle: the second "
+                          "class (in sorted order) is the answer when its probability is above F, "
+                          "between 0 and 1; the test scores are measured at it (default: 0.5)")
     train.set_defaults(run=run_train)
 
 
@@ -180,6 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     started = time.monotonic()  # --budget-minutes covers the whole command, file in to bundle out
     _check_search_options(args)
+    check_threshold(args.threshold)  # its range now; whether the model is yes/no once the data is read
     data_file = existing_path(args.data, "--data")
     if data_file.is_dir():
         raise DataError(f"--data needs a file, but {args.data} is a folder: to learn from images, zip "
@@ -189,6 +196,7 @@ def run_train(args: argparse.Namespace) -> int:
     family = _resolve_family(args.model, spec)
     given = _given_settings(args)  # checked before the data is read: a typo fails at once
     choice = choose_data(args, data_file, family)
+    check_threshold(args.threshold, choice.data_spec.task)
     test_rows = None
     if args.test_data is not None:
         from builder.cli.test_file import append_test_file
@@ -207,6 +215,8 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             trained = train_model(choice.source, choice.data_spec, config, spec=spec, family=choice.family,
                                   callbacks=[progress], control=control, test_rows=test_rows)
+        if args.threshold is not None:
+            _apply_threshold(trained, args.threshold)
         from builder.export import write_bundle  # ONNX is imported only once there is a model
 
         report = write_bundle(trained, out_file, sample_rows=choice.sample)
@@ -218,6 +228,37 @@ def run_train(args: argparse.Namespace) -> int:
         summary["search"] = found.summary()
     print(json.dumps(strict(summary), allow_nan=False))
     return EXIT_OK
+
+
+def _apply_threshold(trained: TrainedModel, threshold: float) -> None:
+    """--threshold: the decision threshold saved with the model; the test and validation scores are
+    measured again at it, from the answers the run kept for every row (the Evaluate page's data)."""
+    import numpy as np
+
+    from builder.evaluate import compute_metrics
+    from builder.jsonsafe import plain
+
+    pre = trained.preprocessor
+    pre.set_decision_threshold(threshold, chosen="with --threshold when the model was trained")
+    results = trained.test_results or {}
+    counts = trained.info.get("rows", {})
+    for split, kept, count in (("test", results, counts.get("test")),
+                               ("val", results.get("val") or {}, counts.get("validation"))):
+        actual, probabilities = kept.get("actual"), kept.get("probabilities")
+        if not actual or probabilities is None or split not in trained.metrics:
+            continue
+        if len(actual) != count:  # a sample of a large set: its scores stay those at 0.5
+            log.warning("the %s scores are at a threshold of 0.5: only a sample of its %s rows was kept to "
+                        "measure them again", "test" if split == "test" else "validation", count)
+            continue
+        # decode_class_outputs' rule: the second class above the threshold. Kept probabilities have 6
+        # decimals, so a row within 5e-7 of the threshold may count on the other side here.
+        proba = np.asarray(probabilities, dtype=np.float64)  # (N, 2) in class order
+        predicted = np.asarray(pre.classes, dtype=object)[(proba[:, 1] > threshold).astype(np.int64)]
+        trained.metrics[split] = compute_metrics("binary", np.asarray(actual, dtype=object), predicted,
+                                                 proba=proba, classes=pre.classes)
+        kept["predicted"] = plain(predicted.tolist())
+    log.info("decision threshold %g: the second class, %s, is the answer above it", threshold, pre.classes[1])
 
 
 def _check_search_options(args: argparse.Namespace) -> None:
@@ -429,6 +470,9 @@ def _train_summary(trained: TrainedModel, out_file: Path) -> dict[str, Any]:
            if trained.data_spec.kind == "text" else {}),
         **({"cross_validation": _cv_summary(trained.info["cross_validation"])}
            if "cross_validation" in trained.info else {}),
+        # A yes/no model trained with --threshold names it: the test scores above are measured at it.
+        **({"decision_threshold": trained.preprocessor.decision_threshold}
+           if getattr(trained.preprocessor, "decision_threshold_chosen", None) else {}),
     }
 
 

@@ -42,9 +42,21 @@ import pandas as pd
 from PIL import Image
 
 try:
-    from builder.data.preprocess import DataError, check_saved_state, decode_class_outputs, output_matrix
+    from builder.data.preprocess import (
+        DataError,
+        DecisionThreshold,
+        check_saved_state,
+        decode_class_outputs,
+        output_matrix,
+    )
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
-    from preprocess import DataError, check_saved_state, decode_class_outputs, output_matrix  # type: ignore[no-redef]
+    from preprocess import (  # type: ignore[no-redef]
+        DataError,
+        DecisionThreshold,
+        check_saved_state,
+        decode_class_outputs,
+        output_matrix,
+    )
 
 
 logger = logging.getLogger(__name__)
@@ -381,7 +393,7 @@ def _quote_list(names: list[Any], limit: int = 20) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class ImagePreprocessor:
+class ImagePreprocessor(DecisionThreshold):
     """Turns images into a normalised float32 ``(N, C, H, W)`` array, and outputs into labels.
 
     Fit it on the training images only. ``to_dict``/``from_dict`` is a plain-JSON round trip that
@@ -543,7 +555,7 @@ class ImagePreprocessor:
         """
         classes = self._fitted_classes()
         out = output_matrix(outputs, self.n_outputs, "image", f"telling {len(classes)} classes apart")
-        decoded = decode_class_outputs(out, self.task, classes)
+        decoded = decode_class_outputs(out, self.task, classes, self._decision_threshold)
         if files is not None:
             files = [str(f) for f in files]
             if len(files) != len(out):
@@ -604,8 +616,9 @@ class ImagePreprocessor:
     # -- persistence ----------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """The fitted state as plain JSON."""
-        return copy.deepcopy(self._fitted())
+        """The fitted state as plain JSON (a yes/no model's decision threshold included)."""
+        state = copy.deepcopy(self._fitted())
+        return {**state, **(self._decision_state() if state["classes"] else {})}
 
     @classmethod
     def from_dict(cls, state: dict) -> ImagePreprocessor:
@@ -631,7 +644,8 @@ class ImagePreprocessor:
         if not ok:
             raise DataError("The image preprocessing file is incomplete or damaged. Export the model again.")
         pre = cls()
-        pre._state = copy.deepcopy(state)
+        pre._state = {k: v for k, v in copy.deepcopy(state).items() if not k.startswith("decision_threshold")}
+        pre._load_decision_state(state)
         return pre
 
     # -- internals ------------------------------------------------------------------------------

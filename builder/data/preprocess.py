@@ -68,6 +68,10 @@ CLIP = 1e6
 # are still standardised.
 QUANTILES = 128
 DATE_PARTS = ("year", "month", "day of week", "day of year")
+# A yes/no model answers the second class (in sorted order) when its probability is above this.
+# 0.5 is what the argmax of the two probabilities gives; a user may choose another on validation
+# rows (fewer false alarms, or fewer misses). Saved states without one (older bundles) read as 0.5.
+DEFAULT_DECISION_THRESHOLD = 0.5
 
 # Patterns are plain strings without look-arounds so pandas can run them in pyarrow (RE2), which
 # is ~10x faster than Python's re on large columns.
@@ -573,7 +577,8 @@ def output_matrix(outputs: np.ndarray, n_outputs: int, per: str, purpose: str) -
     return out
 
 
-def decode_class_outputs(outputs: np.ndarray, task: str, classes: list[Any]) -> pd.DataFrame:
+def decode_class_outputs(outputs: np.ndarray, task: str, classes: list[Any],
+                         threshold: float = DEFAULT_DECISION_THRESHOLD) -> pd.DataFrame:
     """Raw class outputs as ``prediction`` plus one ``probability_<class>`` column per class.
 
     The one decoder of class outputs: the table, image and text preprocessors all call it, so a
@@ -583,17 +588,108 @@ def decode_class_outputs(outputs: np.ndarray, task: str, classes: list[Any]) -> 
         outputs: ``(N, 1)`` logits for a yes/no task, ``(N, k)`` logits for k classes.
         task: ``"binary"`` or ``"multiclass"``.
         classes: the labels in output order, as written in the training data.
+        threshold: yes/no only: the second class is the answer when its probability is above
+            this (at 0.5 exactly what the larger probability gives).
     """
     if task == "binary":
         positive = _sigmoid(outputs[:, 0])
         probabilities = np.column_stack([1.0 - positive, positive])  # (N, 2)
+        picked = (positive > threshold).astype(np.int64)  # (N,) 1 = the second class
     else:
         probabilities = _softmax(outputs)  # (N, k)
-    labels = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+        picked = probabilities.argmax(axis=1)
+    labels = np.asarray(classes, dtype=object)[picked]
     frame = {"prediction": pd.Series(labels.tolist())}  # ints stay ints, text stays text
     for i, label in enumerate(classes):
         frame[f"probability_{label}"] = probabilities[:, i]
     return pd.DataFrame(frame)
+
+
+def check_decision_threshold(threshold: Any, task: str | None, name: str = "The decision threshold") -> float:
+    """A decision threshold as a float, or a plain error.
+
+    Args:
+        threshold: the value given (a number strictly between 0 and 1).
+        task: the model's task; only ``"binary"`` has a decision threshold.
+        name: how the message names the value (the CLI says ``--threshold``).
+
+    Raises:
+        DataError: not a yes/no model, or not a number strictly between 0 and 1.
+    """
+    if task != "binary":
+        words = {**TASK_WORDS, ANOMALY_TASK: "finding unusual rows (anomaly detection)",
+                 "forecast": "forecasting a series"}.get(str(task), f"the task {task!r}")
+        raise DataError(f"{name} applies only to a yes/no (binary) model, and this one is for {words}.")
+    number = None
+    if isinstance(threshold, int | float | np.integer | np.floating) and not isinstance(threshold, bool | np.bool_):
+        number = float(threshold)
+    if number is None or not 0.0 < number < 1.0:  # NaN fails the comparison too
+        shown = cell_text(threshold) if number is not None else repr(threshold)
+        raise DataError(f"{name} must be a number between 0 and 1 (not 0 or 1 themselves), such as 0.5 "
+                        f"or 0.7; got {shown}.")
+    return number
+
+
+class DecisionThreshold:
+    """The decision threshold of a yes/no model, shared by the table, text and image preprocessors.
+
+    A yes/no model answers its second class when that class's probability is above the threshold:
+    0.5 unless one was chosen (``set_decision_threshold``). It is part of the preprocessor's JSON
+    state (``decision_threshold``, and ``decision_threshold_chosen`` when it says where it was
+    chosen), so it travels in a bundle's preprocess.json and the app, the CLI and predict.py
+    decode the same labels. The class using it provides ``task``.
+    """
+
+    _decision_threshold: float = DEFAULT_DECISION_THRESHOLD  # until set or read from saved state
+    _decision_chosen: str | None = None
+
+    def set_decision_threshold(self, threshold: float, chosen: str | None = None) -> None:
+        """Answer the second class when its probability is above ``threshold`` (yes/no models).
+
+        Args:
+            threshold: strictly between 0 and 1 (0.5: the larger probability wins).
+            chosen: where and how it was chosen, in words that follow "chosen", e.g. "on the
+                validation rows for the best F1 score"; the model card repeats it.
+
+        Raises:
+            DataError: not a yes/no model, or a value outside (0, 1).
+        """
+        self._decision_threshold = check_decision_threshold(threshold, self.task)
+        self._decision_chosen = (str(chosen).strip() or None) if chosen is not None else None
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The yes/no decision threshold (0.5 unless chosen); ``None`` for other tasks."""
+        return float(self._decision_threshold) if self.task == "binary" else None
+
+    @property
+    def decision_threshold_chosen(self) -> str | None:
+        """Where the threshold was chosen, as given to ``set_decision_threshold`` (``None``: the default)."""
+        return self._decision_chosen if self.task == "binary" else None
+
+    def _decision_state(self) -> dict:
+        """The JSON keys ``to_dict`` adds: the threshold of a yes/no model (nothing otherwise)."""
+        if self.task != "binary":
+            return {}
+        state: dict[str, Any] = {"decision_threshold": float(self._decision_threshold)}
+        if self._decision_chosen:
+            state["decision_threshold_chosen"] = self._decision_chosen
+        return state
+
+    def _load_decision_state(self, state: dict) -> None:
+        """Read the threshold back from saved state; a state without one (older bundles) reads 0.5.
+
+        Raises:
+            DataError: the saved value is not a number strictly between 0 and 1.
+        """
+        value = state.get("decision_threshold", DEFAULT_DECISION_THRESHOLD)
+        chosen = state.get("decision_threshold_chosen")
+        try:
+            self._decision_threshold = check_decision_threshold(value, "binary")
+        except DataError:
+            raise DataError(f"The preprocessing file's decision_threshold, {value!r}, is not a number between "
+                            "0 and 1. Export the model again, or correct it in preprocess.json.") from None
+        self._decision_chosen = str(chosen) if chosen else None
 
 
 def _quote_list(names: list[Any], limit: int = 20) -> str:
@@ -636,7 +732,7 @@ def _fit_target(values: pd.Series, task: str, target: str, classes: list[Any] | 
 # ---------------------------------------------------------------------------------------------
 
 
-class Preprocessor:
+class Preprocessor(DecisionThreshold):
     """Turns raw table rows into a float32 matrix and model outputs back into predictions.
 
     Fit it on the training split only; then ``transform`` any rows that have the input columns
@@ -809,7 +905,7 @@ class Preprocessor:
         out = output_matrix(outputs, self.n_outputs, "row", f"{TASK_WORDS[self._task]} of '{self._target}'")
         if self._task == "regression":
             return pd.DataFrame({"prediction": out[:, 0] * state["std"] + state["mean"]})
-        return decode_class_outputs(out, self._task, state["classes"])
+        return decode_class_outputs(out, self._task, state["classes"], self._decision_threshold)
 
     def predict_with(self, df: pd.DataFrame, run: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
         """Predictions for raw rows, the same in the app and in an export bundle.
@@ -964,6 +1060,7 @@ class Preprocessor:
                 "columns": self._fitted_columns(),
                 "target_encoding": self._target_state,
                 **({"anomaly": self._anomaly} if self._anomaly is not None else {}),
+                **self._decision_state(),
             }
         )
 
@@ -996,6 +1093,7 @@ class Preprocessor:
                 "Export the model again with this version of the app."
             )
         pre._columns = columns
+        pre._load_decision_state(state)
         return pre
 
     # -- internals ------------------------------------------------------------------------------

@@ -49,10 +49,18 @@ import numpy as np
 import pandas as pd
 
 try:
-    from builder.data.preprocess import DataError, cell_text, check_saved_state, decode_class_outputs, output_matrix
+    from builder.data.preprocess import (
+        DataError,
+        DecisionThreshold,
+        cell_text,
+        check_saved_state,
+        decode_class_outputs,
+        output_matrix,
+    )
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
     from preprocess import (  # type: ignore[no-redef]
         DataError,
+        DecisionThreshold,
         cell_text,
         check_saved_state,
         decode_class_outputs,
@@ -226,7 +234,7 @@ def _check_setting(name: str, value: Any, low: int, meaning: str, typical: str) 
 # ---------------------------------------------------------------------------------------------
 
 
-class TextPreprocessor:
+class TextPreprocessor(DecisionThreshold):
     """Turns texts into padded token ids and model outputs back into labels.
 
     Fit on the training split only, so no word seen only in validation or test rows enters the
@@ -452,7 +460,7 @@ class TextPreprocessor:
         """
         self._fitted()
         out = output_matrix(outputs, self.n_outputs, "row", f"predicting one of {len(self._classes)} classes")
-        return decode_class_outputs(out, self._task, self._classes)
+        return decode_class_outputs(out, self._task, self._classes, self._decision_threshold)
 
     # -- description ------------------------------------------------------------------------------
 
@@ -534,6 +542,7 @@ class TextPreprocessor:
                 "max_length": self._max_length,
                 "classes": self._classes,
                 "vocabulary": vocabulary,
+                **self._decision_state(),
             }
         )
 
@@ -572,6 +581,7 @@ class TextPreprocessor:
             ) from None
         pre._vocabulary, pre._max_length = vocabulary, max_length
         pre._index = {token: i for i, token in enumerate(vocabulary)}
+        pre._load_decision_state(state)
         return pre
 
     # -- internals ------------------------------------------------------------------------------

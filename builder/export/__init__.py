@@ -33,7 +33,9 @@ The parts, one job each:
 * ``card``: the ``README.md`` model card;
 * ``writer``: ``write_bundle``, the manifest and the atomic zip;
 * ``reader``: ``read_bundle``, ``Bundle`` and ``bundle_samples``;
-* ``saved``: ``save_trained`` / ``load_trained``, the workspace's folder format.
+* ``saved``: ``save_trained`` / ``load_trained``, the workspace's folder format;
+* ``predictions``: the predictions file a user takes away (ID-like input columns kept beside the
+  predictions, CSV or Excel), for the Predict page and ``python -m builder predict``.
 """
 
 from builder.export.card import model_card

@@ -152,6 +152,7 @@ def _what_it_does(trained: TrainedModel) -> list[str]:
             f"{describe_step(pre.step)}) from the last {pre.window} steps of "
             f"{', '.join(f'`{c}`' for c in pre.columns)}.",
         ]
+    answers += _decision_threshold_lines(trained)
     if kind == "images":
         return [f"It tells images apart: each image gets one of {len(classes)} classes, with a probability "
                 "for each.", *answers]
@@ -160,6 +161,26 @@ def _what_it_does(trained: TrainedModel) -> list[str]:
                 f"({TASK_WORDS.get(trained.task, trained.task)}).", *answers]
     return [f"It predicts **{trained.data_spec.target}** ({TASK_WORDS.get(trained.task, trained.task)}).",
             *answers]
+
+
+def _decision_threshold_lines(trained: TrainedModel) -> list[str]:
+    """A yes/no model's decision threshold: its value, the rule, and where it was chosen."""
+    pre = trained.preprocessor
+    threshold = getattr(pre, "decision_threshold", None) if trained.task == "binary" else None
+    if threshold is None:
+        return []
+    negative, positive = (f"`{c}`" for c in pre.classes)
+    unit = {"images": "An image", "text": "A text"}.get(kind_of(pre), "A row")
+    chosen = pre.decision_threshold_chosen
+    if chosen:
+        where = f" It was chosen {chosen}."
+    elif threshold == 0.5:
+        where = " This is the default: no other threshold was chosen."
+    else:
+        where = ""
+    return ["", f"Decision threshold: **{threshold:g}** (0.5 unless one was chosen). {unit} is predicted "
+                f"{positive} when the probability of {positive} is above {threshold:g}, otherwise {negative}."
+                f"{where} `predict.py --threshold F` applies another threshold for one run."]
 
 
 def _data_section(trained: TrainedModel) -> list[str]:

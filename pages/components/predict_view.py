@@ -1,10 +1,12 @@
 """The Predict page's inputs and results for each kind of model: tables, anomaly scores, text,
-images and forecasts. The model is a trained run or an uploaded bundle: both have
-``predict(raw, **opts)``, ``preprocessor`` and ``data_spec``.
+images and forecasts, and the downloads (CSV and Excel, with the input columns kept to join them
+back). The model is a trained run or an uploaded bundle: both have ``predict(raw, **opts)``,
+``preprocessor`` and ``data_spec``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,13 @@ import pandas as pd
 import streamlit as st
 
 from builder.data import SUPPORTED_TABLE_EXTENSIONS, read_table
+from builder.export.predictions import (
+    EXCEL_MAX_ROWS,
+    kept_columns,
+    predictions_csv,
+    predictions_excel,
+    with_kept_columns,
+)
 from builder.predict_inputs import history_for_chart, images_from_uploads, summarise_anomalies, text_row
 from pages.components import charts
 from pages.components.bundle_view import (
@@ -78,10 +87,20 @@ def what_it_predicts(model: Any) -> str:
         return (f"This model scores how unusual each row is from {len(pre.features)} columns and flags rows "
                 f"above its threshold ({pre.threshold:.4g}).")
     if kind == "images":
-        return f"This model sorts images into {len(classes)} classes: {shown}."
+        return f"This model sorts images into {len(classes)} classes: {shown}.{_threshold_words(pre, task)}"
     what = {"regression": "a number", "binary": " or ".join(classes), "multiclass": f"one of {len(classes)}: {shown}"}
     source = f"the text in `{pre.text_column}`" if kind == "text" else f"{len(pre.features)} columns"
-    return f"This model predicts **'{target}'** ({what.get(task, task)}) from {source}."
+    return f"This model predicts **'{target}'** ({what.get(task, task)}) from {source}.{_threshold_words(pre, task)}"
+
+
+def _threshold_words(pre: Any, task: str) -> str:
+    """A yes/no model's decision threshold in words, when one other than 0.5 was chosen."""
+    threshold = getattr(pre, "decision_threshold", None) if task == "binary" else None
+    if threshold is None or threshold == 0.5:
+        return ""
+    negative, positive = pre.classes
+    return (f" It answers '{positive}' when the chance of '{positive}' is above {threshold * 100:.3g}% (its "
+            f"decision threshold), otherwise '{negative}'.")
 
 
 # --- inputs -----------------------------------------------------------------------------------------------
@@ -140,10 +159,61 @@ def image_upload(examples: list[tuple[str, bytes]]) -> tuple[list[str], list[byt
 # --- results --------------------------------------------------------------------------------------------
 
 
+def keep_columns(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """A choice of the file's columns to keep with the predictions (the ID-like ones preselected, as
+    ``python -m builder predict`` keeps them); returns them first, then the predictions."""
+    spec = model.data_spec
+    taken = [str(c) for c in predictions.columns]
+    options = [c for c in rows.columns if str(c) not in taken]
+    default = kept_columns(rows, None, exclude=[*spec.features, *([spec.target] if spec.target else [])],
+                           taken=taken)
+    # One choice per set of columns: a file with other columns starts again from its own ID-like ones.
+    key = "predict_keep:" + hashlib.sha256("\x1f".join(map(str, rows.columns)).encode()).hexdigest()[:16]
+    chosen = st.multiselect("Columns of your file to keep with the predictions", options, default=default, key=key,
+                            help="They come first in the table and in the downloads, so the predictions join back "
+                                 "to your rows. Columns that identify a row (a different value in every row, such "
+                                 "as a customer number) are chosen for you.")
+    return with_kept_columns(predictions, rows, chosen)
+
+
+def range_notes(model: Any, rows: pd.DataFrame, single: bool = False) -> pd.Series | None:
+    """Per row, the inputs outside what a table model saw in training ("" when none), with a warning
+    that counts the rows; ``None`` for other kinds of model."""
+    if model.data_spec.kind != "table":
+        return None
+    from builder.decide import out_of_range
+
+    notes = out_of_range(model.preprocessor, rows).reset_index(drop=True)
+    flagged = int((notes != "").sum())
+    if single and flagged:
+        st.warning(f"This row has values outside what the model saw in training ({notes.iloc[0]}), so its "
+                   "answer is less reliable.", icon=":material/warning:")
+    elif flagged:
+        st.warning(f"{flagged:,} row{' has' if flagged == 1 else 's have'} values outside what the model saw in "
+                   "training: their predictions are less reliable. The out_of_range column says which values.",
+                   icon=":material/warning:")
+    return notes
+
+
+def downloads(table: pd.DataFrame, name: str) -> None:
+    """The predictions as CSV and, beside it, as Excel (made only when asked for: it takes longer)."""
+    csv_cell, excel_cell, _ = st.columns([1, 1, 1])
+    csv_cell.download_button("Download predictions (CSV)", data=predictions_csv(table),
+                             file_name=f"{name}-predictions.csv", mime="text/csv", icon=":material/download:",
+                             type="primary", on_click="ignore", width="stretch")
+    too_big = len(table) > EXCEL_MAX_ROWS
+    excel_cell.download_button(
+        "Download predictions (Excel)", data=b"" if too_big else (lambda: predictions_excel(table)),
+        file_name=f"{name}-predictions.xlsx", icon=":material/table:", on_click="ignore", width="stretch",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", disabled=too_big,
+        help=f"An Excel sheet holds at most {EXCEL_MAX_ROWS:,} rows: download the CSV." if too_big else None)
+
+
 def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, single: bool) -> None:
     """Classification or regression of rows (or texts): the answer of one row, or the table."""
     task, target = model.data_spec.task, model.data_spec.target
     has_chances = task in ("binary", "multiclass")
+    notes = range_notes(model, rows, single)
     if single:
         left, right = st.columns([2, 3], gap="large")
         label = predictions["prediction"].iloc[0]
@@ -153,7 +223,8 @@ def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, sin
             left.caption(f"The model gives '{label}' a {predictions[f'probability_{label}'].iloc[0]:.0%} chance.")
             right.plotly_chart(probability_figure(predictions), config={"displayModeBar": False})
         return
-    predictions_table(rows, predictions, needed_columns(model), target)
+    shown = predictions if notes is None else predictions.assign(out_of_range=notes.to_numpy())
+    predictions_table(rows, shown, needed_columns(model), target)
     if has_chances:
         st.caption(prediction_counts(predictions, model.data_spec.kind))
     if (scored := score_against_target(rows, predictions, target, task)) is not None:
@@ -169,7 +240,10 @@ def anomaly_results(model: Any, rows: pd.DataFrame, scored: pd.DataFrame, single
         return
     st.metric("Rows flagged", f"{int(scored['is_anomaly'].sum()):,} of {len(scored):,}", border=True)
     st.info(summarise_anomalies(scored), icon=":material/fact_check:")
-    shown = [c for c in needed_columns(model) if c in rows.columns]
+    notes = range_notes(model, rows)
+    if notes is not None:
+        scored = scored.assign(out_of_range=notes.to_numpy())
+    shown = [c for c in needed_columns(model) if c in rows.columns and c not in scored.columns]
     table = pd.concat([scored.reset_index(drop=True), rows[shown].reset_index(drop=True)], axis=1)
     table.insert(0, "row", np.arange(1, len(table) + 1))
     table = table.sort_values(["is_anomaly", "anomaly_score"], ascending=False, kind="stable")
