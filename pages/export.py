@@ -16,6 +16,7 @@ from pages.components.bundle_view import (
     saved_bundle,
     trained_when,
 )
+from pages.components.report_view import report_section
 from pages.components.state import app_state
 from pages.components.ui import empty_state, end_page, go_to, human_bytes, page_header, user_errors
 
@@ -48,6 +49,8 @@ if saved is None:
             else:
                 status.update(label=f"Bundle ready in {saved.seconds:.1f} s", state="complete")
     if saved is None:
+        st.divider()
+        report_section(state)  # the report needs no bundle
         end_page()
 
 state.exported = True
@@ -91,6 +94,9 @@ file_table(saved)
 
 st.subheader("How to use it")
 how_to_use(saved, state)
+
+st.divider()
+report_section(state)
 
 st.divider()
 st.markdown("**Next:** try the model on new data, or upload this bundle there to check it.")
