@@ -8,6 +8,7 @@ chosen page. All logic lives in ``builder/``; pages only draw it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy  # noqa: F401 - imported before any worker thread (see STACK.md: import races)
 import plotly.graph_objects  # noqa: F401
@@ -22,7 +23,9 @@ from pages.components.build_view import design_ready
 from pages.components.state import app_state, view_only_link
 from pages.components.ui import JOURNEY, PAGE_BY_TITLE, page_run, trained_time
 
-st.set_page_config(page_title="Model Builder", page_icon=":material/neurology:", layout="wide")
+# The icon ships with the app: a named Material icon would be fetched from the internet on every load.
+ICON = Path(__file__).parent / "pages" / "components" / "assets" / "icon.png"
+st.set_page_config(page_title="Model Builder", page_icon=str(ICON), layout="wide")
 
 
 @st.cache_resource(show_spinner="Starting the training engine...")

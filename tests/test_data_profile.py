@@ -15,6 +15,7 @@ from builder.data import (
     profile_table,
     suggest_features,
 )
+from builder.data.profile import likely_target
 from builder.errors import DataError
 from tests.tabular_fixtures import TARGET, make_messy_table
 
@@ -312,3 +313,21 @@ def test_sample_labels_are_readable():
 def test_unknown_sample_lists_the_samples():
     with pytest.raises(DataError, match="no sample named 'titanic'.*iris, wine"):
         load_sample("titanic")
+
+
+@pytest.mark.parametrize("columns, expected", [
+    (["pclass", "survived", "name", "age"], "survived"),  # a passenger class is not a class label
+    (["pclass", "name", "age", "fare"], None),  # no name says "answer": ask, do not take the last
+    (["a", "b", "churnFlag"], "churnFlag"),
+    (["customer_id", "target", "x"], "target"),
+    (["SalePrice", "LotArea"], "SalePrice"),
+    (["label", "target"], "target"),  # the stronger word wins
+])
+def test_a_likely_target_is_guessed_from_its_name_only(columns, expected):
+    df = pd.DataFrame({c: (list("abcdefgh") if c == "name" else [1, 2, 3, 1, 2, 3, 1, 0]) for c in columns})
+    assert likely_target(profile_table(df)) == expected
+
+
+def test_an_id_or_constant_column_is_never_the_likely_target():
+    df = pd.DataFrame({"target_id": range(50), "status": ["open"] * 50, "amount": range(50)})
+    assert likely_target(profile_table(df)) is None

@@ -127,6 +127,17 @@ def test_changing_the_target_updates_the_task_and_the_saved_spec(app):
     assert state(at).data_spec is None
 
 
+def test_without_an_answer_like_column_the_page_asks_and_saves_nothing(app):
+    at = open_data(app)
+    table = make_messy_table(n=120).rename(columns={"target": "plan"})  # no name says "the answer"
+    at.file_uploader[0].upload("accounts.csv", table.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception and widget(at.selectbox, TARGET_LABEL).value is None
+    assert any("Which column should the model learn to predict" in i.value for i in at.info)
+    assert state(at).data_spec is None and not at.success  # nothing saved, the sidebar ticks nothing
+    widget(at.selectbox, TARGET_LABEL).set_value("plan").run()
+    assert state(at).data_spec.target == "plan" and at.success
+
+
 def test_unticking_every_input_asks_for_one(app):
     at = open_data(app)
     at.button(key="sample_wine").click().run()

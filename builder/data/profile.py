@@ -392,6 +392,32 @@ def check_target(df: pd.DataFrame, target: str, task: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+# Words in a column's name that say "this is the answer", strongest first. Only whole words count
+# ("pclass" is a passenger class, not a class label), so a guess is made only where the name says it.
+TARGET_WORDS = ("target", "label", "outcome", "y", "class", "survived", "churn", "churned", "default",
+                "defaulted", "fraud", "response", "result", "diagnosis", "species", "price", "quality",
+                "rating", "grade", "sales", "converted", "approved", "status")
+
+
+def likely_target(profile: TableProfile) -> str | None:
+    """The column a table most likely wants predicted, judged by its name alone, or ``None``.
+
+    A column whose name has one of ``TARGET_WORDS`` as a whole word ("Survived", "churn_flag",
+    "target") is a likely answer; ID-like, constant and empty columns never are. Without such a
+    name there is no guess: the last column is as often a passenger class as an outcome, so the
+    Data page asks instead of choosing.
+    """
+    best: tuple[int, int] | None = None
+    for position, column in enumerate(profile.columns):
+        if column.id_like or column.constant or column.n_unique == 0:
+            continue
+        words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", column.name).lower())
+        ranks = [TARGET_WORDS.index(w) for w in words if w in TARGET_WORDS]
+        if ranks and (best is None or min(ranks) < best[0]):
+            best = (min(ranks), position)
+    return profile.columns[best[1]].name if best is not None else None
+
+
 def suggest_features(profile: TableProfile, target: str | None) -> list[str]:
     """Default input columns: all but the target and ID-like, constant or mostly-empty columns.
 

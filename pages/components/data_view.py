@@ -28,7 +28,7 @@ from builder.data import (
     suggest_features,
 )
 from builder.data.preprocess import missing_mask, parse_numeric
-from builder.data.profile import MIN_TARGET_ROWS
+from builder.data.profile import MIN_TARGET_ROWS, likely_target
 from builder.data.samples import KIND_SAMPLES, kind_sample_spec, load_kind_sample
 from builder.data.text import TextColumnGuess, find_text_column
 from builder.data.timeseries import describe_step
@@ -290,8 +290,9 @@ def table_tabs(df: pd.DataFrame, profile: TableProfile, sketches: list[list[int]
 # --- predict a column ---------------------------------------------------------------------------------
 
 
-def default_target(state: AppState, profile: TableProfile) -> str:
-    """The saved target, a sample's own target, or the last column that is not an ID."""
+def default_target(state: AppState, profile: TableProfile) -> str | None:
+    """The saved target, a sample's own target, a column whose name says it is the answer
+    (``likely_target``), or ``None``: then the page asks, and nothing is saved until it is answered."""
     names = [c.name for c in profile.columns]
     saved = saved_for(state, "table")
     if saved is not None and saved.target in names:
@@ -299,8 +300,7 @@ def default_target(state: AppState, profile: TableProfile) -> str:
     for sample in SAMPLES.values():
         if state.table_name == f"{sample.title} (sample)" and sample.target in names:
             return sample.target
-    usable = [c.name for c in profile.columns if not (c.id_like or c.constant or c.n_unique == 0)]
-    return (usable or names)[-1]
+    return likely_target(profile)
 
 
 def task_and_features(state: AppState, profile: TableProfile, target: str, suffix: str, inputs_place):
@@ -355,8 +355,13 @@ def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Da
     with pick:
         names = [c.name for c in profile.columns]
         start = default_target(state, profile)
-        target = st.selectbox("The column to predict", names, index=names.index(start), key=f"data_target_{suffix}",
+        target = st.selectbox("The column to predict", names, index=names.index(start) if start else None,
+                              key=f"data_target_{suffix}", placeholder="Choose the column to predict",
                               help="The answer you want the model to give for new rows.")
+        if target is None:
+            st.info("Which column should the model learn to predict? Choose it above: no column's name "
+                    "says it is the answer, and nothing is saved until you choose.", icon=":material/help:")
+            return None, {}
         task, features = task_and_features(state, profile, target, suffix, inputs)
     with inputs:
         _left_out(profile, target, features)
