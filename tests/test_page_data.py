@@ -93,7 +93,9 @@ def test_a_messy_upload_is_profiled_with_warnings(app):
     assert columns.set_index("Column").loc["target", "Role"] == "Predicted"
     assert widget(at.radio, TASK_LABEL).value == "binary"
     assert "customer_id" not in state(at).data_spec.features
-    assert any("row ID" in w.value for w in at.warning)
+    # each note said once: in the "left out, and why" list, not again as a warning or a second list
+    mentions = [m.value for m in at.markdown if "row ID" in m.value] + [w.value for w in at.warning if "row ID" in w.value]
+    assert len(mentions) == 1 and any("left out" in e.label for e in at.expander)
 
 
 @pytest.mark.parametrize("name, content, words", [

@@ -258,8 +258,10 @@ def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[s
                                  "frequent values, largest first.", width="small"),
         "Notes": st.column_config.TextColumn(width="large"),
     })
-    found = [(c.name, note) for c in profile.columns for note in c.warnings] if notes else []
-    if found:  # table cells cut long text: the notes in full, one per line
+    # Table cells cut long text: the notes in full, one per line; a left-out column's note is in the
+    # "left out, and why" list already, so each note is said once.
+    found = [(c.name, note) for c in profile.columns if c.name in roles for note in c.warnings] if notes else []
+    if found:
         with st.expander(f"Notes on {len({name for name, _ in found})} column(s)", icon=":material/sticky_note_2:"):
             st.markdown("\n".join(f"- {note}" for _, note in found))
 
@@ -342,6 +344,13 @@ def left_out_notes(profile: TableProfile, target: str | None, features: list[str
     return notes
 
 
+def table_warnings(profile: TableProfile, target: str | None) -> list[str]:
+    """``health_warnings`` less the notes of single columns, which the column table and the
+    "left out, and why" list already give: each message is said once on the page."""
+    column_notes = {note for column in profile.columns for note in column.warnings}
+    return [warning for warning in health_warnings(profile, target) if warning not in column_notes]
+
+
 def _left_out(profile: TableProfile, target: str | None, features: list[str]) -> None:
     left_out = left_out_notes(profile, target, features)
     if left_out:
@@ -374,7 +383,7 @@ def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Da
             else:
                 spec = DataSpec(target=target, task=task, features=list(features))
     if spec is not None:  # warnings about a target that cannot be used would only bury its one error
-        for warning in health_warnings(profile, target):
+        for warning in table_warnings(profile, target):
             st.warning(warning, icon=":material/warning:")
         for name in (f for f in features if profile.column(f).kind == "text"):  # never drop words silently
             st.warning(f"'{name}' holds free text, which a table model reads only as categories (whole "
@@ -405,7 +414,7 @@ def anomaly_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[
     if not features:
         st.error("Choose at least one column to look at.", icon=":material/error:")
         return None, {}
-    for warning in health_warnings(profile, None):
+    for warning in table_warnings(profile, None):
         st.warning(warning, icon=":material/warning:")
     return DataSpec(target=None, task="anomaly", features=list(features)), {f: "Input" for f in features}
 
