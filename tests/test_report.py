@@ -259,7 +259,7 @@ def fake_browser(folder: Path, body: str) -> str:
 
 
 def test_without_chromium_there_is_no_pdf(monkeypatch, tmp_path):
-    monkeypatch.setattr("builder.report.shutil.which", lambda name: None)
+    monkeypatch.setattr("builder.report.pdf.shutil.which", lambda name: None)
     assert find_chromium() is None
     assert report_pdf("<html></html>", tmp_path / "r.pdf") is None
     assert not (tmp_path / "r.pdf").exists()
