@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.spec import FAMILIES, ModelSpec
+from builder.wording import count
 from pages.components.build_view import (
     LOAD_KEY,
     build_infer,
@@ -92,7 +93,7 @@ with next_side:
         st.caption(":material/arrow_upward: This design was made for other data: start from the family "
                    "offered at the top to train on this data.")
     elif problems:
-        st.warning(f"Fix the {len(problems)} problem(s) next to the layers before training.",
+        st.warning(f"Fix the {count(len(problems), 'problem')} next to the layers before training.",
                    icon=":material/warning:")
     else:
         st.success(f"Ready to train: {report.total_params:,} parameters.", icon=":material/check_circle:")

@@ -160,7 +160,7 @@ def test_an_image_bundle_is_checked_on_the_workspace_images_and_carries_examples
     assert len([f for f in files if f.startswith("samples/")]) == 5
     n_images = len(read_image_zip(digits_zip()))
     assert f"on {3 + 1 + 7 + n_images:,} images" in at.success[0].value
-    assert any("5 example image(s) (samples/)" in c.value for c in at.caption)
+    assert any("5 example images (samples/)" in c.value for c in at.caption)
     assert any("python predict.py samples" in c.value for c in at.code)
     assert any("read_images" in c.value for c in at.code)
     assert not at.info  # no note: real images were checked

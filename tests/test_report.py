@@ -123,7 +123,8 @@ def test_a_table_report_holds_every_section_with_the_runs_own_numbers(table_run,
     training = section(html, "training")
     assert f"model kept (epoch {trained.history.best_epoch})" in training
     assert training.count("<svg class=\"chart\"") == 2  # the loss and the accuracy per epoch
-    assert f"<b>{trained.history.epochs_run}</b> epoch(s)" in training
+    runs = trained.history.epochs_run
+    assert f"<b>{runs}</b> {'epoch' if runs == 1 else 'epochs'}" in training
     card = section(html, "card")
     assert "Limits</h4>" in card and "What it does</h4>" in card
     assert "How to use it" not in card and "predict.py input.csv" not in card  # the bundle's part is left out

@@ -30,6 +30,7 @@ from builder.export.layout import (
 from builder.export.metrics import PERCENTILES, metrics_document
 from builder.spec import FAMILIES
 from builder.trained import TrainedModel
+from builder.wording import count
 
 TASK_WORDS = {
     "regression": "a number; regression",
@@ -83,9 +84,9 @@ def model_card(trained: TrainedModel, metrics: dict[str, Any] | None = None,
         "",
         "## Model",
         "",
-        f"{family_title}: {len(trained.spec.layers)} layer(s) plus the output layer, "
+        f"{family_title}: {count(len(trained.spec.layers), 'layer')} plus the output layer, "
         f"{shape[0] if len(shape) == 1 else 'x'.join(map(str, shape))} inputs "
-        f"after preprocessing. Trained for {trained.history.epochs_run} epoch(s) in "
+        f"after preprocessing. Trained for {count(trained.history.epochs_run, 'epoch')} in "
         f"{trained.seconds:.1f} s on {trained.device}; "
         f"the weights of epoch {trained.history.best_epoch} (lowest validation loss) are kept.",
         "",
@@ -148,7 +149,7 @@ def _what_it_does(trained: TrainedModel) -> list[str]:
         from builder.data.timeseries import describe_step
 
         return [
-            f"It forecasts the next **{pre.horizon}** step(s) of **{pre.target}** (one step = "
+            f"It forecasts the next **{count(pre.horizon, 'step')}** of **{pre.target}** (one step = "
             f"{describe_step(pre.step)}) from the last {pre.window} steps of "
             f"{', '.join(f'`{c}`' for c in pre.columns)}.",
         ]
@@ -289,7 +290,7 @@ def _cv_section(cv: dict[str, Any] | None) -> list[str]:
         lines.append(f"| {info.label if info else metric} | {spread(values, metric)} | "
                      f"{spread(baseline.get(metric), metric)} |")
     if cv.get("refit_epochs"):
-        lines += ["", f"The final model then learnt from all those rows for {cv['refit_epochs']} epoch(s), "
+        lines += ["", f"The final model then learnt from all those rows for {count(cv['refit_epochs'], 'epoch')}, "
                       "the median best epoch of the folds, and its last epoch is kept."]
     return [*lines, ""]
 

@@ -49,6 +49,7 @@ from builder.export.samples import has_sample, input_columns, sample_inputs, sam
 from builder.export.weights import weights_bytes
 from builder.jsonsafe import plain, strict
 from builder.trained import TrainedModel
+from builder.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def _about(trained: TrainedModel) -> str:
     if trained.task == ANOMALY_TASK:
         return "Rebuilds a table row; the mean squared difference is the row's anomaly score."
     if trained.task == "forecast":
-        return f"Forecasts the next {pre.horizon} step(s) of '{pre.target}' from the last {pre.window}."
+        return f"Forecasts the next {count(pre.horizon, 'step')} of '{pre.target}' from the last {pre.window}."
     if kind == "images":
         channels, height, width = pre.input_shape
         return f"Classifies {width}x{height} images into {len(pre.classes)} classes."

@@ -28,6 +28,7 @@ from builder.results import baseline_short_name, forecast_comparison
 from builder.shapes import infer_shapes
 from builder.spec import FAMILIES
 from builder.trained import TrainedModel
+from builder.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def data_section(trained: TrainedModel) -> str:
         facts.append((f"Classes ({len(classes)})", _chips(classes)))
     if trained.kind == "series":
         facts += [("Time column", e(pre.time_column)), ("Window", f"the last {pre.window} steps"),
-                  ("Forecast", f"the next {pre.horizon} step(s)")]
+                  ("Forecast", f"the next {count(pre.horizon, 'step')}")]
     elif trained.kind == "text":
         facts.append(("Text column", e(pre.text_column)))
     elif trained.kind == "images":
@@ -200,7 +201,7 @@ def explanations_section(items: list[_Importance]) -> str:
         f"<div class=\"bar-value\">{i.importance:.3g}{f' ± {i.spread:.2g}' if i.spread is not None else ''}</div>"
         + (f"<div class=\"bar-sentence\">{e(i.sentence)}</div>" if i.sentence else "") + "</div>"
         for i in shown)
-    more = f"<p class=\"note\">{len(items) - len(shown)} less important column(s) left out.</p>" if len(items) > len(shown) else ""
+    more = f"<p class=\"note\">{count(len(items) - len(shown), 'less important column')} left out.</p>" if len(items) > len(shown) else ""
     return section("explanations", "What drives the predictions", "How much each input column moves the model's "
                    "answers on the test rows, the strongest first. It shows what the model relies on, not what "
                    "causes the outcome.", f"<div class=\"bars\">{rows}</div>{more}")
@@ -263,7 +264,7 @@ def training_section(trained: TrainedModel) -> str:
     why = STOP_WORDS.get(history.stopped_reason, history.stopped_reason)
     kept = (f" The validation loss was lowest at epoch <b>{best}</b>; the model keeps the weights of that epoch."
             if best else "")
-    text = (f"<p>Trained for <b>{history.epochs_run}</b> epoch(s) in {trained.seconds:.1f} s on {e(trained.device)}, "
+    text = (f"<p>Trained for <b>{history.epochs_run}</b> {'epoch' if history.epochs_run == 1 else 'epochs'} in {trained.seconds:.1f} s on {e(trained.device)}, "
             f"and it stopped because {e(why)}.{kept}</p>"
             f"<p class=\"note\">Settings: up to {config.epochs} epochs, batches of {config.batch_size}, learning rate "
             f"{config.lr:g}, optimizer {e(config.optimizer)}, seed {config.seed}.</p>")

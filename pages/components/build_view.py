@@ -40,6 +40,7 @@ from builder.pipeline import choose_spec
 from builder.shapes import ShapeReport, infer_shapes
 from builder.spec import FAMILIES, ModelSpec, Problem, families_for
 from builder.templates import default_family, text_reading
+from builder.wording import count
 from pages.components.data_view import data_key
 from pages.components.state import AppState, app_state
 from pages.components.ui import human_bytes
@@ -95,10 +96,10 @@ def data_caption(shape: DataShape) -> str:
         text = (f"Each text becomes {dims[0]} token ids (word numbers) from a vocabulary of "
                 f"{shape.vocab_size:,}; {shape.n_rows:,} texts train the model.")
     elif shape.kind == "series":
-        text = (f"Each sample is a window of {dims[0]} steps x {dims[1]} value(s); {shape.n_rows:,} windows "
-                f"train the model to predict the next {shape.n_outputs} step(s).")
+        text = (f"Each sample is a window of {dims[0]} steps x {count(dims[1], 'value')}; {shape.n_rows:,} windows "
+                f"train the model to predict the next {count(shape.n_outputs, 'step')}.")
     else:
-        text = (f"{shape.n_columns} input column(s) become {dims[0]} number(s) per row; "
+        text = (f"{count(shape.n_columns, 'input column')} become {count(dims[0], 'number')} per row; "
                 f"{shape.n_rows:,} rows train the model.")
     return f"{text} The output layer is added for you and sized to your data."
 

@@ -45,6 +45,7 @@ from builder.export import (
     write_bundle,
 )
 from builder.spec import FAMILIES
+from builder.wording import count
 from pages.components.state import AppState
 from pages.components.ui import COLOURS, human_bytes, trained_time
 
@@ -145,7 +146,7 @@ def _sample_text(kind: str, path: Path) -> str:
     """What of the user's data the zip holds, in words, read back from the zip itself."""
     sample = bundle_samples(path)
     if kind == "images":
-        return f"{len(sample)} example image(s) ({SAMPLE_FOLDER}/)" if len(sample) else "no images"
+        return f"{count(len(sample), 'example image')} ({SAMPLE_FOLDER}/)" if len(sample) else "no images"
     if not len(sample):
         return f"no rows, only the column names ({SAMPLE_FILE})"
     if kind == "series":

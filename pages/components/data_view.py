@@ -33,6 +33,7 @@ from builder.data.samples import KIND_SAMPLES, kind_sample_spec, load_kind_sampl
 from builder.data.text import TextColumnGuess, find_text_column
 from builder.data.timeseries import describe_step
 from builder.errors import BuilderError
+from builder.wording import count
 from pages.components.state import AppState
 from pages.components.ui import go_to, user_errors
 
@@ -262,7 +263,7 @@ def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[s
     # "left out, and why" list already, so each note is said once.
     found = [(c.name, note) for c in profile.columns if c.name in roles for note in c.warnings] if notes else []
     if found:
-        with st.expander(f"Notes on {len({name for name, _ in found})} column(s)", icon=":material/sticky_note_2:"):
+        with st.expander(f"Notes on {count(len({name for name, _ in found}), 'column')}", icon=":material/sticky_note_2:"):
             st.markdown("\n".join(f"- {note}" for _, note in found))
 
 
@@ -354,7 +355,7 @@ def table_warnings(profile: TableProfile, target: str | None) -> list[str]:
 def _left_out(profile: TableProfile, target: str | None, features: list[str]) -> None:
     left_out = left_out_notes(profile, target, features)
     if left_out:
-        with st.expander(f"{len(left_out)} column(s) left out, and why", icon=":material/visibility_off:"):
+        with st.expander(f"{count(len(left_out), 'column')} left out, and why", icon=":material/visibility_off:"):
             st.markdown("\n".join(f"- {note}" for note in left_out))
 
 
@@ -444,9 +445,9 @@ def describe_spec(state: AppState, spec: DataSpec) -> str:
         labels = state.df[spec.target].nunique() if state.df is not None else 0
         return f"the model will read **{options.get('text_column')}** and predict **{spec.target}** ({labels} labels)."
     if spec.task == "anomaly":
-        return (f"the model will learn what ordinary rows look like from {len(spec.features)} column(s) and "
+        return (f"the model will learn what ordinary rows look like from {count(len(spec.features), 'column')} and "
                 "score how unusual each row is.")
-    return f"the model will predict **{spec.target}** {TASK_PHRASES[spec.task]} from {len(spec.features)} column(s)."
+    return f"the model will predict **{spec.target}** {TASK_PHRASES[spec.task]} from {count(len(spec.features), 'column')}."
 
 
 def save_choice(state: AppState, spec: DataSpec | None) -> None:

@@ -30,6 +30,7 @@ from builder.export import input_columns
 from builder.results import anomaly_view, baseline_short_name, forecast_comparison, forecast_lines, rescore
 from builder.spec import FAMILIES, ModelSpec
 from builder.trained import TrainedModel
+from builder.wording import count
 from pages.components import charts
 from pages.components.state import AppState, app_state
 from pages.components.training import STOP_REASONS, baseline_delta, loss_gap_note
@@ -50,7 +51,7 @@ def run_caption(trained: TrainedModel) -> str:
     family = FAMILIES[trained.spec.family].title if trained.spec.family in FAMILIES else trained.spec.family
     target = trained.data_spec.target
     what = {"anomaly": "scoring how unusual each row is",
-            "forecast": f"forecasting **{target}** {trained.n_outputs} step(s) ahead"}.get(
+            "forecast": f"forecasting **{target}** {count(trained.n_outputs, 'step')} ahead"}.get(
         trained.task, "sorting images into classes" if trained.kind == "images" else f"predicting **{target}**")
     rows = trained.info.get("rows", {}).get("test", "?")
     return (f"{family} {what} · {rows} {ITEMS.get(trained.kind, 'test rows')} · "
