@@ -7,6 +7,7 @@ import streamlit as st
 from builder.device import choose_device
 from builder.errors import BuilderError
 from pages.components import charts
+from pages.components.coach_view import coach_panel
 from pages.components.search_view import search_button, search_panel, search_results
 from pages.components.state import app_state
 from pages.components.train_settings import forget_widgets, settings_form
@@ -51,7 +52,7 @@ searching = not running and search_panel(state)  # a running search gets the wid
 
 if running:  # the live run gets the whole width; its settings wait, read-only, underneath
     st.subheader(f"Training: {job.title}")
-    live_panel(job, state.data_spec.task, choose_device(state.config.device).label)
+    live_panel(job, state.data_spec.task, choose_device(state.config.device).label, state)
     with st.expander("Settings of this run"):
         settings_form(state.config, disabled=True, task=state.data_spec.task)
 elif not searching:
@@ -100,6 +101,8 @@ elif not searching:
         if status in ("adopted", "finished"):
             st.success("Training finished and the model was saved in this workspace.", icon=":material/check_circle:")
         result_summary(state.trained, with_curves=True)
+        coach_panel(state, state.trained.history, state.trained.task, state.trained.config, True,
+                    key=f"run_{state.run_id}")
         go_to("Evaluate", "Next: see how good the model is")
     search_results(state)
 earlier_runs(state)

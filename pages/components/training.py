@@ -25,6 +25,7 @@ from builder.spec import FAMILIES
 from builder.train import Callback, TrainConfig, TrainControl
 from builder.workspace import RunSummary
 from pages.components import charts
+from pages.components.coach_view import coach_panel, history_from_logs
 from pages.components.state import AppState, job_registry
 from pages.components.ui import trained_time, user_errors
 
@@ -66,6 +67,7 @@ def start_training(state: AppState, config: TrainConfig) -> Job:
         job.outputs["run_id"] = workspace.save_run(job.result, title)
 
     job = job_registry().start(workspace.token, work, title, config.epochs, on_done)
+    job.outputs["config"] = config  # the run's own settings: the coach reads its curves with them
     state.set_job(job.id)
     return job
 
@@ -190,8 +192,9 @@ def _live_charts(snap: JobSnapshot, task: str) -> None:
         right.info("The quality chart appears when the first epoch ends.", icon=":material/hourglass_top:")
 
 
-def live_panel(job: Job, task: str, device_label: str) -> None:
-    """Progress, live charts and Stop/Pause of a running job, redrawn every half second."""
+def live_panel(job: Job, task: str, device_label: str, state: AppState | None = None) -> None:
+    """Progress, live charts and Stop/Pause of a running job, redrawn every half second; with
+    ``state``, the coach's reading of the curves so far (read again when an epoch ends)."""
 
     def draw() -> None:
         snap = job.snapshot()
@@ -211,6 +214,9 @@ def live_panel(job: Job, task: str, device_label: str) -> None:
         device.caption(f":material/memory: Training on {snap.device or device_label} · "
                        f"{_duration(snap.elapsed)} so far")
         _live_charts(snap, task)
+        if state is not None:
+            coach_panel(state, history_from_logs(snap.epoch_logs), task, job.outputs.get("config"), False,
+                        key=f"job_{job.id}_{snap.stage}")
 
     st.fragment(run_every=POLL_SECONDS)(draw)()
 
