@@ -46,7 +46,7 @@ kind, task = model.data_spec.kind, model.data_spec.task
 st.markdown(view.what_it_predicts(model))
 
 predictions = rows = None
-single = False
+single = explain = False
 if kind == "images":
     files = None
     with user_errors():
@@ -72,6 +72,7 @@ else:
     modes = [view.UPLOAD_ROWS, view.ONE_TEXT if kind == "text" else view.ONE_ROW]
     mode = st.radio("What to predict", modes, horizontal=True, key="predict_mode")
     single = mode != view.UPLOAD_ROWS
+    explain = view.reasons_choice(model)
     with user_errors():
         rows = view.one_row(model, key, sample) if single else view.rows_upload(model)
         if rows is not None:
@@ -90,6 +91,9 @@ if predictions.empty:
 count = len(predictions)
 noun = {"images": "images", "series": "future steps"}.get(kind, "rows")
 st.subheader("Prediction" if single else f"{'Forecast' if task == 'forecast' else 'Predictions'} for {count:,} {noun}")
+if explain:
+    with user_errors():
+        predictions = view.add_reasons(model, key, rows, predictions)
 if kind in ("table", "text") and task != "forecast" and not single:  # one per row: keep what joins them back
     predictions = view.keep_columns(model, rows, predictions)
 if kind == "images":

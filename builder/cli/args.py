@@ -19,6 +19,7 @@ OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULE_CHOICES = ("constant", "step", "cosine", "one_cycle", "plateau")  # builder.train_config.SCHEDULES
 DEFAULT_WINDOW, DEFAULT_HORIZON = 28, 1  # = timeseries.WindowSpec's defaults (checked by a test)
+DEFAULT_REASONS, MAX_REASONS = 3, 20  # = builder.export.predictions' REASONS, MAX_REASONS (a test checks)
 
 
 class CliError(BuilderError):
@@ -58,16 +59,21 @@ def plain_argparse_message(message: str, prog: str) -> str:
     return message[:1].upper() + message[1:].rstrip(".") + "."
 
 
-def whole_number(minimum: int | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number (at least ``minimum`` when given)."""
-    wanted = "a whole number" if minimum is None else f"a whole number of {minimum} or more"
+def whole_number(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number (at least ``minimum``, at most ``maximum``, when given)."""
+    if minimum is not None and maximum is not None:
+        wanted = f"a whole number from {minimum} to {maximum}"
+    elif maximum is not None:
+        wanted = f"a whole number of {maximum} or less"
+    else:
+        wanted = "a whole number" if minimum is None else f"a whole number of {minimum} or more"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}") from None
-        if minimum is not None and value < minimum:
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
         return value
 

@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.args import EXIT_OK, FORMATTER, PROG, CliError, check_threshold, column_names, finite_number
+from builder.cli.args import (
+    DEFAULT_REASONS,
+    EXIT_OK,
+    FORMATTER,
+    MAX_REASONS,
+    PROG,
+    CliError,
+    check_threshold,
+    column_names,
+    finite_number,
+    whole_number,
+)
 from builder.cli.data_choice import KIND_WORDS
 from builder.cli.files import existing_path, input_file, is_image, is_zip, output_file, read_input_table
 from builder.errors import DataError
@@ -41,12 +52,19 @@ different value in every row, like a customer number) come first, so the predict
 your data; --keep names the columns to keep instead. A yes/no model answers its second class when
 that class's probability is above its decision threshold (0.5 unless one was chosen when it was
 trained); --threshold uses another for this run.
+
+For a table or text model, --explain adds 'reason_1', 'reason_2'... after the predictions: the
+columns (or words) that pushed each prediction most, with their value and whether they raise or
+lower it (the chance of the second class of a yes/no model, of the predicted class with several,
+or the number), e.g. "age = 72 (raises)". They come from integrated gradients against a typical
+row, all rows in one batch; --reasons sets how many. Images, forecasts and anomaly models have none.
 """
 PREDICT_EPILOG = f"""\
 examples:
   {PROG} predict --bundle churn.zip --data new_customers.csv --out predictions.csv
   {PROG} predict --bundle churn.zip --data new_customers.xlsx --out predictions.xlsx --keep customer_id,region
   {PROG} predict --bundle churn.zip --data new_customers.csv --out predictions.csv --threshold 0.7
+  {PROG} predict --bundle churn.zip --data new_customers.csv --out predictions.csv --explain --reasons 2
   {PROG} predict --bundle photos_model.zip --data new_photos.zip --out predictions.csv
   {PROG} predict --bundle sales_model.zip --data sales.csv --out forecast.csv
 """
@@ -73,6 +91,13 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
                          help="a yes/no model: answer its second class when that class's probability "
                               "is above F, between 0 and 1, for this run (default: the bundle's own, "
                               "0.5 unless one was chosen)")
+    predict.add_argument("--explain", action="store_true",
+                         help="a table or text model: add the top reasons of each prediction, 'reason_1', "
+                              "'reason_2'...: the columns (or words) that pushed it most, e.g. "
+                              "\"age = 72 (raises)\"")
+    predict.add_argument("--reasons", type=whole_number(1, MAX_REASONS), metavar="K",
+                         help=f"with --explain: how many reasons per prediction, 1 to {MAX_REASONS} "
+                              f"(default: {DEFAULT_REASONS})")
     predict.set_defaults(run=run_predict)
 
 
@@ -82,6 +107,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from builder.export.predictions import write_predictions
 
     check_threshold(args.threshold)  # the range, before anything slow
+    if args.reasons is not None and not args.explain:
+        raise CliError("--reasons sets how many reasons --explain adds: add --explain, or leave out --reasons.")
     bundle_file = input_file(args.bundle, "--bundle")
     data_path = existing_path(args.data, "--data")
     to_stdout = args.out == "-"
@@ -101,6 +128,8 @@ def run_predict(args: argparse.Namespace) -> int:
                                 "with the columns it was trained on.")
             df = read_input_table(data_path, "--data", drop_empty_rows=False)  # one prediction per input row
             predictions = bundle.predict(df)
+            if args.explain:
+                predictions = _add_reasons(bundle, df, predictions, args.reasons or DEFAULT_REASONS)
             if bundle.task != "forecast":  # one prediction per input row: keep what joins them back
                 predictions = _keep_columns(args.keep, bundle, df, predictions)
             if kind == "table":
@@ -116,7 +145,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace, bundle: Any) -> None:
     """--threshold needs a yes/no model (it then replaces the bundle's for this run); --keep needs
-    one prediction per input row."""
+    one prediction per input row; --explain a table or text model (checked before predicting)."""
+    if args.explain:
+        from builder.export.predictions import reasons_refusal
+
+        refusal = reasons_refusal(bundle.data_spec.kind, bundle.task, asked="The reasons --explain adds")
+        if refusal is not None:
+            raise CliError(f"{refusal}: leave out --explain.")
     if args.threshold is not None:
         threshold = check_threshold(args.threshold, bundle.task)
         log.info("decision threshold %g for this run (the bundle's own: %g)", threshold,
@@ -126,6 +161,19 @@ def _check_options(args: argparse.Namespace, bundle: Any) -> None:
         why = ("each image's 'file' column already says which image it is" if bundle.data_spec.kind == "images"
                else "a forecast gives one row per future step, not one per input row")
         raise CliError(f"--keep applies to models that predict rows of a table, but {why}: leave out --keep.")
+
+
+def _add_reasons(bundle: Any, rows: pd.DataFrame, predictions: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The predictions with ``reason_1`` .. ``reason_k`` after them, all rows in one batch."""
+    import time
+
+    from builder.export.predictions import with_reasons
+
+    started = time.perf_counter()
+    explained = with_reasons(bundle, rows, predictions, k)
+    log.info("found the top %d reason%s of %d prediction%s in %.1f s", k, "" if k == 1 else "s", len(rows),
+             "" if len(rows) == 1 else "s", time.perf_counter() - started)
+    return explained
 
 
 def _keep_columns(keep: list[str] | None, bundle: Any, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:

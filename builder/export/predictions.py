@@ -3,7 +3,8 @@
 
 The Predict page and ``python -m builder predict`` both build the file here, so a download and a
 command give the same columns. Kept columns come first, in the order of the input file, then the
-model's own columns (``prediction``, ``probability_<class>``...).
+model's own columns (``prediction``, ``probability_<class>``...), then, when asked for, the top
+reasons of each prediction (``reason_1`` .. ``reason_k``: the columns, or words, that pushed it most).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pandas as pd
 
 # The profile's own rule for ID-like names (not a second one), for files too short for its row test.
 from builder.data.profile import _ID_NAME, MIN_TARGET_ROWS, profile_table
-from builder.errors import DataError
+from builder.errors import DataError, SpecError
 
 EXCEL_SUFFIX = ".xlsx"
 EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet holds 1,048,576 rows, the header is one of them
 EXCEL_SHEET = "predictions"
+REASONS = 3  # reasons per prediction unless asked otherwise
+MAX_REASONS = 20  # more reasons than this per row is not a reason any more, it is the whole row
 
 
 def id_like_columns(rows: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
@@ -95,6 +98,56 @@ def with_kept_columns(predictions: pd.DataFrame, rows: pd.DataFrame, columns: Se
                         "be kept beside them.")
     kept = rows[list(columns)].reset_index(drop=True)
     return pd.concat([kept, predictions.reset_index(drop=True)], axis=1)
+
+
+def reasons_refusal(kind: str, task: str | None, asked: str = "Top reasons") -> str | None:
+    """Why a model's predictions cannot get their top reasons, in one sentence; ``None`` when they can.
+
+    Reasons name the columns of a table (or the words of a text) that pushed each prediction, so
+    they exist for table and text models that predict a class or a number.
+
+    Args:
+        kind: the kind of data the model reads ("table", "text", "images", "series").
+        task: its task.
+        asked: how the sentence names the request (the CLI says ``--explain``).
+    """
+    if kind in ("table", "text") and task not in ("forecast", "anomaly"):
+        return None
+    what = ("an image model" if kind == "images" else "a forecast" if task == "forecast" or kind == "series"
+            else "an anomaly model" if task == "anomaly" else f"a model of {kind} data")
+    return (f"{asked} work for table and text models that predict a class or a number (they name the columns, "
+            f"or words, that pushed each prediction most), but this is {what}")
+
+
+def with_reasons(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, k: int = REASONS) -> pd.DataFrame:
+    """The predictions, then ``reason_1`` .. ``reason_k``: the columns (or words) that pushed each most.
+
+    One batched pass of ``builder.explain.top_reasons`` over all the rows (integrated gradients
+    against a typical row), e.g. "age = 72 (raises)" or "'refund' (lowers)"; empty where a row has
+    fewer than ``k`` columns that moved it.
+
+    Args:
+        model: a trained run or a read bundle (``model``, ``preprocessor``, ``task``, ``kind``).
+        rows: the raw rows predicted, one per prediction, in the same order.
+        predictions: their predictions.
+        k: reasons per prediction, 1 to ``MAX_REASONS``.
+
+    Raises:
+        SpecError: a model without reasons (``reasons_refusal``), or ``k`` out of range.
+        DataError: the predictions are not one per row, or the rows cannot be read.
+    """
+    from builder.explain import top_reasons
+
+    refusal = reasons_refusal(model.kind, model.task)
+    if refusal is not None:
+        raise SpecError(f"{refusal}.")
+    if not isinstance(k, int) or not 1 <= k <= MAX_REASONS:
+        raise SpecError(f"Give from 1 to {MAX_REASONS} reasons per prediction; got {k!r}.")
+    if len(rows) != len(predictions):
+        raise DataError(f"There are {len(predictions)} predictions for {len(rows)} rows, so their reasons cannot "
+                        "be put beside them.")
+    reasons = top_reasons(model, rows.reset_index(drop=True), k=k)
+    return pd.concat([predictions.reset_index(drop=True), reasons.reset_index(drop=True)], axis=1)
 
 
 def predictions_csv(predictions: pd.DataFrame) -> bytes:

@@ -1,7 +1,8 @@
 """The Predict page's inputs and results for each kind of model: tables, anomaly scores, text,
 images and forecasts, and the downloads (CSV and Excel, with the input columns kept to join them
-back). The model is a trained run or an uploaded bundle: both have ``predict(raw, **opts)``,
-``preprocessor`` and ``data_spec``.
+back, and the top reasons of each prediction when asked for). The model is a trained run or an
+uploaded bundle: both have ``predict(raw, **opts)``, ``preprocessor``, ``data_spec``, ``model``,
+``task`` and ``kind``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import streamlit as st
 from builder.data import SUPPORTED_TABLE_EXTENSIONS, read_table
 from builder.export.predictions import (
     EXCEL_MAX_ROWS,
+    REASONS,
     kept_columns,
     predictions_csv,
     predictions_excel,
+    reasons_refusal,
     with_kept_columns,
+    with_reasons,
 )
 from builder.predict_inputs import history_for_chart, images_from_uploads, summarise_anomalies, text_row
 from pages.components import charts
@@ -38,6 +42,8 @@ TABLE_TYPES = [e.lstrip(".") for e in SUPPORTED_TABLE_EXTENSIONS]
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "zip"]
 GRID_COLUMNS, MAX_THUMBNAILS = 6, 24
 HISTORY_WINDOWS = 4  # the forecast chart shows this many windows of history before the forecast
+REASONS_LABEL = "Add the top reasons for each prediction"
+REASONS_CACHE = "predict_reasons_cache"  # session key: the reasons last found, so a rerun does not redo them
 
 
 def needed_columns(model: Any) -> list[str]:
@@ -156,6 +162,55 @@ def image_upload(examples: list[tuple[str, bytes]]) -> tuple[list[str], list[byt
     return None
 
 
+def reasons_choice(model: Any) -> bool:
+    """The checkbox that adds the top reasons (table and text models that predict a class or a
+    number; nothing is shown for other models, which have none): whether it is ticked."""
+    if reasons_refusal(model.data_spec.kind, model.data_spec.task) is not None:
+        return False
+    spec = model.data_spec
+    words = "words" if spec.kind == "text" else "columns"
+    moved = {"binary": f"the chance of '{model.preprocessor.classes[-1]}'",
+             "multiclass": "the chance of the predicted class"}.get(spec.task, f"the predicted {spec.target}")
+    example = "'refund' (raises)" if spec.kind == "text" else "age = 72 (raises)"
+    return st.checkbox(REASONS_LABEL, value=False, key="predict_reasons",
+                       help=f"Adds reason_1 to reason_{REASONS} to the table and to the downloads: the {REASONS} "
+                            f"{words} that pushed each prediction most, and whether each raises or lowers "
+                            f"{moved}, e.g. \"{example}\". Measured against a typical row; it takes a few "
+                            "seconds per thousand rows.")
+
+
+def add_reasons(model: Any, key: str, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The predictions with ``reason_1`` .. ``reason_3`` after them, under a spinner. The last answer
+    is kept for the session, so changing the kept columns (a rerun) does not explain the rows again."""
+    token = _rows_token(key, rows)
+    cached = st.session_state.get(REASONS_CACHE)
+    if token is not None and cached is not None and cached[0] == token and len(cached[1]) == len(predictions):
+        reasons = cached[1]
+    else:
+        noun = "text" if model.data_spec.kind == "text" else "row"
+        with st.spinner(f"Finding what pushed each prediction ({len(rows):,} {noun}{'' if len(rows) == 1 else 's'})..."):
+            explained = with_reasons(model, rows, predictions, REASONS)
+        reasons = explained.iloc[:, len(predictions.columns):]
+        st.session_state[REASONS_CACHE] = (token, reasons)
+    return pd.concat([predictions.reset_index(drop=True), reasons.reset_index(drop=True)], axis=1)
+
+
+def _rows_token(key: str, rows: pd.DataFrame) -> str | None:
+    """What the reasons depend on: the model (``key``) and the rows' values; ``None`` if they cannot be hashed."""
+    try:
+        hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy()
+    except (TypeError, ValueError):
+        return None
+    digest = hashlib.sha256(hashed.tobytes())
+    digest.update("\x1f".join(map(str, rows.columns)).encode())
+    return f"{key}:{digest.hexdigest()}"
+
+
+def reason_columns(predictions: pd.DataFrame) -> list[str]:
+    """The ``reason_<i>`` columns of the predictions, in order."""
+    return [c for c in predictions.columns if str(c).startswith("reason_") and str(c)[7:].isdigit()]
+
+
 # --- results --------------------------------------------------------------------------------------------
 
 
@@ -221,6 +276,11 @@ def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, sin
                     help="The model's answer for this row.")
         if has_chances:
             left.caption(f"The model gives '{label}' a {predictions[f'probability_{label}'].iloc[0]:.0%} chance.")
+        if asked := reason_columns(predictions):
+            reasons = [str(v) for v in predictions[asked].iloc[0] if isinstance(v, str)]
+            left.caption("What pushed it most: " + "; ".join(reasons) + "." if reasons else
+                         "Nothing pushed it: the inputs the model uses are at their typical values.")
+        if has_chances:
             right.plotly_chart(probability_figure(predictions), config={"displayModeBar": False})
         return
     shown = predictions if notes is None else predictions.assign(out_of_range=notes.to_numpy())
