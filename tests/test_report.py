@@ -345,20 +345,23 @@ def test_the_saved_report_opens_offline_without_a_request_or_an_error(browser, t
 # --- on the Export page -------------------------------------------------------------------------------
 
 
-def test_the_export_page_makes_the_report_on_a_click(app, builder_home, table_run):
+def test_the_export_page_offers_the_report_in_one_click(app, builder_home, table_run):
     df, data_spec, trained = table_run
     workspace = Workspace.open(None, home=builder_home)
     workspace.save_table("churn.csv", df.to_csv(index=False).encode())
     workspace.save_state("data_spec", data_spec.to_dict())
     workspace.save_state("run_id", workspace.save_run(trained, "MLP on churn"))
     at = open_page(app, workspace, "pages/export.py")
-    assert not at.get("download_button")  # nothing to download before the click
-    assert any("prints on A4" in c.value for c in at.caption)
-    at = button(at, "Make the report").click().run()
     assert not at.exception, at.exception
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert "Download the report (HTML)" in labels
-    assert ("Download the report (PDF)" in labels) == (find_chromium() is not None)
-    assert not at.warning and not at.error
+    assert any("prints on A4" in c.value for c in at.caption)
+    html = [b for b in at.get("download_button") if b.proto.label == "Download the report (HTML)"]
+    assert html and not at.warning and not at.error  # ready before any click: one click downloads it
+    made = at.session_state["export_report"]
+    assert made.html.decode().startswith("<!DOCTYPE html>") and trained.baseline.name in made.html.decode()
+    if find_chromium() is not None:
+        at = button(at, "Make a PDF of it").click().run()
+        assert not at.exception, at.exception
+        assert "Download the report (PDF)" in [b.proto.label for b in at.get("download_button")]
+        assert at.session_state["export_report"].pdf.startswith(b"%PDF")
     at.run()  # a rerun keeps the report without making it again
-    assert "Download the report (HTML)" in [b.proto.label for b in at.get("download_button")]
+    assert at.session_state["export_report"] is made or at.session_state["export_report"].key == made.key

@@ -1,7 +1,8 @@
 """The Export page's report: one HTML file (and a PDF of it) for people who never open the app.
 
-The report is made from the current run (``app_state().trained``, ``builder.report``) on a click
-and kept in the session for that run, so reruns and page switches do not make it again. What the
+The HTML report is made from the current run (``app_state().trained``, ``builder.report``) as the
+page opens (it takes hundredths of a second) and kept in the session for that run, so reruns and
+page switches do not make it again; its PDF is printed on a click (seconds, with Chromium). What the
 Evaluate page keeps with the run goes in too, both optional:
 
 * ``trained.info["explanations"]``: what drives the predictions, a list of ``{"column",
@@ -58,41 +59,40 @@ def report_file_name(state: AppState, extension: str) -> str:
     return f"{slug(state.table_name or state.trained.info.get('source') or 'model')}-report.{extension}"
 
 
-def make_report(state: AppState, chromium: str | None) -> MadeReport:
-    """The HTML report of the current run, and its PDF when Chromium is installed.
+def make_report(state: AppState) -> MadeReport:
+    """The HTML report of the current run (a few hundredths of a second: made without a click).
 
     Raises:
         ReportError: the report could not be written (a bad threshold or explanations kept with the run).
     """
     started = time.perf_counter()
     html = build_report(state.trained)
-    pdf, problem = None, None
-    if chromium is not None:
-        with st.spinner("Printing the PDF with Chromium (a few seconds)..."), \
-                tempfile.TemporaryDirectory(prefix="report-") as folder:
-            try:
-                path = report_pdf(html, Path(folder) / "report.pdf", chromium=chromium)
-                pdf = path.read_bytes() if path is not None else None
-            except BuilderError as exc:
-                problem = str(exc)
-    return MadeReport(report_key(state), html.encode("utf-8"), pdf, problem, time.perf_counter() - started)
+    return MadeReport(report_key(state), html.encode("utf-8"), None, None, time.perf_counter() - started)
+
+
+def print_pdf(made: MadeReport, chromium: str) -> None:
+    """Print ``made``'s HTML to PDF with Chromium (seconds: on a click), into ``made``."""
+    with st.spinner("Printing the PDF with Chromium (a few seconds)..."), \
+            tempfile.TemporaryDirectory(prefix="report-") as folder:
+        try:
+            path = report_pdf(made.html.decode("utf-8"), Path(folder) / "report.pdf", chromium=chromium)
+            made.pdf = path.read_bytes() if path is not None else None
+        except BuilderError as exc:
+            made.pdf_problem = str(exc)
 
 
 def report_section(state: AppState) -> None:
-    """Make the report on a click, then offer the HTML (and the PDF) for download."""
+    """The report, ready to download in one click (HTML); the PDF printed on a click of its own."""
     st.subheader("A report for stakeholders")
     chromium = find_chromium()
     st.caption(f"One file that opens in any browser without the app or an internet connection, and prints "
                f"on A4: {CONTENTS}." + ("" if chromium else " A PDF needs Chromium on the server; print the "
                                                           "HTML from your browser instead."))
     made = st.session_state.get(REPORT_KEY)
-    if made is not None and made.key != report_key(state):
-        made = None  # made for another run, or before the Evaluate page added explanations
-    if made is None:
-        if not st.button("Make the report", icon=":material/summarize:", key="export_report_make"):
-            return
-        with st.spinner("Writing the report..."), user_errors("The report could not be made. "):
-            made = make_report(state, chromium)
+    if made is None or made.key != report_key(state):  # none yet, or made for another run or explanations
+        made = None
+        with user_errors("The report could not be made. "):
+            made = make_report(state)
             st.session_state[REPORT_KEY] = made
         if made is None:
             return
@@ -103,7 +103,11 @@ def report_section(state: AppState) -> None:
         right.download_button("Download the report (PDF)", data=made.pdf, file_name=report_file_name(state, "pdf"),
                               mime="application/pdf", icon=":material/picture_as_pdf:", width="stretch",
                               key="export_report_pdf")
+    elif chromium is not None and made.pdf_problem is None and right.button(
+            "Make a PDF of it", icon=":material/picture_as_pdf:", width="stretch", key="export_report_pdf_make"):
+        print_pdf(made, chromium)
+        st.rerun()
     sizes = f"HTML {human_bytes(len(made.html))}" + (f", PDF {human_bytes(len(made.pdf))}" if made.pdf else "")
-    st.caption(f"Made in {made.seconds:.1f} s ({sizes}) from the model trained {state.trained.info.get('trained_at', '')}.")
+    st.caption(f"{sizes}, from the model trained {state.trained.info.get('trained_at', '')}.")
     if made.pdf_problem:
         st.warning(made.pdf_problem, icon=":material/picture_as_pdf:")
