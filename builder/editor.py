@@ -17,6 +17,7 @@ from typing import Any
 
 from builder.layers import LAYERS, Fix
 from builder.params import ParamSpec
+from builder.shapes import infer_shapes
 from builder.spec import LayerSpec, ModelSpec, Problem
 
 TYPE_COLUMN = "type"
@@ -115,6 +116,21 @@ def add_layer(spec: ModelSpec, type_name: str, position: int | None = None) -> M
     layers.insert(len(layers) if position is None else position,
                   LayerSpec(type_name, LAYERS.get(type_name).defaults()))
     return ModelSpec(spec.family, layers, spec.init, spec.version)
+
+
+def layers_that_fit(spec: ModelSpec, position: int, input_shape: tuple[int, ...], n_outputs: int) -> list[str]:
+    """The layer types that can go at ``position`` as they are: inserted with their usual settings,
+    the design has no new problem (call inside the data's ``DataShape.scope()`` for text).
+
+    The Build page offers these first; the rest need other data or another place.
+    """
+    before = len(infer_shapes(spec, input_shape, n_outputs).problems)
+    fitting = []
+    for name in LAYERS.names():
+        report = infer_shapes(add_layer(spec, name, position), input_shape, n_outputs)
+        if len(report.problems) <= before and not any(p.layer_index == position for p in report.problems):
+            fitting.append(name)
+    return fitting
 
 
 def fix_for(problem: Problem) -> Fix | None:

@@ -64,7 +64,7 @@ editor_side, picture_side = st.columns([7, 3], gap="large")
 with editor_side:
     st.markdown("**Layers**, from the input down. Edit a cell, or type a layer in the empty last row.")
     layer_editor(state, report)
-    layer_toolbar(state)
+    layer_toolbar(state, shape)
     if misfit is None:
         problem_list(problems, shape)
     init_choice(state)

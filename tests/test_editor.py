@@ -104,3 +104,16 @@ def test_rows_leave_settings_a_layer_does_not_have_empty():
     rows = design_rows(ModelSpec.from_dict({"family": "cnn", "layers": [{"type": "Conv2d"}, {"type": "Flatten"}]}))
     assert set(rows[1]) - {"type"} == {"out_channels", "kernel_size", "stride", "padding"}
     assert all(value is None for key, value in rows[1].items() if key != "type")
+
+
+def test_layers_that_fit_are_offered_first_for_the_data_at_that_place():
+    from builder.editor import layers_that_fit
+    from builder.templates import starter_spec
+
+    table = starter_spec("mlp", 10, 500, task="binary")
+    here = layers_that_fit(table, 2, (10,), 1)
+    assert {"Linear", "ReLU", "Dropout", "BatchNorm1d", "MLPEnsemble"} <= set(here)
+    assert not {"Conv2d", "LSTM", "Embedding", "MaxPool2d", "BatchNorm2d"} & set(here)  # need other data
+    images = starter_spec("cnn", (1, 28, 28), 500)
+    first = layers_that_fit(images, 0, (1, 28, 28), 10)
+    assert {"Conv2d", "BatchNorm2d", "MaxPool2d"} <= set(first) and "Linear" not in first

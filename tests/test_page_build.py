@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from builder.data import DataSpec, load_sample, prepare_tabular
 from builder.editor import TYPE_COLUMN
+from builder.layers import LAYERS
 from builder.shapes import infer_shapes
 from builder.spec import ModelSpec
 from builder.workspace import Workspace
@@ -129,6 +130,10 @@ def test_undo_move_add_and_delete(app):
     second_block = ["Linear", "ReLU", "Dropout"]
     assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "ReLU", *second_block]
     assert at.selectbox(key="build_layer_pick").value == 1  # the selection follows the layer
+    menu = [e.value for e in at.caption]
+    assert LAYERS.get("BatchNorm1d").summary in menu  # a layer that fits is described in a line
+    assert LAYERS.get("Conv2d").summary not in menu  # one that needs pictures is folded away
+    assert any("other layer" in e.label for e in at.expander)
     at.button(key="add_BatchNorm1d").click().run()
     assert [la.type for la in state(at).design.layers] == ["Linear", "Dropout", "BatchNorm1d", "ReLU",
                                                            *second_block]

@@ -31,6 +31,7 @@ from builder.editor import (
     editor_columns,
     fix_for,
     init_choices,
+    layers_that_fit,
     move_layer,
     with_init,
 )
@@ -336,7 +337,30 @@ def _undo() -> None:
         st.session_state[LAYER_PICK_KEY] = _picked(state)
 
 
-def layer_toolbar(state: AppState) -> None:
+def add_layer_menu(design: ModelSpec, position: int, shape: DataShape) -> None:
+    """The layers that fit at ``position`` first, by group, each with its one-line description;
+    the others (they need other data, or another place in the design) folded away below."""
+    with shape.scope():
+        fitting = set(layers_that_fit(design, position, shape.input_shape, shape.n_outputs))
+    where = f"after layer {position}" if position else "as the first layer"
+    st.caption(f"New layers go {where}, with their usual settings. These fit there:")
+    others: list[str] = []
+    for category, names in LAYERS.by_category().items():
+        here = [name for name in names if name in fitting]
+        others += [name for name in names if name not in fitting]
+        if here:
+            st.markdown(f"**{category}**")
+        for name in here:
+            st.button(name, key=f"add_{name}", on_click=_add, args=(name,), width="stretch")
+            st.caption(LAYERS.get(name).summary)
+    if others:
+        with st.expander(f"{count(len(others), 'other layer')} (they need other data or another place)"):
+            for name in others:
+                st.button(name, key=f"add_{name}", help=LAYERS.get(name).summary, on_click=_add,
+                          args=(name,), width="stretch")
+
+
+def layer_toolbar(state: AppState, shape: DataShape) -> None:
     """Move, delete and add layers around the picked one; undo the last change."""
     layers = state.design.layers
     st.session_state[LAYER_PICK_KEY] = _picked(state)
@@ -352,13 +376,7 @@ def layer_toolbar(state: AppState) -> None:
     delete.button(":material/delete:", key="layer_delete", help="Delete the picked layer", on_click=_delete,
                   disabled=not layers, width="stretch")
     with add.popover("Add layer", icon=":material/add:", width="stretch"):
-        where = f"after layer {index + 1}" if layers else "as the first layer"
-        st.caption(f"New layers go {where}, with their usual settings.")
-        for category, names in LAYERS.by_category().items():
-            st.markdown(f"**{category}**")
-            for name in names:
-                st.button(name, key=f"add_{name}", help=LAYERS.get(name).summary, on_click=_add,
-                          args=(name,), width="stretch")
+        add_layer_menu(state.design, index + 1 if layers else 0, shape)
     undo.button("Undo", key="layer_undo", icon=":material/undo:", on_click=_undo,
                 disabled=not state.design_history.can_undo, width="stretch")
 
