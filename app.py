@@ -20,6 +20,7 @@ from builder.device import cap_threads_for_server, choose_device
 from builder.errors import ReadOnlyError
 from builder.train import warm_up
 from pages.components.build_view import design_ready
+from pages.components.evaluate_view import data_differs
 from pages.components.state import app_state, view_only_link
 from pages.components.ui import JOURNEY, PAGE_BY_TITLE, page_run, trained_time
 
@@ -51,11 +52,12 @@ def model_goal(trained) -> str:
 def journey_sidebar(slot, device_text: str) -> None:
     """Draw, into ``slot``, the steps with a tick on what is done and the device training uses."""
     state = app_state()
+    other_data = data_differs(state)  # the model was made for other data than the data loaded now
     done = {
         "Data": state.has_data,
         "Build": design_ready(state),
-        "Train": state.has_model,
-        "Evaluate": state.has_model,
+        "Train": state.has_model and not other_data,
+        "Evaluate": state.has_model and not other_data,
         "Export": state.exported,
         "Predict": state.predicted,
         "Present": state.has_model,
@@ -71,7 +73,12 @@ def journey_sidebar(slot, device_text: str) -> None:
         if state.trained is not None:  # the model may come from an earlier table: say which
             trained = state.trained
             when = trained_time(trained.info)
-            st.caption(f"Model: {model_goal(trained)}, trained{f' {when}' if when else ''}")
+            source = trained.info.get("source")
+            st.caption(f"Model: {model_goal(trained)}{f' from {source}' if source else ''}, "
+                       f"trained{f' {when}' if when else ''}")
+            if other_data:
+                st.caption(":material/warning: That model was made for other data than the data loaded "
+                           "now: train again on Train to use this data.")
         st.caption(f":material/memory: {device_text}")
         st.caption("Bookmark this page's address to come back to your work.")
 

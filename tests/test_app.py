@@ -4,6 +4,7 @@ journey, the data and the model in use."""
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from builder.data import DataSpec, load_sample
 from builder.pipeline import train_model
@@ -11,6 +12,7 @@ from builder.train import TrainConfig
 from builder.workspace import Workspace
 from pages.components.ui import JOURNEY
 from tests.app_helpers import open_page
+from tests.conftest import APP_FILE
 
 
 @pytest.mark.parametrize("page", [path for path, _, _ in JOURNEY])
@@ -35,6 +37,17 @@ def test_sidebar_names_the_data_and_the_model_and_ticks_what_is_done(app, builde
     assert "Data: Iris (sample)" in captions and "Model: predicts 'species'" in captions
     assert ":material/check_circle: Data" in journey and ":material/check_circle: Train" in journey
     assert ":material/radio_button_unchecked: Export" in journey
+    # Other data loaded since: the model is named with the data it belongs to, and Train is not ticked.
+    trained.info["source"] = "Iris (sample)"
+    workspace.save_run(trained, "MLP on iris", run_id=workspace.load_state("run_id"))
+    other = load_sample("breast_cancer")
+    workspace.save_table("cancer.csv", other.to_csv(index=False).encode())
+    workspace.save_state("data_spec", DataSpec("target", "binary", [c for c in other.columns if c != "target"]).to_dict())
+    at = open_page(AppTest.from_file(APP_FILE, default_timeout=60), workspace, "pages/data.py")  # a new visit
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    journey = " ".join(m.value for m in at.sidebar.markdown)
+    assert "predicts 'species' from Iris (sample)" in captions and "made for other data" in captions
+    assert ":material/radio_button_unchecked: Train" in journey
 
 
 def test_every_page_shows_the_same_trained_time(app, builder_home):
