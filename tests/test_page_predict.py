@@ -348,6 +348,9 @@ def test_example_images_from_the_loaded_zip_need_no_upload(app, builder_home):
     shown = next(d.value for d in at.dataframe if "file" in d.value.columns)
     assert len(shown) == 12 and shown["file"].nunique() == 12
     assert shown["file"].str.split("/").str[-2].nunique() >= 8  # spread over the classes
+    truths = [c.value for c in at.caption if "really" in c.value]  # the gallery shows the true label
+    assert len(truths) == 12 and all(f"really {path.split('/')[-2]}" in said for path, said in
+                                     zip(shown["file"], truths, strict=True))
 
 
 def test_class_lists_and_prediction_counts_read_in_words():

@@ -314,14 +314,28 @@ def anomaly_results(model: Any, rows: pd.DataFrame, scored: pd.DataFrame, single
     st.caption("Most unusual first; the download keeps your rows' order.")
 
 
+def known_label(path: str, classes: list[str]) -> str | None:
+    """The true class of an image whose folder names it (the example images, a zip of class
+    folders): the folder, when it is one of the model's classes; else ``None``."""
+    parts = str(path).replace("\\", "/").rsplit("/", 2)
+    return parts[-2] if len(parts) >= 2 and parts[-2] in classes else None
+
+
 def image_results(data: list[bytes], predictions: pd.DataFrame) -> None:
-    has_chances = any(c.startswith("probability_") for c in predictions.columns)
+    classes = [c.removeprefix("probability_") for c in predictions.columns if c.startswith("probability_")]
     for start in range(0, min(len(data), MAX_THUMBNAILS), GRID_COLUMNS):
         for cell, i in zip(st.columns(GRID_COLUMNS), range(start, min(start + GRID_COLUMNS, len(data))), strict=False):
             label = predictions["prediction"].iloc[i]
-            chance = f" ({predictions[f'probability_{label}'].iloc[i]:.0%})" if has_chances else ""
+            chance = f" ({predictions[f'probability_{label}'].iloc[i]:.0%})" if classes else ""
             cell.image(data[i], width=112, caption=f"{label}{chance}")
-            cell.caption(str(predictions["file"].iloc[i]).rsplit("/", 1)[-1])
+            path = str(predictions["file"].iloc[i])
+            truth = known_label(path, classes)
+            name = path.replace("\\", "/").rsplit("/", 1)[-1]
+            if truth is None:
+                cell.caption(name)
+            else:  # the folder says what it really is: show it, and whether the model got it
+                mark = ":material/check: " if str(truth) == str(label) else ":material/close: "
+                cell.caption(f"{mark}really {truth} · {name}")
     if len(data) > MAX_THUMBNAILS:
         st.caption(f"The first {MAX_THUMBNAILS} of {len(data):,} images; the table has them all.")
     config: dict[str, Any] = {c: st.column_config.ProgressColumn(f"Chance of {c.removeprefix('probability_')}",
