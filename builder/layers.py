@@ -498,14 +498,19 @@ LAYERS.register(LayerType(
 ))
 
 
-def _periodic_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+def _needs_numbers_per_row(name: str, shape: Shape, what: str, where: str) -> None:
+    """Refuse anything but one list of numbers per row (a table row; not token ids)."""
     if len(shape) != 1 or _VOCABULARY.get() is not None:
         raise LayerProblem(
-            f"PeriodicEmbedding reads a table row (one number per column) but gets {describe_shape(shape)}"
-            f"{' of token ids' if _VOCABULARY.get() is not None else ''}: use it as the first layer on a "
-            "table, or remove it.",
+            f"{name} reads {what} but gets {describe_shape(shape)}"
+            f"{' of token ids' if _VOCABULARY.get() is not None else ''}: use it {where}, or remove it.",
             _remove_fix(),
         )
+
+
+def _periodic_shape(shape: Shape, params: dict[str, Any]) -> Shape:
+    _needs_numbers_per_row("PeriodicEmbedding", shape, "a table row (one number per column)",
+                           "as the first layer on a table")
     return (shape[0] * params["embedding_dim"],)
 
 
@@ -530,13 +535,8 @@ LAYERS.register(LayerType(
 
 
 def _ensemble_shape(shape: Shape, params: dict[str, Any]) -> Shape:
-    if len(shape) != 1 or _VOCABULARY.get() is not None:
-        raise LayerProblem(
-            f"MLPEnsemble reads one list of numbers per row (a table) but gets {describe_shape(shape)}"
-            f"{' of token ids' if _VOCABULARY.get() is not None else ''}: use it on a table, or after "
-            "Flatten, or remove it.",
-            _remove_fix(),
-        )
+    _needs_numbers_per_row("MLPEnsemble", shape, "one list of numbers per row (a table)",
+                           "on a table, or after Flatten")
     return (params["width"],)
 
 

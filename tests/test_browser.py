@@ -171,7 +171,7 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
     wait_for_text(page, "gives the same answers as the app", timeout=120_000)
     shot(page, "07-export")
     with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download").first.click()
+        page.get_by_role("button", name=re.compile(r"Download .*bundle\.zip")).click()
     bundle_path = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(bundle_path)
     assert bundle_path.suffix == ".zip"
@@ -195,6 +195,46 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
     page.locator('[data-testid="stFileUploader"] input[type=file]').last.set_input_files(str(new_csv))
     wait_for_text(page, "Predictions for 40 rows")
     shot(page, "08-predict")
+
+    # Present: the model for a room, and a view-only link that opens it with no editing control.
+    page.goto(server.rstrip("/") + "/present?" + page.url.split("?", 1)[1])
+    wait_for_text(page, f"Predicting '{TARGET}' from the other columns")
+    page.get_by_text("Share a view-only link").click()
+    page.get_by_role("button", name="Make a view-only link").click()
+    wait_for_text(page, "?view=")
+    shot(page, "09-present")
+    link = re.search(r"\?view=([A-Za-z0-9_-]{20,64})", page.content()).group(1)
+    viewer = browser.new_page(viewport={"width": 1440, "height": 1000})
+    viewer.set_default_timeout(60_000)
+    viewer.goto(server.rstrip("/") + f"/?view={link}")
+    wait_for_text(viewer, "View-only link")
+    wait_for_text(viewer, f"Predicting '{TARGET}' from the other columns")
+    viewer.locator(".js-plotly-plot").first.wait_for(state="visible")
+    shot(viewer, "10-view-only")
+    labels = [b.inner_text() for b in viewer.get_by_role("button").all()]
+    editing = [label for label in labels if any(word in label for word in
+                                                ("Start", "Build", "Delete", "Stop", "Use this", "Make", "Revoke"))]
+    assert not editing, editing
+    nav = [a.inner_text() for a in viewer.locator('[data-testid="stSidebarNav"] a').all()]
+    assert not nav, nav  # no way to the other pages
+    viewer.close()
+
+    # The report: downloaded in one click, it opens offline with no request at all.
+    page.goto(server.rstrip("/") + "/export?" + page.url.split("?", 1)[1])
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    report_path = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(report_path)
+    offline = browser.new_page(viewport={"width": 1200, "height": 1000})
+    requests = []
+    offline.route("**/*", lambda route: (requests.append(route.request.url),
+                                         route.continue_() if route.request.url.startswith("file:")
+                                         else route.abort()))
+    offline.goto(report_path.as_uri())
+    assert [url for url in requests if not url.startswith("file:")] == []
+    assert offline.locator("h1").count() == 1 and "baseline" in offline.content()
+    shot(offline, "11-report")
+    offline.close()
 
 
 def cell(grid, row: int, column: int):
