@@ -25,14 +25,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from builder import decide
 from builder.data.preprocess import label_value
 from builder.errors import BuilderError
 from builder.evaluate import METRICS, confusion
 from builder.trained import TrainedModel
+from builder.wording import count
 from pages.components import charts
+from pages.components.decide_charts import (
+    calibration_figure,
+    calibration_reading,
+    gain_figure,
+    lift_figure,
+    pr_figure,
+    roc_figure,
+)
 from pages.components.evaluate_view import GRID_COLUMNS, THUMB_SIDE, _thumbnail
 from pages.components.state import AppState
 from pages.components.ui import COLOURS, user_errors
@@ -41,7 +49,6 @@ SLIDER_RANGE = (0.01, 0.99)  # the threshold slider; the model itself needs 0 < 
 DEFAULT_COSTS = (1.0, 1.0)  # a false alarm, a missed case: equal costs = the fewest mistakes
 PER_ROWS = 1_000  # savings are told per this many rows
 TOP_SHARE = 0.10  # the gain reading: "checking the top 10% of rows finds ..."
-CALIBRATION_MIN_ROWS = 5  # a calibration bin is read out only from this many rows
 WORST_ROWS = (5, 50, 10)  # regression: fewest, most and default rows with the largest errors
 SEGMENT_MIN_ROWS = 10  # a segment is judged from this many rows (builder.decide's default)
 WEAK_FILL = "background-color: #FCE8E6"  # a clearly weaker segment's row in the table
@@ -79,11 +86,6 @@ def decide_section(state: AppState) -> None:
 
 def _pct(value: float) -> str:
     return f"{value * 100:.1f}%"
-
-
-def _count(n: int, word: str) -> str:
-    """'1 false alarm', '3 false alarms'."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def _amount(value: float) -> str:
@@ -188,7 +190,7 @@ def operating_point(state: AppState) -> None:
     test_actual, test_probability, _ = decide.binary_inputs(trained.test_results, classes)
     on_test = decide.at_threshold(test_actual, test_probability, threshold, pos)
     st.caption(f"Its effect on the {len(test_actual):,} test rows: precision {_pct(on_test.precision)}, "
-               f"recall {_pct(on_test.recall)}, F1 {_pct(on_test.f1)}, {_count(on_test.fp, 'false alarm')} and "
+               f"recall {_pct(on_test.recall)}, F1 {_pct(on_test.f1)}, {count(on_test.fp, 'false alarm')} and "
                f"{on_test.fn:,} missed.")
 
     reasons = _suggestions(key, actual, probability, pos, threshold, current, now, positive)
@@ -220,8 +222,8 @@ def _threshold_numbers(point: decide.ThresholdPoint, now: decide.ThresholdPoint,
         ), strict=True):
             delta = None if same else f"{(value - before) * 100:+.1f} points vs {current:g}"
             card.metric(label, _pct(value), delta=delta, help=help_text, border=True)
-        st.caption(f"{_count(point.tp, f'{positive} row')} found and {point.fn:,} missed; "
-                   f"{_count(point.fp, 'false alarm')} and {_count(point.tn, 'row')} rightly left as {negative}. {_pct(point.flagged_share)} of the {n_val:,} "
+        st.caption(f"{count(point.tp, f'{positive} row')} found and {point.fn:,} missed; "
+                   f"{count(point.fp, 'false alarm')} and {count(point.tn, 'row')} rightly left as {negative}. {_pct(point.flagged_share)} of the {n_val:,} "
                    "validation rows are flagged.")
     with right:
         table = pd.DataFrame([[point.tn, point.fp], [point.fn, point.tp]],
@@ -318,109 +320,6 @@ def _curves(trained: TrainedModel, classes: list, on_test: decide.ThresholdPoint
         st.caption(calibration_reading(curves, positive))
 
 
-def _figure(x_title: str, y_title: str, percent_axes: bool = True) -> go.Figure:
-    fig = charts._layout(go.Figure(), x_title, y_title)
-    fig.update_layout(hovermode="closest")
-    if percent_axes:
-        fig.update_xaxes(tickformat=".0%", range=[0, 1])
-        fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
-    return fig
-
-
-def _diagonal(fig: go.Figure, name: str) -> None:
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=name, hoverinfo="skip",
-                             line=dict(color=COLOURS["baseline"], dash="dash", width=1.5)))
-
-
-def _marker(fig: go.Figure, x: float, y: float, point: decide.ThresholdPoint) -> None:
-    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=f"Threshold {point.threshold:g}",
-                             marker=dict(color=COLOURS["validation"], size=11, line=dict(color="white", width=1.5)),
-                             hovertemplate="precision %{customdata[0]:.1%}, recall %{customdata[1]:.1%}<extra></extra>",
-                             customdata=[[point.precision, point.recall]]))
-
-
-def roc_figure(curves: decide.BinaryCurves, point: decide.ThresholdPoint, negative: str, positive: str) -> go.Figure:
-    fig = _figure(f"False alarms (share of {negative} rows flagged)", f"Share of {positive} rows found")
-    fig.add_trace(go.Scatter(x=curves.roc_fpr, y=curves.roc_tpr, mode="lines", name=f"Model (AUC {curves.auc:.3f})",
-                             line=dict(color=COLOURS["model"], width=2.5),
-                             hovertemplate="false alarms %{x:.1%}, found %{y:.1%}<extra></extra>"))
-    _diagonal(fig, "Guessing")
-    negatives = point.fp + point.tn
-    _marker(fig, point.fp / negatives if negatives else 0.0, point.recall, point)
-    return fig
-
-
-def pr_figure(curves: decide.BinaryCurves, point: decide.ThresholdPoint, positive: str) -> go.Figure:
-    fig = _figure(f"Recall (share of {positive} rows found)", "Precision (share of flagged rows that are right)")
-    fig.add_trace(go.Scatter(x=curves.pr_recall, y=curves.pr_precision, mode="lines",
-                             name=f"Model (AP {curves.average_precision:.3f})",
-                             line=dict(color=COLOURS["model"], width=2.5),
-                             hovertemplate="recall %{x:.1%}, precision %{y:.1%}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[curves.base_rate] * 2, mode="lines", name="Flagging at random",
-                             hoverinfo="skip", line=dict(color=COLOURS["baseline"], dash="dash", width=1.5)))
-    _marker(fig, point.recall, point.precision, point)
-    return fig
-
-
-def gain_figure(curves: decide.BinaryCurves, positive: str) -> go.Figure:
-    fig = _figure("Rows checked, highest probability first", f"Share of {positive} rows found")
-    fig.add_trace(go.Scatter(x=curves.gain_share, y=curves.gain_found, mode="lines", name="Model",
-                             line=dict(color=COLOURS["model"], width=2.5),
-                             hovertemplate="top %{x:.0%}: finds %{y:.1%}<extra></extra>"))
-    _diagonal(fig, "At random")
-    return fig
-
-
-def lift_figure(curves: decide.BinaryCurves) -> go.Figure:
-    fig = _figure("Rows checked, highest probability first", "Lift: times better than at random",
-                  percent_axes=False)
-    fig.add_trace(go.Scatter(x=curves.lift_share, y=curves.lift, mode="lines", name="Model",
-                             line=dict(color=COLOURS["model"], width=2.5),
-                             hovertemplate="top %{x:.0%}: %{y:.2f} times<extra></extra>"))
-    fig.add_hline(y=1, line=dict(color=COLOURS["baseline"], dash="dash", width=1.5))
-    fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(rangemode="tozero")
-    fig.update_layout(showlegend=False)
-    return fig
-
-
-def calibration_figure(curves: decide.BinaryCurves, positive: str) -> go.Figure:
-    """Observed share against predicted probability per bin, the rows per bin as bars behind."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    charts._layout(fig, "Probability the model gave", f"Share really {positive}")
-    fig.update_layout(hovermode="closest")
-    fig.add_trace(go.Bar(x=curves.calibration_predicted, y=curves.calibration_counts, name="Test rows in the bin",
-                         width=0.06, marker=dict(color=COLOURS["baseline"], opacity=0.35),
-                         hovertemplate="%{y} rows<extra></extra>"), secondary_y=True)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Perfectly calibrated", hoverinfo="skip",
-                             line=dict(color=COLOURS["baseline"], dash="dash", width=1.5)), secondary_y=False)
-    fig.add_trace(go.Scatter(x=curves.calibration_predicted, y=curves.calibration_observed, mode="lines+markers",
-                             name="Model", line=dict(color=COLOURS["model"], width=2.5), marker=dict(size=8),
-                             customdata=curves.calibration_counts,
-                             hovertemplate="given %{x:.0%}: %{y:.0%} really are (%{customdata} rows)<extra></extra>"),
-                  secondary_y=False)
-    fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], secondary_y=False)
-    fig.update_yaxes(title_text="Rows", showgrid=False, tickformat=",d", secondary_y=True,
-                     range=[0, max(curves.calibration_counts, default=1) * 1.1])
-    return fig
-
-
-def calibration_reading(curves: decide.BinaryCurves, positive: str) -> str:
-    """One line: the Brier score and the bin furthest from the diagonal (from enough rows)."""
-    text = (f"Brier score {curves.brier:.3f} (0 is perfect). Points on the diagonal mean a probability of 70% "
-            "comes true about 70% of the time; the bars count the test rows per bin.")
-    bins = [(abs(o - p), p, o, n) for p, o, n in zip(curves.calibration_predicted, curves.calibration_observed,
-                                                     curves.calibration_counts, strict=True)
-            if n >= CALIBRATION_MIN_ROWS]
-    if bins:
-        gap, given, observed, n = max(bins)
-        if gap >= 0.1:
-            text += (f" Furthest off: rows given about {given:.0%} are {positive} {observed:.0%} of the time "
-                     f"({n} rows).")
-    return text
-
-
 # --- metrics by segment ---------------------------------------------------------------------------------
 
 
@@ -442,10 +341,10 @@ def _default_column(rows: dict[str, list]) -> int:
     """The first column with a handful of values of enough rows each (a region, a plan), else the first
     with many values (cut into ranges), else the first column."""
     counts = [pd.Series([str(v) for v in values]).value_counts() for values in rows.values()]
-    for i, count in enumerate(counts):
-        if 2 <= len(count) <= 12 and count.min() >= SEGMENT_MIN_ROWS:
+    for i, per_value in enumerate(counts):
+        if 2 <= len(per_value) <= 12 and per_value.min() >= SEGMENT_MIN_ROWS:
             return i
-    return next((i for i, count in enumerate(counts) if len(count) > 20), 0)  # builder.decide bins from 21
+    return next((i for i, per_value in enumerate(counts) if len(per_value) > 20), 0)  # builder.decide bins from 21
 
 
 def segments_part(state: AppState) -> None:
