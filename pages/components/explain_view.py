@@ -12,13 +12,13 @@ forecast windows kept with it), never from the table loaded now:
 Every engine call goes through ``st.cache_data`` keyed by the run (workspace folder, run id,
 ``trained_at``), the run itself passed unhashed, so reruns and page switches never recompute. The
 column importance is also kept with the run (``trained.info["explanations"]``, saved once) so the
-report includes it; a view-only session only reads and draws.
+report includes it; a view-only session only reads and draws. The charts themselves are built in
+``explain_charts``.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 import re
@@ -27,27 +27,30 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from builder.data.preprocess import parse_numeric
+from builder.defaults import CLASS_TASKS
 from builder.errors import BuilderError
 from builder.explain import column_importance, dependence, explain_row, what_if
 from builder.trained import TrainedModel
-from pages.components.evaluate_view import data_differs
+from pages.components.evaluate_view import KIND_WORDS, data_differs
+from pages.components.explain_charts import (
+    MAX_BARS,
+    amount_words,
+    attribution_figure,
+    dependence_figure,
+    forecast_figure,
+    highlighted_text,
+    image_figure,
+    importance_figure,
+)
 from pages.components.state import AppState
-from pages.components.ui import COLOURS, user_errors
+from pages.components.ui import user_errors
 
-UP, DOWN = COLOURS["good"], COLOURS["bad"]  # pushes the explained value up (towards the class) / down
-MAX_BARS = 12  # attribution bars per chart (the biggest pushes); a caption says how many columns there are
 MAX_IMPORTANCE_BARS = 30  # columns in the importance chart; a wider table's least important are left out
 SHOWN_SENTENCES = 3
-IMAGE_SIDE = 224  # pixels of the explained picture and of its heatmap on screen
-CLASS_TASKS = ("binary", "multiclass")
 ID_NAME = re.compile(r"^(id|uuid|guid|key|name|code)$|[_ ](id|name|code)$|^id[_ ]", re.IGNORECASE)
-KIND_WORDS = {"images": "images", "text": "texts", "series": "a time series"}
-_FONT = dict(family="Inter, Source Sans Pro, sans-serif", size=13, color="#3C4043")
 
 
 # --- cached engine calls (keyed by the run; the run itself is not hashed) ---------------------------------
@@ -125,32 +128,6 @@ def _keep_with_run(state: AppState, items: list[dict]) -> None:
     except BuilderError as exc:
         st.warning(f"The explanations could not be saved with the model (the report will lack them): {exc}",
                    icon=":material/warning:")
-
-
-def _style(fig: go.Figure, x_title: str, y_title: str, height: int) -> go.Figure:
-    """The look of ``pages.components.charts``: one template, margins and font on every page."""
-    fig.update_layout(template="plotly_white", height=height, font=_FONT, hovermode="closest",
-                      margin=dict(l=10, r=10, t=36, b=10), showlegend=False,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, title_text=""))
-    fig.update_xaxes(title_text=x_title, showline=True, linecolor="#DADCE0", gridcolor="#F1F3F4")
-    fig.update_yaxes(title_text=y_title, showline=True, linecolor="#DADCE0", gridcolor="#F1F3F4")
-    return fig
-
-
-def importance_figure(items: list[dict], task: str) -> go.Figure:
-    """One horizontal bar per original column (the most important on top), error bars from the
-    spread of the shuffles; classes in accuracy points, numbers in R²."""
-    scale, unit = (100.0, "accuracy points") if task in CLASS_TASKS else (1.0, "R²")
-    shown = list(reversed(items))  # plotly draws the first bar at the bottom
-    values = np.array([float(i["importance"]) for i in shown]) * scale
-    spread = np.array([float(i.get("spread") or 0.0) for i in shown]) * scale
-    fig = go.Figure(go.Bar(
-        x=values, y=[str(i["column"]) for i in shown], orientation="h", name="Importance",
-        error_x=dict(type="data", array=spread, color=COLOURS["baseline"], thickness=1.2),
-        marker=dict(color=[COLOURS["model"] if v > 0 else COLOURS["baseline"] for v in values]),
-        hovertemplate=f"%{{y}}: %{{x:.3g}} {unit}<extra></extra>"))
-    fig.add_vline(x=0, line=dict(color="#DADCE0", width=1))
-    return _style(fig, f"Drop in {unit} when the column is shuffled", "", 90 + 26 * len(items))
 
 
 def importance_section(state: AppState, prefix: str = "explain") -> list[dict] | None:
@@ -258,31 +235,6 @@ def default_row(trained: TrainedModel, n_rows: int) -> int:
 # --- 2. one prediction --------------------------------------------------------------------------------------
 
 
-def _amount_words(trained: TrainedModel) -> tuple[float, str]:
-    """(scale, unit) of attributions as drawn: probability points for classes, the output's units otherwise."""
-    if trained.task in CLASS_TASKS:
-        return 100.0, "probability points"
-    if trained.task == "anomaly":
-        return 1.0, "anomaly score"
-    return 1.0, f"'{trained.data_spec.target}'"
-
-
-def attribution_figure(labels: list[str], values: list[float], trained: TrainedModel,
-                       reach: float | None = None) -> go.Figure:
-    """Horizontal bars, the biggest pushes on top: green pushes the explained value up, red down.
-    ``reach``: the x axis runs from -reach to +reach (in drawn units), so two charts compare."""
-    scale, unit = _amount_words(trained)
-    order = sorted(range(len(values)), key=lambda i: -abs(values[i]))[:MAX_BARS][::-1]
-    x = [values[i] * scale for i in order]
-    fig = go.Figure(go.Bar(x=x, y=[labels[i] for i in order], orientation="h", name="Push",
-                           marker=dict(color=[UP if v >= 0 else DOWN for v in x]),
-                           hovertemplate=f"%{{y}}: %{{x:+.3g}} {unit}<extra></extra>"))
-    fig.add_vline(x=0, line=dict(color=COLOURS["baseline"], width=1))
-    if reach:
-        fig.update_xaxes(range=[-reach, reach])
-    return _style(fig, f"Push ({unit})", "", 110 + 26 * len(order))
-
-
 def _output_text(trained: TrainedModel, value: float) -> str:
     return f"{value:.0%}" if trained.task in CLASS_TASKS else _fmt(value)
 
@@ -371,26 +323,6 @@ def _row_part(state: AppState, rows: pd.DataFrame, prefix: str) -> tuple[int, di
     return chosen, explanation, target
 
 
-def image_figure(data_uri: str, attributions: list[list[float]]) -> go.Figure:
-    """The picture and, beside it at the same size, its pixels' pushes: green up, red down, white nothing."""
-    z = np.asarray(attributions, dtype=np.float64) * 100  # (H, W) probability points
-    top = float(np.abs(z).max()) or 1.0
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.06,
-                        subplot_titles=("The picture", "What pushed the answer"))
-    fig.add_trace(go.Image(source=data_uri, name="Picture", hoverinfo="skip"), row=1, col=1)
-    fig.add_trace(go.Heatmap(z=z, zmin=-top, zmax=top, zmid=0.0, name="Push",
-                             colorscale=[[0.0, DOWN], [0.5, "#FFFFFF"], [1.0, UP]],
-                             colorbar=dict(title=dict(text="points"), thickness=12),
-                             hovertemplate="x %{x}, y %{y}: %{z:+.3g} points<extra></extra>"), row=1, col=2)
-    _style(fig, "", "", IMAGE_SIDE + 60)
-    fig.update_layout(width=2 * IMAGE_SIDE + 160, margin=dict(l=10, r=10, t=36, b=10))
-    fig.update_xaxes(showticklabels=False, showgrid=False, showline=False, constrain="domain")
-    fig.update_yaxes(showticklabels=False, showgrid=False, showline=False, constrain="domain")
-    fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
-    fig.update_yaxes(scaleanchor="x", row=1, col=1)
-    return fig
-
-
 def _image_part(state: AppState, prefix: str) -> None:
     trained, tag = state.trained, state.run_id or "unsaved"
     mistakes = (trained.test_results or {}).get("mistakes")
@@ -423,18 +355,6 @@ def _image_part(state: AppState, prefix: str) -> None:
     st.markdown(explanation["sentence"].replace("Bright parts of the heatmap pushed it up, dark parts down.",
                                                 "Green parts of the heatmap pushed it up, red parts down."))
     _method_caption(explanation, "an image of the average colour")
-
-
-def highlighted_text(pairs: list[tuple[str, float]]) -> str:
-    """The words as HTML, each on a background as strong as its push (green up, red down); escaped."""
-    top = max((abs(v) for _, v in pairs), default=0.0) or 1.0
-    spans = []
-    for word, value in pairs:
-        colour = "24,128,56" if value >= 0 else "217,48,37"
-        alpha = 0.65 * min(1.0, abs(value) / top)
-        spans.append(f'<span title="{html.escape(f"{value:+.3g}")}" style="background:rgba({colour},{alpha:.2f});'
-                     f'padding:1px 3px;border-radius:3px">{html.escape(str(word))}</span>')
-    return f'<div style="line-height:2.1">{" ".join(spans)}</div>'
 
 
 def _text_part(state: AppState, prefix: str) -> None:
@@ -510,24 +430,6 @@ def forecast_history(state: AppState) -> tuple[pd.DataFrame | None, str]:
     return (frame.reset_index(drop=True), "kept") if len(frame) >= window else (None, "")
 
 
-def forecast_figure(explanation: dict, history: pd.DataFrame, target: str, trained: TrainedModel) -> go.Figure:
-    """Bars: each past step's push on the forecast; a faint line: the series' values at those steps."""
-    times = explanation["details"]["times"]
-    pushes = np.asarray(explanation["attributions"], dtype=np.float64)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=times, y=pushes, name="Push on the forecast", showlegend=False,
-                         marker=dict(color=[UP if v >= 0 else DOWN for v in pushes]),
-                         hovertemplate="%{x}: %{y:+.3g}<extra></extra>"), secondary_y=False)
-    past = trained.preprocessor.regularise(history)[target].to_numpy(dtype=np.float64)[-len(times):]
-    fig.add_trace(go.Scatter(x=times, y=past, name=f"'{target}' at that step (right axis)", mode="lines+markers",
-                             line=dict(color=COLOURS["baseline"], width=1.5), marker=dict(size=4),
-                             hovertemplate="%{y:.4g}<extra></extra>"), secondary_y=True)
-    _style(fig, "Past step", f"Push on the forecast ('{target}')", 360)
-    fig.update_layout(showlegend=True, hovermode="x unified")
-    fig.update_yaxes(title_text=f"'{target}' at that step", secondary_y=True, showgrid=False)
-    return fig
-
-
 def _forecast_part(state: AppState, prefix: str) -> None:
     trained, tag = state.trained, state.run_id or "unsaved"
     history, source = forecast_history(state)
@@ -559,31 +461,6 @@ def _forecast_part(state: AppState, prefix: str) -> None:
 
 
 # --- 3. how the prediction moves along one column -------------------------------------------------------------
-
-
-def dependence_figure(curve: dict, trained: TrainedModel, marked: Any = None) -> go.Figure:
-    """The average curve (partial dependence) over faint individual curves, in the column's units."""
-    scale = 100.0 if curve["target"] is not None else 1.0
-    categorical = curve["kind"] not in ("numeric", "datetime")
-    mode = "lines+markers" if categorical else "lines"
-    grid = [str(g) for g in curve["grid"]] if categorical else curve["grid"]
-    fig = go.Figure()
-    for i, line in enumerate(curve["individual"]):
-        fig.add_trace(go.Scatter(x=grid, y=np.asarray(line, dtype=np.float64) * scale, mode=mode,
-                                 name="One test row" if i == 0 else None, showlegend=i == 0, hoverinfo="skip",
-                                 line=dict(color=COLOURS["baseline"], width=1), opacity=0.25, marker=dict(size=4)))
-    fig.add_trace(go.Scatter(x=grid, y=np.asarray(curve["average"], dtype=np.float64) * scale, mode=mode,
-                             name="Average", line=dict(color=COLOURS["model"], width=3.5), marker=dict(size=8),
-                             hovertemplate="%{x}: %{y:.3g}" + ("%" if scale == 100 else "") + "<extra></extra>"))
-    if marked is not None and not categorical:
-        fig.add_vline(x=marked, line=dict(color=COLOURS["validation"], dash="dot", width=1.5),
-                      annotation_text="chosen row", annotation_font=dict(color=COLOURS["validation"], size=11))
-    output = curve["output"][0].upper() + curve["output"][1:]
-    _style(fig, curve["column"], output + (" (%)" if scale == 100 else ""), 360)
-    fig.update_layout(showlegend=True)
-    if categorical:
-        fig.update_xaxes(type="category")
-    return fig
 
 
 def _by_importance(trained: TrainedModel, importance: list[dict] | None) -> list[str]:
@@ -730,7 +607,7 @@ def what_if_section(state: AppState, rows: pd.DataFrame, chosen: int, original: 
         return
     changed = _explain(state, f"row:{chosen}", rows.iloc[[chosen]], original["method"], target, changes)
     st.caption("Changed: " + "; ".join(f"**{c}** {_fmt(row.get(c))} → {_fmt(v)}" for c, v in changes.items()))
-    scale, _ = _amount_words(trained)
+    scale, _ = amount_words(trained)
     reach = 1.1 * scale * max((abs(v) for e in (original, changed) for v in e["attributions"].values()), default=0.0)
     before, after = st.columns(2, gap="large")
     for column, explanation, key in ((before, original, "before"), (after, changed, "after")):
