@@ -10,6 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.components import evaluate_view as view
+from pages.components.decide_view import decide_section
+from pages.components.explain_view import explain_section
 from pages.components.state import app_state
 from pages.components.training import cv_summary
 from pages.components.ui import empty_state, go_to, page_header, user_errors
@@ -35,15 +37,21 @@ view.metric_cards(trained)
 if cross_validation := trained.info.get("cross_validation"):
     cv_summary(cross_validation)
 
-st.subheader(SECTION_TITLES.get(trained.task, "Test data in detail"))
-with user_errors():
+results, explain, decide, history = st.tabs([
+    ":material/fact_check: " + SECTION_TITLES.get(trained.task, "Test data in detail"),
+    ":material/psychology: Why it answers so", ":material/tune: Decide", ":material/show_chart: How training went"])
+with results, user_errors():
     if trained.task == "forecast":
         view.forecast_section(trained)
     elif trained.task == "anomaly":
         view.anomaly_section(state)
     else:
         view.predictions_section(trained)
-
-st.subheader("How training went")
-view.training_history(trained)
+with explain:
+    explain_section(state)
+with decide:
+    decide_section(state)
+with history:
+    view.training_history(trained)
 go_to("Export", "Next: export the model")
+go_to("Present", "Or present it to your audience")

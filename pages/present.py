@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages.components import evaluate_view as view
 from pages.components import present_view as present
+from pages.components.explain_view import present_explanations
 from pages.components.state import app_state
 from pages.components.ui import empty_state, end_page, user_errors
 
@@ -35,6 +36,8 @@ with user_errors():
     elif trained.task != "anomaly":
         st.subheader("Its answers on data it never saw")
         view.predictions_section(trained)
+
+present_explanations(state)
 
 if not viewer:
     st.divider()

@@ -144,8 +144,9 @@ def test_images_show_cards_against_pixels_confusion_and_the_mistakes(app, builde
     assert list(per_class.columns) == ["Class", "Test images", "Precision", "Recall"]  # images, not rows
     mistakes = trained.test_results["mistakes"]
     assert mistakes, "a two-epoch CNN makes mistakes"
-    assert len(at.get("image")) == len(mistakes)
-    assert f"is {mistakes[0]['actual']}, model said {mistakes[0]['predicted']}" in str(at.get("image")[0].captions)
+    shown = at.tabs[0].get("image")  # the test data tab (the Decide tab shows some again, by cell)
+    assert len(shown) == len(mistakes)
+    assert f"is {mistakes[0]['actual']}, model said {mistakes[0]['predicted']}" in str(shown[0].captions)
 
 
 def test_images_without_mistakes_say_so(app, builder_home):

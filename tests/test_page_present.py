@@ -58,6 +58,9 @@ def test_a_view_only_link_shows_the_presentation_and_changes_nothing_whatever_it
     assert at.title[0].value == "Predicting 'diagnosis' from the other columns"
     assert any("View-only link" in m.value for m in at.sidebar.markdown)
     assert not any(b.label in EDITING_LABELS or "link" in b.label for b in at.button)  # no share panel either
+    for page in ("pages/train.py", "pages/data.py", "pages/build.py", "pages/export.py"):
+        with pytest.raises(ValueError, match=r"Known pages: \['[^']*present.py'\]"):
+            at.switch_page(page)  # the view-only navigation has the presentation alone
     for index in range(len(at.button)):  # every button, every choice of every widget
         at.button[index].click().run()
     for widget in [*at.selectbox, *at.radio]:
@@ -66,9 +69,6 @@ def test_a_view_only_link_shows_the_presentation_and_changes_nothing_whatever_it
     for box in at.checkbox:
         box.check().run()
     assert not at.exception, at.exception
-    for page in ("pages/train.py", "pages/data.py", "pages/build.py", "pages/export.py"):
-        with pytest.raises(ValueError, match=r"Known pages: \['[^']*present.py'\]"):
-            at.switch_page(page)  # the view-only navigation has the presentation alone
     assert snapshot(workspace) == before
     workspace.revoke_share()
 
