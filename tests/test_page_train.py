@@ -205,6 +205,16 @@ def test_progress_text_counts_the_epoch_in_progress(status, expected):
     assert fraction == pytest.approx(0.2) and text.startswith(expected)
 
 
+def test_after_stop_the_progress_says_what_happens_while_the_test_rows_are_scored():
+    from builder.jobs import JobSnapshot
+    from pages.components.training import _progress_text
+
+    snap = JobSnapshot(id="x", title="t", status="stopping", epoch=2, epochs=100, elapsed=60.0, epoch_logs=(),
+                       batch_points=(), device="CPU", error=None, training_ended=True)
+    assert _progress_text(snap) == (1.0, "Stopped · scoring the test rows and fitting the baseline on the same "
+                                         "split...")
+
+
 def test_an_image_model_trains_through_the_job_and_shows_its_result(app, builder_home):
     workspace = make_image_workspace(builder_home)
     at = open_page(app, workspace, PAGE)

@@ -127,12 +127,13 @@ def _progress_text(snap: JobSnapshot) -> tuple[float, str]:
     if snap.stage:  # cross-validation: "Fold 2 of 5 · Epoch 3 of 30 ..."
         share, text = _progress_text(dataclasses.replace(snap, stage=""))
         return share, f"{snap.stage} · {text}"
+    if snap.training_ended:  # after the last epoch or Stop: the test scores and the baseline take seconds
+        done = "Stopped" if snap.status == STOPPING else "Training done"
+        return 1.0, f"{done} · scoring the test rows and fitting the baseline on the same split..."
     if snap.status == PAUSED:
         return fraction, f"Paused at epoch {current} of {snap.epochs} · press Resume to go on"
     if snap.status == STOPPING:
         return fraction, f"Stopping at epoch {current} of {snap.epochs} · keeping the best model so far"
-    if snap.training_ended:  # the baseline and the test scores take a few seconds on images or text
-        return 1.0, "Training done · scoring the test rows and fitting the baseline on the same split..."
     left = f" · about {_duration(eta)} left" if eta is not None else " · estimating time left..."
     return fraction, f"Epoch {current} of {snap.epochs}{left}"
 
