@@ -159,3 +159,17 @@ def test_error_histogram_overlays_validation_and_test_with_the_threshold_line():
 def test_history_metric_figures_per_task():
     assert charts.metric_history_figure([1, 2], {"val_rmse": [3.0, 2.0]}, "forecast") is not None
     assert charts.metric_history_figure([1, 2], {"val_rmse": [3.0, 2.0]}, "anomaly") is None
+
+
+def test_a_ten_class_confusion_matrix_stays_readable():
+    from pages.components.charts import confusion_figure
+
+    labels = [f"class {i}" for i in range(10)]
+    counts = np.diag(np.full(10, 20))
+    counts[0, 1] = 3
+    fig = confusion_figure(labels, counts)
+    heat = fig.data[0]
+    assert heat.textfont.size < 14 and fig.layout.xaxis.tickangle == -40
+    assert heat.text[0][2] == "" and heat.text[0][1] == "3" and heat.text[0][0] == "20"  # empty cells blank
+    small = confusion_figure(["no", "yes"], np.array([[5, 0], [1, 4]]))
+    assert small.data[0].text[0][1] == "0" and small.data[0].textfont.size == 14

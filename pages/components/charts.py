@@ -171,14 +171,20 @@ def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.
         z = counts.astype(np.float64)
         text = counts.astype(np.int64).astype(str)
         hover = f"True %{{y}}, predicted %{{x}}: %{{z:.0f}} {items}<extra></extra>"
+    # Many classes: smaller numbers, empty cells left blank and long labels slanted, so ten classes
+    # stay readable.
+    many = len(labels) > 6
+    if many:
+        text = np.where(counts == 0, "", text)
     fig = go.Figure(go.Heatmap(
-        z=z, x=labels, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=14),
+        z=z, x=labels, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=11 if many else 14),
         colorscale=[[0, "#FFFFFF"], [1, COLOURS["model"]]], showscale=False, hovertemplate=hover,
         xgap=2, ygap=2, name="Confusion matrix",
     ))
     _layout(fig, "Predicted class", "True class", height=max(300, min(640, 80 + 44 * len(labels))))
     fig.update_layout(hovermode="closest")
-    fig.update_xaxes(type="category", side="bottom", showgrid=False)
+    fig.update_xaxes(type="category", side="bottom", showgrid=False,
+                     tickangle=-40 if many and max(map(len, labels), default=0) > 3 else 0)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     return fig
 
