@@ -164,6 +164,13 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
     wait_for_text(page, "Accuracy")
     wait_for_text(page, "vs logistic regression")
     shot(page, "06-evaluate")
+    page.get_by_role("tab", name=re.compile("Why it answers so")).click()
+    wait_for_text(page, "What drives the predictions")
+    page.locator(".js-plotly-plot").nth(1).wait_for(state="visible")
+    shot(page, "06b-evaluate-explain")
+    page.get_by_role("tab", name=re.compile("Decide")).click()
+    wait_for_text(page, "Choose the operating point")
+    shot(page, "06c-evaluate-decide")
 
     # Export: build the bundle, parity checked, download it.
     page.goto(server.rstrip("/") + "/export?" + page.url.split("?", 1)[1])
