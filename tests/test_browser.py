@@ -321,7 +321,7 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     expect(errors).to_have_count(1)
     expect(errors).to_contain_text(
         "Layer 9 (Linear): Linear needs a flat input (a list of numbers per row) but gets 32x4x4")
-    wait_for_text(page, "Fix the 1 problem(s) next to the layers before training")
+    wait_for_text(page, "Fix the 1 problem next to the layers before training")
     expect(page.get_by_role("link", name="Next: train this model")).to_have_count(0)
     expect(sidebar).to_contain_text("radio_button_unchecked Build", use_inner_text=True)
     expect(picker).to_have_value("9. Linear")

@@ -264,7 +264,7 @@ def test_anomaly_trains_an_autoencoder_and_scores_every_row(anomaly_model: dict,
                              "--data", files / "new_customers.csv", "--out", "-")
     assert code == 0, err
     scored = pd.read_csv(io.StringIO(out))
-    assert list(scored.columns) == ["anomaly_score", "is_anomaly"]
+    assert list(scored.columns) == ["customer_id", "anomaly_score", "is_anomaly"]  # the ID joins back
     assert len(scored) == 40 and (scored["anomaly_score"] >= 0).all()
     assert scored["is_anomaly"].dtype == bool
     assert "flagged as unusual" in err

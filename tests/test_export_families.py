@@ -439,7 +439,7 @@ def test_forecast_card_and_metrics_compare_with_the_three_naive_forecasts(famili
     card = (item.folder / "README.md").read_text()
     assert "# Model card: forecasting `sales`" in card
     assert "| Last value forecast | Seasonal naive forecast | Lagged ridge forecast |" in card
-    assert "next **7** step(s) of **sales** (one step = 1 day)" in card
+    assert "next **7 steps** of **sales** (one step = 1 day)" in card
     assert "at least 14 steps" in card and "python predict.py sample_input.csv" in card
 
 
