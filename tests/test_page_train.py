@@ -131,6 +131,12 @@ def test_stop_keeps_the_history_and_a_page_switch_finds_the_job_again(app, build
     live = next(f for f in figures(at) if charts.LIVE_TRACE in f)
     assert len(values(live["Validation"]["y"])) >= 2
 
+    button(at, "Pause").click().run()  # shown at once, in the run that handles the click
+    assert at.get("progress")[0].proto.text.startswith("Paused at epoch")
+    assert any(b.label == "Resume" for b in at.button)
+    assert any("pauses included" in c.value for c in at.caption)
+    button(at, "Resume").click().run()
+    assert at.get("progress")[0].proto.text.startswith("Epoch") and any(b.label == "Pause" for b in at.button)
     button(at, "Stop").click().run()
     poll_until(at, lambda at: at.session_state["app"].has_model)
     history = at.session_state["app"].trained.history
@@ -190,7 +196,7 @@ def test_an_earlier_run_can_be_opened(app, builder_home):
 
 
 @pytest.mark.parametrize("status, expected", [
-    ("running", "Epoch 3 of 10 · about 16 s left"),  # 2 s per epoch (pauses excluded) x 8 left
+    ("running", "Epoch 3 of 10 (2 done) · about 16 s left"),  # 2 s per epoch (pauses excluded) x 8 left
     ("paused", "Paused at epoch 3 of 10"),
     ("stopping", "Stopping at epoch 3 of 10"),
 ])

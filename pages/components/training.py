@@ -135,7 +135,9 @@ def _progress_text(snap: JobSnapshot) -> tuple[float, str]:
     if snap.status == STOPPING:
         return fraction, f"Stopping at epoch {current} of {snap.epochs} · keeping the best model so far"
     left = f" · about {_duration(eta)} left" if eta is not None else " · estimating time left..."
-    return fraction, f"Epoch {current} of {snap.epochs}{left}"
+    # The charts show the finished epochs: say how many, beside the one running now.
+    done = f" ({snap.epoch} done)" if snap.epoch else ""
+    return fraction, f"Epoch {current} of {snap.epochs}{done}{left}"
 
 
 def _duration(seconds: float) -> str:
@@ -204,16 +206,17 @@ def live_panel(job: Job, task: str, device_label: str, state: AppState | None = 
         fraction, text = _progress_text(snap)
         st.progress(fraction, text=text)
         stop, pause, device = st.columns([1, 1, 3], vertical_alignment="center")
-        if stop.button("Stop", icon=":material/stop_circle:", disabled=snap.status == STOPPING,
-                       help="End training now and keep the best model found so far.", width="stretch"):
-            job.stop()
+        # Callbacks run before the redraw the click causes, so that redraw already shows the new state.
+        stop.button("Stop", icon=":material/stop_circle:", disabled=snap.status == STOPPING, on_click=job.stop,
+                    help="End training now and keep the best model found so far.", width="stretch")
         if snap.status == PAUSED:
-            if pause.button("Resume", icon=":material/play_arrow:", width="stretch"):
-                job.resume()
-        elif pause.button("Pause", icon=":material/pause:", disabled=snap.status == STOPPING, width="stretch"):
-            job.pause()
-        device.caption(f":material/memory: Training on {snap.device or device_label} · "
-                       f"{_duration(snap.elapsed)} so far")
+            pause.button("Resume", icon=":material/play_arrow:", on_click=job.resume, width="stretch")
+        else:
+            pause.button("Pause", icon=":material/pause:", disabled=snap.status == STOPPING, on_click=job.pause,
+                         width="stretch")
+        paused = " (pauses included; the training time counts epochs only)" if snap.status == PAUSED else ""
+        device.caption(f":material/memory: Training on {snap.device or device_label} · started "
+                       f"{_duration(snap.elapsed)} ago{paused}")
         _live_charts(snap, task)
         if state is not None:
             coach_panel(state, history_from_logs(snap.epoch_logs), task, job.outputs.get("config"), False,
@@ -252,7 +255,8 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
     cards[0].metric("Epochs run", history.epochs_run, help=f"Training stopped because {why}.", border=True)
     cards[1].metric("Best epoch", history.best_epoch or "none", border=True,
                     help="The epoch with the lowest validation loss: its model is the one kept.")
-    cards[2].metric("Training time", _duration(trained.seconds), help=f"On {trained.device}.", border=True)
+    cards[2].metric("Training time", _duration(trained.seconds), help=f"On {trained.device}; pauses not counted.",
+                    border=True)
     if headline in test:
         info = METRICS[headline]
         delta, colour = None, "off"
