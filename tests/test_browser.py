@@ -134,6 +134,8 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
 
     page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page.set_default_timeout(60_000)
+    requested = []  # every address the pages ask for: nothing may leave this machine
+    page.on("request", lambda request: requested.append(request.url))
 
     # Data: upload, the target and task are inferred and saved.
     page.goto(server)
@@ -202,6 +204,10 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
     page.locator('[data-testid="stFileUploader"] input[type=file]').last.set_input_files(str(new_csv))
     wait_for_text(page, "Predictions for 40 rows")
     shot(page, "08-predict")
+
+    outside = sorted({url.split("/")[2] for url in requested if url.startswith(("http:", "https:", "ws:", "wss:"))}
+                     - {server.split("/")[2]})
+    assert not outside, f"requests left the machine: {outside}"  # every page of the journey, icon included
 
     # Present: the model for a room, and a view-only link that opens it with no editing control.
     page.goto(server.rstrip("/") + "/present?" + page.url.split("?", 1)[1])
