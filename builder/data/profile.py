@@ -36,7 +36,7 @@ LEAKAGE_CORRELATION = 0.98
 IMBALANCE_SHARE = 0.10
 MULTICLASS_MAX_INTEGERS = 20  # whole-number targets with at most this many values are categories
 MANY_CATEGORIES = 30  # matches the preprocessor's max_categories default
-_ID_NAME = re.compile(r"^(id|uuid|guid|key)$|[_ ]id$|^id[_ ]", re.IGNORECASE)
+ID_NAME = re.compile(r"^(id|uuid|guid|key)$|[_ ]id$|^id[_ ]", re.IGNORECASE)
 
 
 @dataclass
@@ -178,7 +178,7 @@ def _looks_like_id(name: str, kind: str, present: pd.Series, n_rows: int, n_uniq
         if not np.all(numbers == np.round(numbers)):
             return False  # distinct measurements (prices, weights) are data, not identifiers
         counting = bool(numbers.max() - numbers.min() == n_rows - 1 or np.all(np.diff(numbers) > 0))
-        return counting or bool(_ID_NAME.search(name))
+        return counting or bool(ID_NAME.search(name))
     return False
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 # The profile's own rule for ID-like names (not a second one), for files too short for its row test.
-from builder.data.profile import _ID_NAME, MIN_TARGET_ROWS, profile_table
+from builder.data.profile import ID_NAME, MIN_TARGET_ROWS, profile_table
 from builder.errors import DataError, SpecError
 
 EXCEL_SUFFIX = ".xlsx"
@@ -47,7 +47,7 @@ def id_like_columns(rows: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str
     if len(rows) >= MIN_TARGET_ROWS:
         profiled = profile_table(rows[others])
         return [c for c, column in zip(others, profiled.columns, strict=True) if column.id_like]
-    return [c for c in others if _ID_NAME.search(str(c)) and rows[c].notna().all() and rows[c].is_unique]
+    return [c for c in others if ID_NAME.search(str(c)) and rows[c].notna().all() and rows[c].is_unique]
 
 
 def kept_columns(rows: pd.DataFrame, keep: Sequence[str] | None, exclude: Sequence[str] = (),
