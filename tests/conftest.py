@@ -13,6 +13,20 @@ import pytest
 _skipped_browser_tests: list[str] = []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_builder_home(tmp_path_factory):
+    """No test writes into the user's own home: workspaces, the run store (``runs.db``) and the
+    command line's runs (``cli-runs/``) of the whole session go to a temporary folder. Set before
+    any fixture, module-scoped ones included; a test's own ``builder_home`` overrides it."""
+    previous = os.environ.get("BUILDER_HOME")
+    os.environ["BUILDER_HOME"] = str(tmp_path_factory.mktemp("builder-home"))
+    yield
+    if previous is None:
+        os.environ.pop("BUILDER_HOME", None)
+    else:
+        os.environ["BUILDER_HOME"] = previous
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and "browser" in report.keywords:
         _skipped_browser_tests.append(report.nodeid)
