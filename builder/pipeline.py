@@ -10,6 +10,7 @@ predict) and nothing Streamlit-specific.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from builder.data import DataSpec
 from builder.data.preprocess import ANOMALY_TASK
 from builder.data.sources import DataShape, Prepared, data_shape, prepare_data
 from builder.defaults import training_rows
-from builder.errors import SpecError
+from builder.errors import SpecError, TrainingError
 from builder.model import build_model
 from builder.results import evaluate_trained
 from builder.spec import ModelSpec
@@ -75,6 +76,8 @@ def train_model(
     control: TrainControl | None = None,
     with_baseline: bool = True,
     test_rows: np.ndarray | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> TrainedModel:
     """Prepare the data, build the design, train it, and evaluate it against a baseline.
 
@@ -90,18 +93,25 @@ def train_model(
         with_baseline: also fit the baseline (scikit-learn, or naive forecasts) on the same split.
         test_rows: boolean mask of the rows (images) of ``source`` that are the test set, e.g. a
             test file appended to the training rows; ``None``: ``config.test_fraction`` of them.
+        checkpoint_dir: write the training state here after every epoch (``train.fit``).
+        resume_from: continue the interrupted run whose checkpoint folder this is (same
+            ``source``, ``data_spec``, ``config`` and design; ``train.fit``).
 
     Raises:
         DataError, SpecError, ShapeError, TrainingError: a problem the user can fix.
     """
     config.validate()
+    if config.cv_folds and (checkpoint_dir is not None or resume_from is not None):
+        raise TrainingError("Cross-validation runs cannot be checkpointed or resumed: "
+                            "turn cross-validation off, or train the run from the start.")
     if config.cv_folds:  # k folds, then one refit on every non-test row (imported late: it uses us)
         from builder.crossval import cross_validate
 
         return cross_validate(source, data_spec, config, spec, family, callbacks, control,
                               test_rows=test_rows)[0]
     data_spec, prepared, shape, spec = prepare_for_design(source, data_spec, config, spec, family, test_rows)
-    trained = fit_design(prepared, shape, data_spec, config, spec, callbacks, control)
+    trained = fit_design(prepared, shape, data_spec, config, spec, callbacks, control,
+                         checkpoint_dir=checkpoint_dir, resume_from=resume_from)
     evaluate_trained(trained, prepared, with_baseline=with_baseline)
     return trained
 
@@ -135,10 +145,13 @@ def fit_design(
     callbacks: Sequence[Callback] = (),
     control: TrainControl | None = None,
     keep_last: bool = False,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> TrainedModel:
     """Build ``spec`` for data prepared once and train it; not evaluated yet (``train_model`` and
     the search of ``builder.search`` both score it afterwards, the search on validation rows only).
     ``keep_last``: keep the last epoch, not the best (``train.fit``; the cross-validation refit).
+    ``checkpoint_dir``, ``resume_from``: passed to ``train.fit``.
 
     Raises:
         SpecError, ShapeError, TrainingError: a problem the user can fix.
@@ -150,7 +163,8 @@ def fit_design(
         model = build_model(spec, shape.input_shape, shape.n_outputs, seed=config.seed)
     if data_spec.kind == "series":  # a linear side path starts at its closed-form fit
         warm_start_side_path(model, prepared.X_train, prepared.y_train)
-    result, warning = _fit(model, prepared, data_spec, config, callbacks, control, keep_last)
+    result, warning = _fit(model, prepared, data_spec, config, callbacks, control, keep_last,
+                           checkpoint_dir=checkpoint_dir, resume_from=resume_from)
     return TrainedModel(
         model=result.model, spec=spec, data_spec=data_spec, preprocessor=prepared.preprocessor,
         input_shape=shape.input_shape, config=config, history=result.history,
@@ -164,8 +178,9 @@ def fit_design(
 
 
 def _fit(model: nn.Module, prepared: Prepared, data_spec: DataSpec, config: TrainConfig,
-         callbacks: Sequence[Callback], control: TrainControl | None,
-         keep_last: bool = False) -> tuple[Any, str | None]:
+         callbacks: Sequence[Callback], control: TrainControl | None, keep_last: bool = False,
+         checkpoint_dir: str | os.PathLike[str] | None = None,
+         resume_from: str | os.PathLike[str] | None = None) -> tuple[Any, str | None]:
     """Train; a run that fails after learning something keeps its best epoch, with a warning."""
     task = data_spec.task
     anomaly = task == ANOMALY_TASK
@@ -180,7 +195,7 @@ def _fit(model: nn.Module, prepared: Prepared, data_spec: DataSpec, config: Trai
     )
     try:
         return fit(model, data, FIT_TASKS.get(task, task), config, callbacks=callbacks, control=control,
-                   keep_last=keep_last), None
+                   keep_last=keep_last, checkpoint_dir=checkpoint_dir, resume_from=resume_from), None
     except FitError as exc:
         best = exc.result.history.best_epoch if exc.result is not None else None
         if best is None:

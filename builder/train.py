@@ -12,6 +12,11 @@ loop of PERFORMANCE.md.
 Events go to ``Callback`` objects (``on_train_begin``, ``on_batch_end``, ``on_epoch_end``,
 ``on_train_end``); nothing here prints or knows about the UI. ``on_train_end`` runs however training
 ends, so a stopped or failed run still leaves its best model and its history.
+
+With a ``checkpoint_dir``, each epoch's whole state goes to disk (``builder.checkpoints``) before
+``on_epoch_end`` fires, and ``resume_from`` continues such a run after its last finished epoch
+exactly as if it had never stopped: same weights, optimizer moments, schedule, shuffle order and
+dropout draws. Both are off by default and then cost nothing.
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from builder import checkpoints
 from builder.device import DeviceChoice, choose_device
 from builder.errors import TrainingError
 from builder.losses import Objective, class_weight_vector, member_mean, member_targets
@@ -263,12 +271,16 @@ def fit(
     callbacks: Iterable[Callback] = (),
     control: TrainControl | None = None,
     keep_last: bool = False,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` and keep the epoch with the lowest validation loss.
 
     Seeds torch with ``config.seed`` (shuffling, dropout); build the model under the same seed
-    beforehand for a fully repeatable run. ``config.val_fraction``/``test_fraction`` are not
-    used here: ``data`` is already split.
+    beforehand for a fully repeatable run: on the CPU the same data, model, settings and seed
+    give the same losses and weights bit for bit (``tests/test_determinism.py``). On a GPU a few
+    kernels (atomic adds in some backward passes) may differ in the last bits.
+    ``config.val_fraction``/``test_fraction`` are not used here: ``data`` is already split.
 
     Args:
         model: a module mapping a batch ``(B, *input_shape)`` to raw outputs ``(B, n_outputs)``:
@@ -282,14 +294,23 @@ def fit(
         keep_last: keep the last epoch's weights whatever the validation loss says (the refit
             of cross-validation, whose epoch count the folds already chose; ``best_epoch`` is
             then the last epoch and early stopping never fires).
+        checkpoint_dir: write ``last.safetensors`` (the whole state) and ``best.safetensors``
+            (the best weights) here after every epoch, atomically (``builder.checkpoints``);
+            ``None``: no checkpoints (the default costs nothing).
+        resume_from: a checkpoint folder of an interrupted run of the same design, settings and
+            data: training continues at the epoch after its last one, with its history, and
+            goes on checkpointing into ``checkpoint_dir`` (default: the same folder). Build
+            ``model`` as for the first run; its weights are replaced by the checkpoint's.
+            ``config.max_minutes`` counts the training time of both parts together.
 
     Returns:
         The trained model (best weights, CPU, eval mode), its history, device and timing.
 
     Raises:
         SpecError: an invalid setting.
-        TrainingError: the data or model cannot be trained as given (message says why), or the
-            chosen GPU is missing or too small for the data.
+        TrainingError: the data or model cannot be trained as given (message says why), the
+            chosen GPU is missing or too small for the data, the checkpoint cannot be written,
+            or ``resume_from`` holds no checkpoint of this run (or one that already ended).
         FitError: training diverged or ran out of memory; ``.result`` keeps the best so far.
     """
     started = time.perf_counter()
@@ -301,7 +322,24 @@ def fit(
     control = control or TrainControl()
     trainer = _Trainer(model, data, task, config, choice, tuple(callbacks), control)
     trainer.keep_last = keep_last
+    if checkpoint_dir is not None or resume_from is not None:
+        folder = Path(checkpoint_dir if checkpoint_dir is not None else resume_from)
+        trainer.checkpoint_dir, trainer.fingerprint = folder, _fingerprint(trainer, model, data)
+        if resume_from is not None:
+            try:
+                trainer.restore(checkpoints.read_checkpoint(Path(resume_from)), Path(resume_from))
+            except BaseException:
+                model.to("cpu")  # as if fit had never started
+                raise
     return trainer.run(started)
+
+
+def _fingerprint(trainer: _Trainer, model: nn.Module, data: TensorData) -> dict[str, Any]:
+    """What a checkpoint must share with this run to resume it (design, settings, data)."""
+    arrays = {"X_train": data.X_train, "y_train": data.y_train, "X_val": data.X_val, "y_val": data.y_val}
+    extra = {"task": trainer.task, "device": trainer.choice.device.type, "keep_last": trainer.keep_last,
+             "y_scale": trainer.y_scale, "classes": data.classes}
+    return checkpoints.fingerprint(model, arrays, trainer.config.to_dict(), extra)
 
 
 # Devices with a fused optimizer kernel in torch 2.13. Fused Adam's step is ~4x faster than the
@@ -360,6 +398,9 @@ class _Trainer:
     """State of one ``fit`` call; ``run`` is the whole loop."""
 
     keep_last = False  # fit(keep_last=True): every epoch counts as the best (a refit's fixed length)
+    checkpoint_dir: Path | None = None  # fit(checkpoint_dir=...): the state goes here every epoch
+    fingerprint: dict[str, Any] | None = None  # design, settings and data, for the checkpoints
+    first_epoch = 1  # a resumed run starts after its checkpoint's epoch
 
     def __init__(
         self,
@@ -468,7 +509,7 @@ class _Trainer:
 
     def _train(self) -> None:
         patience = self.config.early_stopping_patience
-        for epoch in range(1, self.config.epochs + 1):
+        for epoch in range(self.first_epoch, self.config.epochs + 1):
             epoch_started, paused_before = time.perf_counter(), self.paused_seconds
             train_sums = self._train_epoch(epoch)
             if train_sums is None:
@@ -479,18 +520,76 @@ class _Trainer:
             if not (math.isfinite(logs["loss"]) and math.isfinite(val_loss)):
                 raise _Diverged(epoch)
             self.schedule.after_epoch(val_loss)
-            if val_loss < self.best_val_loss or self.keep_last:
+            improved = val_loss < self.best_val_loss or self.keep_last
+            if improved:
                 self.best_val_loss, self.history.best_epoch = val_loss, epoch
                 for name, value in self.model.state_dict().items():
                     self.best_state[name].copy_(value)  # device -> CPU, into the same buffers
             logs["best_epoch"] = self.history.best_epoch
             self.history.append(logs)
+            early_stop = bool(patience) and epoch - self.history.best_epoch >= patience
+            if self.checkpoint_dir is not None:  # on disk before anyone hears the epoch ended
+                finished = "early_stopping" if early_stop else "completed" if epoch == self.config.epochs else None
+                self._save_checkpoint(epoch, finished, improved)
             self._emit("on_epoch_end", epoch, logs)
-            if patience and epoch - self.history.best_epoch >= patience:
+            if early_stop:
                 self.history.stopped_reason = "early_stopping"
                 log.info("early stopping at epoch %d: no better val_loss since epoch %d",
                          epoch, self.history.best_epoch)
                 return
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _save_checkpoint(self, epoch: int, finished: str | None, improved: bool) -> None:
+        """The whole state after ``epoch`` (see ``builder.checkpoints`` for the layout)."""
+        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"best/{k}": v for k, v in self.best_state.items()})
+        optimizer_tensors, optimizer_plain = checkpoints.flatten_optimizer(self.optimizer.state_dict())
+        tensors.update(optimizer_tensors)
+        tensors.update({f"rng/{k}": v for k, v in checkpoints.rng_states(self.shuffle).items()})
+        state = {
+            "epoch": epoch, "finished": finished, "step": self.step,
+            "best_epoch": self.history.best_epoch, "best_val_loss": self.best_val_loss,
+            "history": self.history.to_dict(), "optimizer": optimizer_plain,
+            "schedule": self.schedule.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "device": self.choice.label, "fingerprint": self.fingerprint,
+        }
+        checkpoints.write_checkpoint(self.checkpoint_dir, tensors, state, self.best_state if improved else None)
+
+    def restore(self, saved: checkpoints.Checkpoint, folder: Path) -> None:
+        """Put the loop where ``saved`` left it: the next epoch is the one after its last.
+
+        Raises:
+            TrainingError: the checkpoint is another run's, or its run had already ended.
+        """
+        state = saved.state
+        problem = checkpoints.mismatch(state["fingerprint"], self.fingerprint, folder)
+        if problem:
+            raise TrainingError(problem)
+        if state["finished"] is not None:
+            how = "by early stopping" if state["finished"] == "early_stopping" else "after all its epochs"
+            raise TrainingError(f"The run in {folder} already ended {how} at epoch {state['epoch']}: there "
+                                "is nothing to resume. Start a new run to train more.")
+        self.model.load_state_dict(saved.group("model"))
+        for name, value in saved.group("best").items():
+            self.best_state[name].copy_(value)
+        self.optimizer.load_state_dict(checkpoints.unflatten_optimizer(
+            saved.group("optimizer"), state["optimizer"], self.optimizer))
+        self.schedule.load_state_dict(state["schedule"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        checkpoints.set_rng_states(self.shuffle, saved.group("rng"))
+        self.history = History.from_dict(state["history"])
+        self.best_val_loss, self.step = state["best_val_loss"], state["step"]
+        self.first_epoch = state["epoch"] + 1
+        if self.deadline is not None:  # the time limit covers both parts of the run
+            self.deadline -= sum(self.history.seconds)
+        if self.checkpoint_dir is not None:  # best.safetensors may be an epoch ahead after a crash
+            checkpoints.write_best(self.checkpoint_dir, self.best_state, self.history.best_epoch)
+        log.info("resuming from epoch %d of %d (%s)", state["epoch"], self.config.epochs, folder)
+
+    # -- one epoch ---------------------------------------------------------------------------
 
     def _train_epoch(self, epoch: int) -> tuple[float, int] | None:
         """One pass over the shuffled training rows; None if told to stop part way."""
@@ -619,6 +718,7 @@ class _Trainer:
             "epochs": self.config.epochs,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "config": self.config.to_dict(),
+            "resumed_from_epoch": self.first_epoch - 1 if self.first_epoch > 1 else None,
         }
 
     def _emit(self, hook: str, *args: Any) -> None:
