@@ -4,7 +4,9 @@ Each workspace is a folder named by an unguessable token (the app keeps it in th
 switch, a browser refresh or a server restart finds everything again, and nobody can list other
 people's workspaces: the token is checked against a strict pattern before it touches a path.
 Small state is JSON written atomically; trained runs are saved with ``export.save_trained``
-(safetensors + JSON, no pickle). Data never leaves the machine.
+(safetensors + JSON, no pickle), and kept in step with the run store (``builder.runs``,
+``<home>/runs.db``): saving, updating and deleting a run changes its row too. The run's folder is
+what counts: a store that cannot be written is logged, never fatal. Data never leaves the machine.
 
 A workspace can be shown read-only through a second token, its share token: ``share_link`` makes
 one (``<home>/shares/<share token>.json`` names the workspace), ``revoke_share`` deletes it, and
@@ -20,6 +22,7 @@ the old one only once the new file is safely written.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from builder.errors import BuilderError, DataError, ReadOnlyError
+
+log = logging.getLogger(__name__)
 
 HOME_ENV = "BUILDER_HOME"
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -265,6 +270,7 @@ class Workspace:
                    "task": trained.task, "headline": trained.metrics.get("test", {}),
                    "validation": trained.metrics.get("val", {})}
         _write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
+        self._store_run(folder, trained, with_data=True)
         return run_id
 
     def update_run(self, trained: Any, run_id: str) -> None:
@@ -284,6 +290,7 @@ class Workspace:
         save_trained(trained, folder)
         summary.update(headline=trained.metrics.get("test", {}), validation=trained.metrics.get("val", {}))
         _write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
+        self._store_run(folder, trained)
 
     def load_run(self, run_id: str) -> Any:
         """Load a saved run as a ``TrainedModel``.
@@ -318,6 +325,43 @@ class Workspace:
     def delete_run(self, run_id: str) -> None:
         self._check_writable("delete a run")
         shutil.rmtree(self._run_folder(run_id), ignore_errors=True)
+        try:
+            from builder.runs import RunStore
+
+            RunStore(self.root.parent).forget(run_id, workspace=self.token)
+        except BuilderError as exc:
+            log.warning("run %s is deleted, but the run store could not be told (%s)", run_id, exc)
+
+    def rename_run(self, run_id: str, title: str) -> None:
+        """Give a run a new title, in the run store and in its ``summary.json``.
+
+        Raises:
+            BuilderError: no such run in this workspace, or an empty or too long title.
+        """
+        self._check_writable("rename a run")
+        folder = self._run_folder(run_id)
+        if not (folder / "summary.json").is_file():
+            raise BuilderError(f"Run {run_id!r} was not found in this workspace: pick one from the list.")
+        from builder.runs import RunNotFoundError, RunStore
+
+        store = RunStore(self.root.parent)
+        try:
+            store.rename(run_id, title, workspace=self.token)
+        except RunNotFoundError:  # saved while the store could not be written: add it, then rename
+            store.import_workspace_runs(force=True)
+            store.rename(run_id, title, workspace=self.token)
+
+    def _store_run(self, folder: Path, trained: Any, with_data: bool = False) -> None:
+        """Keep the run store's row of a saved run in step (with the data's fingerprint when new)."""
+        try:
+            from builder.runs import RunStore
+
+            data = self.data_file() if with_data else None
+            RunStore(self.root.parent).record(folder, trained, workspace=self.token,
+                                              data_path=data.path if data else None,
+                                              data_name=data.name if data else None)
+        except Exception as exc:  # noqa: BLE001 - the run is saved in its folder; the store is its index
+            log.warning("run %s is saved, but the run store could not be updated (%s)", folder.name, exc)
 
     def _run_folder(self, run_id: str) -> Path:
         if not RUN_PATTERN.fullmatch(run_id or ""):

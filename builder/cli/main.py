@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from builder import __version__
-from builder.cli import inspect, predict, train
+from builder.cli import inspect, predict, runs, train
 from builder.cli.args import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER_ERROR, FORMATTER, PROG, CliError, CliParser
 from builder.cli.stderr_log import StderrLog, logging_to_stderr
 from builder.errors import BuilderError
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
 
-    for command in (train, predict, inspect):
+    for command in (train, predict, inspect, runs):
         command.add_command(commands, debug)
     return parser
 
