@@ -19,6 +19,9 @@ OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULE_CHOICES = ("constant", "step", "cosine", "one_cycle", "plateau")  # builder.train_config.SCHEDULES
 DEFAULT_WINDOW, DEFAULT_HORIZON = 28, 1  # = timeseries.WindowSpec's defaults (checked by a test)
+# The command line's own limit on a table file (--max-file-mb of train and predict), far above the
+# app's upload limit (200 MB, builder.data.read.DEFAULT_MAX_BYTES): a 1M x 20 CSV is about 200 MB.
+DEFAULT_MAX_FILE_MB = 2048
 DEFAULT_REASONS, MAX_REASONS = 3, 20  # = builder.export.predictions' REASONS, MAX_REASONS (a test checks)
 
 
@@ -143,3 +146,10 @@ def add_data_options(group: argparse._ArgumentGroup, inspect: bool = False) -> N
                        help="the column holding free text, to train a text model on it (found by "
                             "itself when one free-text column and at most 2 other columns are the "
                             "inputs; needed for wider tables)")
+
+
+def add_max_file_option(group: argparse._ArgumentGroup) -> None:
+    """``--max-file-mb``: the largest table file a command reads (train and predict)."""
+    group.add_argument("--max-file-mb", type=whole_number(1), metavar="MB",
+                       help=f"the largest table file to read, in MB (default: {DEFAULT_MAX_FILE_MB}; the "
+                            "app's upload limit of 200 MB does not apply here)")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from builder.cli.args import DEFAULT_MAX_FILE_MB
 from builder.errors import DataError
 
 if TYPE_CHECKING:  # torch and pandas load only when a command needs them: --help stays instant
     import pandas as pd
 
 log = logging.getLogger("builder.cli")  # one logger name for every command, as before the split
+
+# The table size limit of the command running now (its --max-file-mb); None outside train and
+# predict, whose reads then use DEFAULT_MAX_FILE_MB.
+_max_file_mb: ContextVar[int | None] = ContextVar("max_file_mb", default=None)
 
 
 def input_file(path: str, option: str) -> Path:
@@ -53,11 +62,46 @@ def is_image(file: Path) -> bool:
     return file.suffix.lower() in IMAGE_EXTENSIONS
 
 
+@contextlib.contextmanager
+def max_file_mb(megabytes: int | None) -> Iterator[None]:
+    """Within the block, table files up to ``megabytes`` MB are read (``None``: the default)."""
+    token = _max_file_mb.set(megabytes or DEFAULT_MAX_FILE_MB)
+    try:
+        yield
+    finally:
+        _max_file_mb.reset(token)
+
+
+def with_max_file_mb(run: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A command's ``run`` that reads table files up to its ``--max-file-mb``."""
+
+    @functools.wraps(run)
+    def limited(args: Any) -> int:
+        with max_file_mb(getattr(args, "max_file_mb", None)):
+            return run(args)
+
+    return limited
+
+
 def read_input_table(file: Path, option: str, drop_empty_rows: bool = True) -> pd.DataFrame:
-    """Read a table file as the app reads it, and log its size."""
+    """Read a table file as the app reads it, and log its size.
+
+    Raises:
+        DataError: as ``read_table``; a file over the command's size limit names ``--max-file-mb``.
+    """
     from builder.data import read_table
 
-    df = read_table(file, drop_empty_rows=drop_empty_rows)
+    flag = _max_file_mb.get()
+    limit = flag or DEFAULT_MAX_FILE_MB
+    size = file.stat().st_size
+    if size > limit * 2**20:
+        needed = 2 ** (math.ceil(size / 2**20) - 1).bit_length()  # the next power of two in MB
+        how = (f"raise it with --max-file-mb (e.g. --max-file-mb {needed})" if flag
+               else "train and predict take --max-file-mb to raise it")
+        raise DataError(f"The file given to {option}, {file.name}, is {human_bytes(size)}, more than the "
+                        f"command line's limit of {limit:,} MB: {how}, or use a smaller extract, or "
+                        "save it as Parquet, which is smaller.")
+    df = read_table(file, drop_empty_rows=drop_empty_rows, max_bytes=limit * 2**20)
     log.info("read %s: %d rows, %d columns", file.name, len(df), len(df.columns))
     return df
 

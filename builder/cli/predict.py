@@ -17,13 +17,22 @@ from builder.cli.args import (
     MAX_REASONS,
     PROG,
     CliError,
+    add_max_file_option,
     check_threshold,
     column_names,
     finite_number,
     whole_number,
 )
 from builder.cli.data_choice import KIND_WORDS
-from builder.cli.files import existing_path, input_file, is_image, is_zip, output_file, read_input_table
+from builder.cli.files import (
+    existing_path,
+    input_file,
+    is_image,
+    is_zip,
+    output_file,
+    read_input_table,
+    with_max_file_mb,
+)
 from builder.errors import DataError
 
 if TYPE_CHECKING:  # torch and pandas load only when a command needs them: --help stays instant
@@ -98,7 +107,8 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
     predict.add_argument("--reasons", type=whole_number(1, MAX_REASONS), metavar="K",
                          help=f"with --explain: how many reasons per prediction, 1 to {MAX_REASONS} "
                               f"(default: {DEFAULT_REASONS})")
-    predict.set_defaults(run=run_predict)
+    add_max_file_option(predict)
+    predict.set_defaults(run=with_max_file_mb(run_predict))
 
 
 def run_predict(args: argparse.Namespace) -> int:

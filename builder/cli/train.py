@@ -25,15 +25,17 @@ from builder.cli.args import (
     SCHEDULE_CHOICES,
     CliError,
     add_data_options,
+    add_max_file_option,
     check_threshold,
     finite_number,
     whole_number,
 )
 from builder.cli.data_choice import SAMPLE_NOUNS, DataChoice, choose_data
-from builder.cli.files import existing_path, human_bytes, input_file, output_file
+from builder.cli.files import existing_path, human_bytes, input_file, output_file, with_max_file_mb
 from builder.cli.stderr_log import show_logs
 from builder.errors import DataError, SpecError
 from builder.jsonsafe import strict
+from builder.runs import record_cli_run
 
 if TYPE_CHECKING:  # torch and pandas load only when a command needs them: --help stays instant
     from builder.spec import ModelSpec
@@ -95,6 +97,7 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
     data.add_argument("--test-data", metavar="PATH",
                       help="score on this file (same columns, or a .zip of the same image folders) "
                            "instead of a share of --data; the model never trains on it")
+    add_max_file_option(data)
 
     model = train.add_argument_group("model")
     model.add_argument("--model", choices=MODEL_CHOICES, default="auto", metavar="FAMILY",
@@ -177,7 +180,7 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
                      help="a yes/no model: its decision threshold, saved in the bundle: the second "
                           "class (in sorted order) is the answer when its probability is above F, "
                           "between 0 and 1; the test scores are measured at it (default: 0.5)")
-    train.set_defaults(run=run_train)
+    train.set_defaults(run=with_max_file_mb(run_train))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -223,6 +226,7 @@ def run_train(args: argparse.Namespace) -> int:
     for note in report.warnings:
         log.warning("%s", note)
     log.info("bundle written to %s (%s)", out_file, human_bytes(report.size))
+    record_cli_run(trained, data_file, choice.sample, source=choice.source, test_rows=test_rows, bundle=out_file)
     summary = _train_summary(trained, out_file)
     if args.auto:
         summary["search"] = found.summary()

@@ -88,6 +88,19 @@ def read_table(
         DataError: the file is missing, empty, too large, not a supported format, not a table,
             or damaged. The message names the file and says what to do.
     """
+    tried_arrow = False
+    if isinstance(source, (str, os.PathLike)):
+        # A delimited file on disk goes to pyarrow's reader straight from the file: no copy of its
+        # bytes in memory. ``None`` (pyarrow missing, or a file that needs a repair) reads as below.
+        path = Path(source)
+        suffix = Path(name or path.name).suffix.lower()
+        if suffix in _DELIMITED and path.is_file():
+            _check_size(path.stat().st_size, path.name, max_bytes)
+            label = f"'{name or path.name}'"
+            frame = _read_delimited_fast(path, label, _DELIMITED[suffix])
+            if frame is not None:
+                return _tidy(frame, label, drop_empty_rows)
+            tried_arrow = True
     data, name = _read_bytes(source, name, max_bytes)
     # Messages read "The file {label} ...": "The file 'sales.csv' is empty." / "The file you
     # uploaded is empty."
@@ -95,7 +108,10 @@ def read_table(
     if not data.strip():
         raise DataError(f"The file {label} is empty. Choose a file that contains a table.")
     extension = _extension(name, data, label)
-    frame = _READERS[extension](data, label)
+    if extension in _DELIMITED:
+        frame = _read_delimited(data, label, _DELIMITED[extension], fast=not tried_arrow)
+    else:
+        frame = _READERS[extension](data, label)
     return _tidy(frame, label, drop_empty_rows)
 
 
@@ -256,13 +272,17 @@ def _not_text_message(data: bytes, label: str) -> str:
 
 
 def _check_garbled(text: str, label: str) -> None:
-    sample = text[:SNIFF_BYTES]
-    odd = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\r\n"))
-    if sample and odd / len(sample) > 0.01:
+    if _garbled(text[:SNIFF_BYTES]):
         raise DataError(
             f"The file {label} does not look like text (many unreadable characters). "
             "Check you chose the right file, or save it again as CSV (UTF-8) from Excel."
         )
+
+
+def _garbled(sample: str) -> bool:
+    """More than 1% of ``sample`` is unreadable characters or control codes."""
+    odd = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\r\n"))
+    return bool(sample) and odd / len(sample) > 0.01
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -283,7 +303,13 @@ def _decimal_mark(sample: str, delimiter: str) -> str:
     return "," if commas > len(re.findall(r"\d\.\d", sample)) else "."
 
 
-def _read_delimited(data: bytes, label: str, delimiter: str | None = None) -> pd.DataFrame:
+def _read_delimited(data: bytes, label: str, delimiter: str | None = None, fast: bool = True) -> pd.DataFrame:
+    """A delimited text file: pyarrow's reader for plain UTF-8 with '.' decimals (``fast``), else
+    pandas' C parser after decoding, sniffing the separator and the decimal mark."""
+    if fast:
+        frame = _read_delimited_fast(data, label, delimiter)
+        if frame is not None:
+            return frame
     text = _decode(data, label)
     _check_garbled(text, label)
     delimiter = delimiter or _sniff_delimiter(text)
@@ -316,6 +342,183 @@ def _read_delimited(data: bytes, label: str, delimiter: str | None = None) -> pd
 
 def _read_tsv(data: bytes, label: str) -> pd.DataFrame:
     return _read_delimited(data, label, delimiter="\t")
+
+
+# pyarrow's multi-threaded CSV reader: the fast path for plain files --------------------------
+
+# The missing-value words of pandas' C parser (``pandas._libs.parsers.STR_NA_VALUES``), so both
+# readers turn the same cells into missing values.
+NA_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+            "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+_SCAN_CHUNK = 16 * 2**20
+
+
+def _read_delimited_fast(source: bytes | Path, label: str, delimiter: str | None) -> pd.DataFrame | None:
+    """Read a plain delimited file with pyarrow, giving exactly the frame pandas' C parser gives.
+
+    "Plain" means UTF-8 (a byte-order mark allowed), a header on the first line, '.' decimals.
+    pyarrow reads with all cores and, from a path, without holding the file's bytes in memory.
+    Where the two parsers could disagree the answer is ``None``, and the caller reads the file
+    with the C parser as before: another encoding, decimal commas, blank lines before the header,
+    a parse error (the C parser's message names the line), and the few values pyarrow converts
+    differently (listed in ``_arrow_disagrees``). pyarrow not installed (e.g. in a bundle): ``None``.
+    """
+    try:
+        import pyarrow as pa
+        from pyarrow import csv as pa_csv
+    except ImportError:
+        return None
+    if int(pa.__version__.split(".")[0]) < 14:  # a bundle's older pyarrow: the options used here are newer
+        return None
+    head = _head(source, 4 * SNIFF_BYTES + 4)  # enough bytes for SNIFF_BYTES characters and one more
+    whole = len(head) < 4 * SNIFF_BYTES + 4  # the head is the whole file
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]  # pyarrow skips it too
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:SNIFF_BYTES]:
+        return None
+    text = _utf8_prefix(head)
+    if text is None or not text.split("\n", 1)[0].strip() or _garbled(text[:SNIFF_BYTES]):
+        return None  # another encoding, a blank first line (pandas skips it), or not text
+    delimiter = delimiter or _sniff_delimiter(text)
+    if _decimal_mark(text[:SNIFF_BYTES], delimiter) != ".":
+        return None
+    header = _header_names(text if whole else text[: text.rfind("\n") + 1], delimiter)
+    if header is None:
+        return None
+    positions = [str(i) for i in range(len(header))]
+    try:
+        table = _arrow_csv(pa, pa_csv, source, delimiter, positions)
+        retype = [name for name, kind in zip(positions, table.schema.types, strict=True)
+                  if pa.types.is_temporal(kind)]  # dates and times: pandas keeps the text
+        if retype:
+            texts = _arrow_csv(pa, pa_csv, source, delimiter, positions, as_text=retype)
+            for name in retype:
+                table = table.set_column(positions.index(name), name, texts.column(name))
+        if _arrow_disagrees(pa, table, source):
+            return None
+        # One block per column, each column's Arrow memory freed as it is converted.
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    del table
+    pa.default_memory_pool().release_unused()  # the parser's freed buffers go back to the system
+    for name in [name for name, dtype in frame.dtypes.items() if dtype == object]:
+        # All missing (pyarrow's null type) or yes/no with gaps: pandas' float NaN, not None.
+        column = frame[name]
+        frame[name] = column.astype("float64") if column.isna().all() else column.where(column.notna(), float("nan"))
+    return frame.set_axis(header, axis=1)
+
+
+def _head(source: bytes | Path, size: int) -> bytes:
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            return file.read(size)
+    return source[:size]
+
+
+def _utf8_prefix(head: bytes) -> str | None:
+    """The text of ``head``, the start of a file; ``None`` when it is not UTF-8 (a character cut at
+    the end of ``head`` is left out)."""
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3:
+            return None
+        return head[: error.start].decode("utf-8")
+
+
+def _header_names(text: str, delimiter: str) -> list[str] | None:
+    """The header as ``_with_raw_header`` reads it (a missing-value word reads as blank), or
+    ``None`` when it is not one plain line."""
+    try:
+        header = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, nrows=1, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None
+    names = ["" if pd.isna(v) else str(v) for v in header.iloc[0]] if len(header) else []
+    if not names or any("\n" in n or "\r" in n for n in names):
+        return None
+    return names
+
+
+def _arrow_csv(pa: Any, pa_csv: Any, source: bytes | Path, delimiter: str, names: list[str],
+               as_text: list[str] | None = None) -> Any:
+    """One pyarrow read: the header line skipped, columns named by position; ``as_text``: only
+    these columns, as text."""
+    stream = pa.OSFile(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
+    convert = pa_csv.ConvertOptions(
+        null_values=list(NA_WORDS), strings_can_be_null=True, quoted_strings_can_be_null=True,
+        true_values=["True", "TRUE", "true"], false_values=["False", "FALSE", "false"],
+        **({"column_types": dict.fromkeys(as_text, pa.string()), "include_columns": as_text}
+           if as_text else {}),
+    )
+    with stream:
+        return pa_csv.read_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=convert,
+        )
+
+
+def _arrow_disagrees(pa: Any, table: Any, source: bytes | Path) -> bool:
+    """Whether pyarrow may have converted a value differently from pandas' C parser.
+
+    pyarrow reads hexadecimal integers ("0x1F"; pandas keeps the text), "NAN" and "+nan" as
+    not-a-number (text), whole numbers beyond 64 bits as floats (pandas keeps them exactly), and
+    "+5" as a float where pandas reads an integer. Any of these, or bytes that are not UTF-8
+    (pyarrow's binary type), sends the file to the C parser.
+    """
+    import pyarrow.compute as pc
+
+    kinds = table.schema.types
+    if any(pa.types.is_binary(k) or pa.types.is_large_binary(k) for k in kinds):
+        return True
+    whole_floats = False
+    for column, kind in zip(table.columns, kinds, strict=True):
+        if not pa.types.is_floating(kind) or column.null_count == len(column):
+            continue
+        if pc.any(pc.is_nan(column)).as_py():
+            return True
+        finite = pc.filter(column, pc.is_finite(column))
+        if len(finite) and pc.max(pc.abs(finite)).as_py() >= 2.0**63:
+            return True
+        if len(finite) and pc.all(pc.equal(finite, pc.floor(finite))).as_py():
+            whole_floats = True
+    if whole_floats and _scan(source, _has_plus):
+        return True
+    return any(pa.types.is_integer(k) for k in kinds) and _scan(source, _has_hex)
+
+
+def _scan(source: bytes | Path, found: Callable[[bytes], bool]) -> bool:
+    """Whether ``found`` holds for the file's bytes, read from a path in chunks (one byte of overlap)."""
+    if not isinstance(source, Path):
+        return found(source)
+    tail = b""
+    with source.open("rb") as file:
+        while chunk := file.read(_SCAN_CHUNK):
+            if found(tail + chunk):
+                return True
+            tail = chunk[-1:]
+    return False
+
+
+def _has_plus(data: bytes) -> bool:
+    return b"+" in data
+
+
+def _has_hex(data: bytes) -> bool:
+    """Whether "0x" or "0X" occurs; fast where "x" is rare (numbers, header names)."""
+    for x in (b"x", b"X"):
+        if data.count(x) > 10_000:
+            if b"0" + x in data:
+                return True
+            continue
+        at = data.find(x, 1)
+        while at != -1:
+            if data[at - 1] == 0x30:  # "0"
+                return True
+            at = data.find(x, at + 1)
+    return False
 
 
 def _read_json(data: bytes, label: str) -> pd.DataFrame:
@@ -420,6 +623,8 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
         ) from None
 
 
+# The delimited formats and their separator (None: sniffed from the file).
+_DELIMITED: dict[str, str | None] = {".csv": None, ".txt": None, ".tsv": "\t"}
 _READERS: dict[str, Callable[[bytes, str], pd.DataFrame]] = {
     ".csv": _read_delimited,
     ".txt": _read_delimited,
