@@ -1,11 +1,12 @@
 """How ``python -m builder train`` scales with rows: a 20-column table at 10k, 100k, 1M (5M) rows.
 
     python -m bench.rows_scaling [--rows 10000,100000,1000000] [--epochs N] [--threads N]
-                                 [--folder DIR] [--keep] [--json OUT]
+                                 [--device cpu] [--folder DIR] [--keep] [--json OUT]
 
 For each size it writes a CSV of a fixed-seed table (14 columns of numbers, 2 of counts, 3 of
 categories, a yes/no target; a few percent missing in 5 of them), then runs
-``python -m builder train --data FILE --target churned --epochs N`` in a fresh process and reports:
+``python -m builder train --data FILE --target churned --epochs N`` (default 2) in a fresh process
+and reports:
 
 - s/epoch: the median time of the epochs the command logged after the first (training and
   validation; the first also pays one-off start-up costs);
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +41,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 DATA_SEED = 0
 TARGET = "churned"
-N_NUMBERS, N_COUNTS = 14, 2
+N_NUMBERS = 14
 CATEGORIES = {
     "region": ["north", "south", "east", "west", "centre"],
     "plan": ["basic", "plus", "pro"],
@@ -162,11 +164,9 @@ def table(results: list[dict]) -> str:
              "peak / inputs | test accuracy |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        peak = f"{r['peak_mb']:,.0f}" if r["peak_mb"] else "n/a"
-        ratio = f"{r['peak_mb'] / r['tensor_mb']:.1f}x" if r["peak_mb"] else "n/a"
         lines.append(f"| {r['rows']:,} | {r['file_mb']:,.1f} | {r['read_s']:.2f} | {r['s_per_epoch']:.2f} | "
-                     f"{r['command_s']:.1f} | {peak} | {r['tensor_mb']:,.1f} ({r['inputs']}) | {ratio} | "
-                     f"{r['metric']:.3f} |")
+                     f"{r['command_s']:.1f} | {r['peak_mb']:,.0f} | {r['tensor_mb']:,.1f} ({r['inputs']}) | "
+                     f"{r['peak_mb'] / r['tensor_mb']:.1f}x | {r['metric']:.3f} |")
     return "\n".join(lines)
 
 
@@ -190,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_size(n, folder, args.epochs, args.threads, args.device))
             r = results[-1]
             print(f"{n:>10,} rows: {r['s_per_epoch']:.2f} s/epoch, {r['command_s']:.1f} s command, "
-                  f"peak {r['peak_mb'] or 0:,.0f} MB", file=sys.stderr, flush=True)
+                  f"peak {r['peak_mb']:,.0f} MB", file=sys.stderr, flush=True)
             if not args.keep:
                 for suffix in (".csv", ".zip"):
                     (folder / f"rows_{n}{suffix}").unlink(missing_ok=True)
+        if not args.keep:
+            shutil.rmtree(folder / "home", ignore_errors=True)  # the run store the children kept
     print(f"{results[0]['device'] if results else args.device}, {args.epochs} epochs per run")
     print(table(results))
     if args.json:
