@@ -29,19 +29,10 @@ from builder.device import DeviceChoice
 from builder.errors import TrainingError
 from builder.pipeline import train_model
 from builder.train import Callback, TensorData, TrainConfig, TrainControl, fit
-from tests.test_determinism import FAMILY_CASES, family_config
+from tests.test_determinism import FAMILY_CASES, family_config, one_thread  # noqa: F401 (autouse: one torch thread)
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, STOP_AFTER = 6, 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: steady timings on a shared 2-core machine (results do not depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- helpers ------------------------------------------------------------------------------------

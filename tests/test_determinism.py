@@ -103,6 +103,8 @@ def train_family(family: str, with_baseline: bool = True):
 
 @pytest.fixture(autouse=True)
 def one_thread():
+    """One torch thread: steady timings on a shared 2-core machine (results do not depend on it);
+    tests/test_checkpoints.py uses it too."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
