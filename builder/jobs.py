@@ -48,6 +48,7 @@ class JobSnapshot:
     error: str | None
     stage: str = ""  # cross-validation: "Fold 2 of 5" or "Final model"; the epochs are that stage's
     training_ended: bool = False  # the epochs are over; the test rows and the baseline are being scored
+    notes: tuple[str, ...] = ()  # what happened on the way (the batch halved after running out of memory)
 
     @property
     def done(self) -> bool:
@@ -94,6 +95,7 @@ class Job:
     device: str = ""
     stage: str = ""  # the cross-validation stage running now (empty for a plain run)
     training_ended: bool = False  # fit() returned; scoring and saving follow
+    notes: list[str] = field(default_factory=list)
     result: Any = None
     outputs: dict[str, Any] = field(default_factory=dict)  # what on_done adds, e.g. the saved run id
     error: str | None = None
@@ -112,7 +114,7 @@ class Job:
                 id=self.id, title=self.title, status=status, epoch=self.epoch, epochs=self.epochs,
                 elapsed=elapsed, epoch_logs=tuple(dict(d) for d in self.epoch_logs),
                 batch_points=tuple(self.batch_points), device=self.device, error=self.error,
-                stage=self.stage, training_ended=self.training_ended,
+                stage=self.stage, training_ended=self.training_ended, notes=tuple(self.notes),
             )
 
     def stop(self) -> None:
@@ -152,12 +154,21 @@ class JobRecorder(Callback):
                 self.job.batch_points.clear()
 
     def on_batch_end(self, step: int, logs: dict[str, float]) -> None:
-        point = (step / self._steps_per_epoch, float(logs["loss"]))
+        if "batch" in logs and "batches" in logs:  # where in its epoch, whatever the batch size was before
+            x = logs["epoch"] - 1 + logs["batch"] / max(1, logs["batches"])
+        else:
+            x = step / self._steps_per_epoch
+        point = (float(x), float(logs["loss"]))
         with self.job.lock:
             points = self.job.batch_points
             points.append(point)
             if len(points) > MAX_BATCH_POINTS:
                 del points[::2]  # thin evenly: keeps the curve's shape at half the points
+
+    def on_batch_size_changed(self, batch_size: int, batches_per_epoch: int, note: str) -> None:
+        with self.job.lock:
+            self._steps_per_epoch = max(1, batches_per_epoch)
+            self.job.notes.append(note)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         with self.job.lock:

@@ -160,6 +160,9 @@ class Callback:
     def on_train_end(self, history: History) -> None:
         """Training ended for any reason (``history.stopped_reason``); the best model is loaded."""
 
+    def on_batch_size_changed(self, batch_size: int, batches_per_epoch: int, note: str) -> None:
+        """The device ran out of memory: the epoch starts again with ``batch_size``; ``note`` says so."""
+
 
 @dataclass
 class History:
@@ -179,6 +182,7 @@ class History:
     lr: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_reason: str = "completed"
+    notes: list[str] = field(default_factory=list)  # what happened on the way ("the batch was halved...")
 
     def append(self, logs: Mapping[str, Any]) -> None:
         """Add one epoch's ``logs`` (as passed to ``on_epoch_end``)."""
@@ -490,11 +494,10 @@ class _Trainer:
         except torch.OutOfMemoryError as exc:
             self.history.stopped_reason = "error"
             _release_device_memory(self.choice.device)
-            size = self.batch_size
-            smaller = f" (for example to {size // 2})" if size > 1 else ""
+            # Only after halving the batch down to one row (``_epoch_within_memory``).
             failure = FitError(
-                f"The {self.choice.label} ran out of memory with batch size {size}: lower the "
-                f"batch size{smaller}, use a smaller model, or choose device cpu."
+                f"The {self.choice.label} ran out of memory even with one row per batch: use a smaller "
+                "model (fewer or narrower layers), or choose device cpu."
             )
             failure.__cause__ = exc
         except BaseException:
@@ -511,10 +514,10 @@ class _Trainer:
         patience = self.config.early_stopping_patience
         for epoch in range(self.first_epoch, self.config.epochs + 1):
             epoch_started, paused_before = time.perf_counter(), self.paused_seconds
-            train_sums = self._train_epoch(epoch)
-            if train_sums is None:
+            sums = self._epoch_within_memory(epoch)
+            if sums is None:
                 return  # stopped between batches; the partial epoch is not recorded
-            val_loss, val_correct = self._validate()
+            train_sums, (val_loss, val_correct) = sums
             seconds = time.perf_counter() - epoch_started - (self.paused_seconds - paused_before)
             logs = self._epoch_logs(epoch, *train_sums, val_loss, val_correct, seconds)
             if not (math.isfinite(logs["loss"]) and math.isfinite(val_loss)):
@@ -537,6 +540,34 @@ class _Trainer:
                 log.info("early stopping at epoch %d: no better val_loss since epoch %d",
                          epoch, self.history.best_epoch)
                 return
+
+    def _epoch_within_memory(self, epoch: int) -> tuple[tuple[float, int], tuple[float, int]] | None:
+        """One epoch and its validation; when the device runs out of memory, the batch is halved
+        and the epoch starts again (down to one row a batch, then the error stands)."""
+        while True:
+            try:
+                train_sums = self._train_epoch(epoch)
+                return None if train_sums is None else (train_sums, self._validate())
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self._halve_batch(epoch)
+
+    def _halve_batch(self, epoch: int) -> None:
+        """Go on with half the batch. Steps already taken in this epoch stay (out of memory
+        nearly always strikes on the first batch, before any); a per-batch learning-rate schedule
+        is laid out again for the new number of batches."""
+        _release_device_memory(self.choice.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        before, self.batch_size = self.batch_size, max(1, self.batch_size // 2)
+        batches = math.ceil(len(self.X) / self.batch_size)
+        if self.schedule.active:
+            self.schedule = LrSchedule(self.optimizer, self.config, batches)
+        note = (f"The {self.choice.label} ran out of memory with batch size {before} at epoch {epoch}: "
+                f"training went on with batch size {self.batch_size}.")
+        log.warning(note)
+        self.history.notes.append(note)
+        self._emit("on_batch_size_changed", self.batch_size, batches, note)
 
     # -- checkpoints ------------------------------------------------------------------------
 
