@@ -1,6 +1,6 @@
 """Time the engine's ``fit`` against the minimal loop on the PERFORMANCE.md workloads.
 
-    python -m bench.run [--workload W1|W2|W3|all] [--repeats N] [--rows N] [--threads N]
+    python -m bench.run [--workload W1|W2|W3|W4|all] [--repeats N] [--rows N] [--threads N]
 
 Each run happens in a fresh Python process (so peak memory is per run and no run warms another's
 caches), alternating minimal / engine, with the same rows, thread count and initial weights. Both

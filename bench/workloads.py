@@ -106,6 +106,29 @@ def digits_split(rows: int) -> Split:
     return Split(*_split(X, y.astype(np.int64), 0.80, 0.10))
 
 
+def sine_windows_split(rows: int) -> Split:
+    """W4: windows of 50 steps of noisy sines (random frequency and phase), each target the next
+    value; 80 / 10 / 10. Inputs (N, 50, 1) as the app's series windows, targets (N, 1)."""
+    rng = np.random.default_rng(DATA_SEED)
+    steps = np.arange(51, dtype=np.float32)  # 50 inputs and the value to forecast
+    frequency = rng.uniform(0.05, 0.3, size=(rows, 1)).astype(np.float32)
+    phase = rng.uniform(0, 2 * math.pi, size=(rows, 1)).astype(np.float32)
+    waves = np.sin(frequency * steps + phase) + rng.normal(0, 0.05, size=(rows, 51)).astype(np.float32)
+    X = waves[:, :50, None].astype(np.float32)  # (N, 50, 1)
+    y = waves[:, 50:].astype(np.float32)  # (N, 1)
+    return Split(*_split(X, y, 0.80, 0.10))
+
+
+def lstm(hidden: int) -> nn.Module:
+    """LSTM(``hidden``) over the window, its last step, then a linear output, built as in the app."""
+    from builder.model import build_model
+    from builder.spec import ModelSpec
+
+    spec = ModelSpec.from_dict({"family": "rnn", "layers": [{"type": "LSTM", "hidden_size": hidden},
+                                                             {"type": "SequencePool", "mode": "last"}]})
+    return build_model(spec, (50, 1), 1)
+
+
 def mlp(inputs: int, hidden: int, outputs: int) -> nn.Module:
     """Two hidden ReLU layers of ``hidden`` units, designed and built as in the app."""
     from builder.model import build_model
@@ -143,6 +166,11 @@ WORKLOADS = {
         "W3", "digits 8x8, CNN conv16-pool-conv32-linear, batch 64, 30 epochs", "multiclass",
         batch_size=64, epochs=30, lr=1e-3, default_rows=1797,
         make_split=digits_split, make_model=small_cnn,
+    ),
+    "W4": Workload(
+        "W4", "20k sine windows of 50, LSTM(64)+Linear, batch 128, 5 epochs", "regression",
+        batch_size=128, epochs=5, lr=1e-3, default_rows=20_000,
+        make_split=sine_windows_split, make_model=lambda: lstm(64),
     ),
 }
 

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from builder import checkpoints
+from builder import checkpoints, distributed
 from builder.device import DeviceChoice, choose_device
 from builder.errors import TrainingError
 from builder.losses import Objective, class_weight_vector, member_mean, member_targets
@@ -418,6 +419,7 @@ class _Trainer:
     ):
         self.task, self.config, self.choice = task, config, choice
         self.callbacks, self.control = callbacks, control
+        self.world = distributed.current_world()  # one process, or this one's share of --nproc
         self.y_scale = float(data.y_scale)
         self.augment = data.augment
         device = choice.device
@@ -434,6 +436,11 @@ class _Trainer:
             self.model = model.to(device)
             self.X, self.y = X.to(device), y.to(device)  # (N, *input_shape), (N, k) or (N,)
             self.X_val, self.y_val = X_val.to(device), y_val.to(device)
+            # What runs the training batches: the model, or its data-parallel wrapper (which
+            # averages the gradients of the processes); weights, checkpoints and validation use
+            # the model itself.
+            self.net = self.model if not self.world.parallel else DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
         except torch.OutOfMemoryError as exc:
             model.to("cpu")
             _release_device_memory(device)
@@ -518,6 +525,9 @@ class _Trainer:
             if sums is None:
                 return  # stopped between batches; the partial epoch is not recorded
             train_sums, (val_loss, val_correct) = sums
+            if self.world.parallel:  # rank 0's validation decides for all: they stop together
+                val_loss, correct = distributed.from_main_process([val_loss, val_correct], self.X.device)
+                val_correct = int(correct)
             seconds = time.perf_counter() - epoch_started - (self.paused_seconds - paused_before)
             logs = self._epoch_logs(epoch, *train_sums, val_loss, val_correct, seconds)
             if not (math.isfinite(logs["loss"]) and math.isfinite(val_loss)):
@@ -624,8 +634,8 @@ class _Trainer:
 
     def _train_epoch(self, epoch: int) -> tuple[float, int] | None:
         """One pass over the shuffled training rows; None if told to stop part way."""
-        model, optimizer, scaler, X, y = self.model, self.optimizer, self.scaler, self.X, self.y
-        device, n, batch_size = X.device, len(X), self.batch_size
+        model, optimizer, scaler, X, y = self.net, self.optimizer, self.scaler, self.X, self.y
+        device, n, batch_size, world = X.device, len(X), self.batch_size, self.world
         schedule_active = self.schedule.active
         batches = math.ceil(n / batch_size)
         # Running sums stay on the device: reading them costs a sync, so it happens once an epoch
@@ -634,10 +644,19 @@ class _Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=device)
         model.train()
         order = torch.randperm(n, generator=self.shuffle, device=device)  # (N,)
+        seen = 0  # rows trained on in this epoch (by this process)
         for batch, start in enumerate(range(0, n, batch_size), start=1):
-            if self._should_stop():
+            stop = self._should_stop()
+            if world.parallel and distributed.any_process(stop, device) and not stop:
+                stop, self.history.stopped_reason = True, "stopped_by_user"  # another process stopped
+            if stop:
                 return None
             idx = order[start : start + batch_size]  # (B,)
+            global_rows = len(idx)
+            if world.parallel:
+                if global_rows < world.size:
+                    break  # a last batch smaller than the number of processes is left out
+                idx = distributed.rows_of_this_process(idx, world)  # (B / world,)
             xb, yb = X[idx], y[idx]  # (B, *input_shape), (B, k) or (B,)
             if self.augment is not None:
                 xb = self.augment(xb, self.shuffle)
@@ -645,12 +664,15 @@ class _Trainer:
                 out = model(xb)  # (B, n_outputs); (members * B, n_outputs) for an ensemble
                 loss = self.objective.train_loss(out, member_targets(out, yb))  # () mean over rows (and members)
             optimizer.zero_grad(set_to_none=True)
+            # DDP averages the processes' gradients: weighting each by its share of the rows makes
+            # the step the whole batch's mean, also when the shares differ by a row.
+            step_loss = loss * (len(idx) * world.size / global_rows) if world.parallel else loss
             if scaler is None:
-                loss.backward()
+                step_loss.backward()
                 self._clip()
                 optimizer.step()
             else:
-                scaler.scale(loss).backward()
+                scaler.scale(step_loss).backward()
                 if self.clip_grad is not None:
                     scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 self._clip()
@@ -658,7 +680,8 @@ class _Trainer:
                 scaler.update()
             if schedule_active:
                 self.schedule.after_batch()
-            rows = min(batch_size, n - start)
+            rows = len(idx)
+            seen += rows
             loss_sum.add_(loss.detach(), alpha=rows)  # sum of per-row losses
             if self.task != "regression":
                 correct.add_(_count_correct(member_mean(out.detach(), len(yb)), yb, self.task))
@@ -666,13 +689,17 @@ class _Trainer:
             now = time.monotonic()
             if now >= self.next_batch_event:
                 self.next_batch_event = now + BATCH_EVENT_INTERVAL_S
-                running_loss = loss_sum.item() / (start + rows)  # the only per-batch sync
+                running_loss = loss_sum.item() / seen  # the only per-batch sync
                 if not math.isfinite(running_loss):
                     raise _Diverged(epoch)
                 logs = {"epoch": epoch, "epochs": self.config.epochs, "batch": batch,
                         "batches": batches, "loss": running_loss}
                 self._emit("on_batch_end", self.step, logs)
-        return loss_sum.item() / n, int(correct.item())
+        if world.parallel:  # every process's rows, as one process would have counted them
+            rows_seen = torch.tensor(seen, device=device)
+            distributed.sum_over_processes(loss_sum, correct, rows_seen)
+            seen = int(rows_seen.item())
+        return loss_sum.item() / max(seen, 1), int(correct.item())
 
     def _clip(self) -> None:
         if self.clip_grad is not None:

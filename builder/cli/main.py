@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if extra:  # reported here, where the command is known, to point at its own --help
                 raise CliError(f"Unknown option or extra value {' '.join(extra)}: run "
                                f"'{PROG} {args.command} --help' to see the options.")
+            args.argv = argv  # a command that starts copies of itself (train --nproc) passes them on
             code = args.run(args)
             handler.show_held()
             return code

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from builder import distributed
 from builder.cli.args import (
     DEVICE_CHOICES,
     EXIT_OK,
@@ -33,7 +34,7 @@ from builder.cli.args import (
 from builder.cli.data_choice import SAMPLE_NOUNS, DataChoice, choose_data
 from builder.cli.files import existing_path, human_bytes, input_file, output_file, with_max_file_mb
 from builder.cli.stderr_log import show_logs
-from builder.errors import DataError, SpecError
+from builder.errors import DataError, SpecError, TrainingError
 from builder.jsonsafe import strict
 from builder.runs import record_cli_run
 
@@ -180,6 +181,20 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
                      help="a yes/no model: its decision threshold, saved in the bundle: the second "
                           "class (in sorted order) is the answer when its probability is above F, "
                           "between 0 and 1; the test scores are measured at it (default: 0.5)")
+    parallel = train.add_argument_group(
+        "several processes (data-parallel, torchrun-style; gloo on CPUs, NCCL on GPUs)")
+    parallel.add_argument("--nproc", type=whole_number(1), default=1, metavar="N",
+                          help="train in N processes on this machine, each on its share of every batch "
+                               "(one per GPU; on CPUs, at most one per core); --batch-size stays the "
+                               "batch of all processes together (default: 1)")
+    parallel.add_argument("--nnodes", type=whole_number(1), default=1, metavar="N",
+                          help="machines taking part; run the same command on each (default: 1)")
+    parallel.add_argument("--node-rank", type=whole_number(0), default=0, metavar="I",
+                          help="this machine's number, 0 to nnodes-1 (default: 0)")
+    parallel.add_argument("--master-addr", default="127.0.0.1", metavar="HOST",
+                          help="address of machine 0, reachable from the others (default: 127.0.0.1)")
+    parallel.add_argument("--master-port", type=whole_number(1, 65535), default=29500, metavar="PORT",
+                          help="a free port on machine 0 (default: 29500)")
     train.set_defaults(run=with_max_file_mb(run_train))
 
 
@@ -188,6 +203,11 @@ def run_train(args: argparse.Namespace) -> int:
     from builder.train import TrainControl
 
     started = time.monotonic()  # --budget-minutes covers the whole command, file in to bundle out
+    launched = distributed.launched_world()
+    if (args.nproc > 1 or args.nnodes > 1) and launched is None:
+        return _launch_processes(args)
+    if launched is not None and not launched.is_main:
+        logging.getLogger("builder").setLevel(logging.WARNING)  # rank 0 tells the story once
     _check_search_options(args)
     check_threshold(args.threshold)  # its range now; whether the model is yes/no once the data is read
     data_file = existing_path(args.data, "--data")
@@ -210,6 +230,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     control = TrainControl()
     progress = ProgressLog(choice.family, noun=SAMPLE_NOUNS[choice.data_spec.kind])
+    world = distributed.launched_world()
+    if world is not None:
+        return _train_one_process(world, choice, config, spec, progress, control, test_rows, args, out_file,
+                                  data_file)
     with _stop_on_ctrl_c(control), contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON only
         from builder.pipeline import train_model
 
@@ -218,6 +242,17 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             trained = train_model(choice.source, choice.data_spec, config, spec=spec, family=choice.family,
                                   callbacks=[progress], control=control, test_rows=test_rows)
+    summary = _finish(trained, args, out_file, choice, data_file, test_rows)
+    if args.auto:
+        summary["search"] = found.summary()
+    print(json.dumps(strict(summary), allow_nan=False))
+    return EXIT_OK
+
+
+def _finish(trained: TrainedModel, args: argparse.Namespace, out_file: Path, choice: DataChoice, data_file: Path,
+            test_rows: Any) -> dict[str, Any]:
+    """The threshold, the bundle and the run store; the JSON line's object."""
+    with contextlib.redirect_stdout(sys.stderr):
         if args.threshold is not None:
             _apply_threshold(trained, args.threshold)
         from builder.export import write_bundle  # ONNX is imported only once there is a model
@@ -227,9 +262,45 @@ def run_train(args: argparse.Namespace) -> int:
         log.warning("%s", note)
     log.info("bundle written to %s (%s)", out_file, human_bytes(report.size))
     record_cli_run(trained, data_file, choice.sample, source=choice.source, test_rows=test_rows, bundle=out_file)
-    summary = _train_summary(trained, out_file)
-    if args.auto:
-        summary["search"] = found.summary()
+    return _train_summary(trained, out_file)
+
+
+def _launch_processes(args: argparse.Namespace) -> int:
+    """--nproc / --nnodes: check what cannot be split, then start this command in each process."""
+    if args.auto or args.cv_folds:
+        raise SpecError("--nproc and --nnodes train one design on one split: leave out --auto and --cv, "
+                        "or train in one process.")
+    out_file = output_file(args.out, "--out", "model.zip")  # refused here, before any process starts
+    log.info("training in %d processes on each of %d machine(s)", args.nproc, args.nnodes)
+    code = distributed.launch(args.argv, args.nproc, args.nnodes,
+                              args.node_rank, args.master_addr, args.master_port)
+    if code != 0:
+        raise TrainingError(f"A training process failed (see the log above); no bundle was written to {out_file}.")
+    return EXIT_OK
+
+
+def _train_one_process(world: distributed.World, choice: DataChoice, config: TrainConfig, spec: ModelSpec | None,
+                       progress: ProgressLog, control: TrainControl, test_rows: Any, args: argparse.Namespace,
+                       out_file: Path, data_file: Path) -> int:
+    """One of the --nproc processes: all train together; rank 0 alone scores, writes and prints."""
+    from builder.pipeline import evaluate_trained, fit_design, prepare_for_design
+
+    distributed.join(world)
+    try:
+        with _stop_on_ctrl_c(control), contextlib.redirect_stdout(sys.stderr):
+            data_spec, prepared, shape, design = prepare_for_design(
+                choice.source, choice.data_spec, config, spec, choice.family, test_rows)
+            callbacks = [progress] if world.is_main else []
+            trained = fit_design(prepared, shape, data_spec, config, design, callbacks, control)
+    finally:
+        distributed.leave()
+    if not world.is_main:
+        return EXIT_OK
+    with contextlib.redirect_stdout(sys.stderr):
+        evaluate_trained(trained, prepared)
+    trained.info["world_size"] = world.size
+    summary = _finish(trained, args, out_file, choice, data_file, test_rows)
+    summary["world_size"] = world.size
     print(json.dumps(strict(summary), allow_nan=False))
     return EXIT_OK
 
