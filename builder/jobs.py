@@ -25,7 +25,8 @@ from builder.train import Callback, TrainControl
 
 log = logging.getLogger(__name__)
 
-# Statuses a job goes through; the last three are final.
+# Statuses a job goes through; the last three are final. A job queues while every worker is busy.
+QUEUED = "queued"
 RUNNING, PAUSED, STOPPING, FINISHED, STOPPED, FAILED = "running", "paused", "stopping", "finished", "stopped", "failed"
 FINAL_STATUSES = (FINISHED, STOPPED, FAILED)
 
@@ -101,11 +102,13 @@ class Job:
     error: str | None = None
     error_detail: str | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
+    load_result: Callable[[str], Any] | None = field(default=None, repr=False)  # run id -> TrainedModel
+    ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def snapshot(self) -> JobSnapshot:
         with self.lock:
             status = self.status
-            if status == RUNNING and self.control.stopped:
+            if status in (RUNNING, QUEUED) and self.control.stopped:
                 status = STOPPING
             elif status == RUNNING and self.control.paused:
                 status = PAUSED
@@ -119,18 +122,43 @@ class Job:
 
     def stop(self) -> None:
         """Ask the worker to stop after the current batch; the best model so far is kept."""
-        self.control.stop()
+        with self.lock:
+            self.control.stop()
 
     def pause(self) -> None:
-        self.control.pause()
+        with self.lock:
+            self.control.pause()
 
     def resume(self) -> None:
-        self.control.resume()
+        with self.lock:
+            self.control.resume()
+
+    def bind(self, control: TrainControl) -> None:
+        """Hand the job to a worker process's control, keeping a stop or pause asked while it queued."""
+        with self.lock:
+            if self.control.stopped:
+                control.stop()
+            elif self.control.paused:
+                control.pause()
+            self.control, self.status, self.started = control, RUNNING, time.monotonic()
+
+    def finish_from_worker(self, status: str, error: str | None, detail: str | None, run_id: str | None) -> None:
+        """A worker process ended this job: the run it saved (``run_id``) becomes the result."""
+        result = None
+        if run_id is not None and self.load_result is not None:
+            try:
+                result = self.load_result(run_id)
+                self.outputs["run_id"] = run_id
+            except BuilderError as exc:
+                status, error = FAILED, f"The trained model was saved but cannot be read back: {exc}"
+        with self.lock:
+            self.status, self.result, self.error, self.error_detail = status, result, error, detail
+            self.training_ended, self.finished = True, time.monotonic()
+        self.ended.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the worker ends (for tests and the CLI); return whether it ended."""
-        if self.thread is not None:
-            self.thread.join(timeout)
+        self.ended.wait(timeout)
         return self.status in FINAL_STATUSES
 
 
@@ -184,11 +212,46 @@ class JobRecorder(Callback):
 class JobRegistry:
     """All jobs of this process, bounded, each visible only to its owner."""
 
-    def __init__(self, max_jobs: int = 64, max_running_per_owner: int = 2):
+    def __init__(self, max_jobs: int = 64, max_running_per_owner: int = 2, pool: Any = None):
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.max_jobs = max_jobs
         self.max_running_per_owner = max_running_per_owner
+        self.pool = pool  # a ``workers.WorkerPool``: ``submit`` trains in its processes
+
+    def submit(self, owner: str, request: Any, title: str, epochs: int,
+               load_result: Callable[[str], Any]) -> Job:
+        """Queue ``request`` (a ``workers.TrainingRequest``) for the worker processes; return its job.
+
+        Args:
+            load_result: reads the run the worker saved (its id) back as the job's result.
+
+        Raises:
+            BuilderError: the owner already has the maximum number of running jobs.
+        """
+        if self.pool is None:
+            raise RuntimeError("this registry has no worker processes: use start()")
+        job = self._new_job(owner, title, epochs, QUEUED)
+        job.load_result = load_result
+        self.pool.submit(job, request, JobRecorder(job))
+        return job
+
+    def queued_ahead(self, job: Job) -> int:
+        """How many jobs wait for a worker before ``job``."""
+        return self.pool.queued_ahead(job) if self.pool is not None else 0
+
+    def _new_job(self, owner: str, title: str, epochs: int, status: str = RUNNING) -> Job:
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.owner == owner and j.status not in FINAL_STATUSES]
+            if len(running) >= self.max_running_per_owner:
+                raise BuilderError(
+                    f"{len(running)} trainings are already running in this workspace: stop one "
+                    "before starting another."
+                )
+            self._evict_finished()
+            job = Job(id=secrets.token_urlsafe(8), owner=owner, title=title, epochs=epochs, status=status)
+            self._jobs[job.id] = job
+        return job
 
     def start(
         self,
@@ -212,16 +275,7 @@ class JobRegistry:
         Raises:
             BuilderError: the owner already has the maximum number of running jobs.
         """
-        with self._lock:
-            running = [j for j in self._jobs.values() if j.owner == owner and j.status not in FINAL_STATUSES]
-            if len(running) >= self.max_running_per_owner:
-                raise BuilderError(
-                    f"{len(running)} trainings are already running in this workspace: stop one "
-                    "before starting another."
-                )
-            self._evict_finished()
-            job = Job(id=secrets.token_urlsafe(8), owner=owner, title=title, epochs=epochs)
-            self._jobs[job.id] = job
+        job = self._new_job(owner, title, epochs)
         job.thread = threading.Thread(target=self._run, args=(job, work, on_done), name=f"job-{job.id}",
                                       daemon=True)
         job.thread.start()
@@ -245,6 +299,7 @@ class JobRegistry:
         with job.lock:
             job.status, job.result, job.error, job.error_detail = status, result, error, detail
             job.finished = time.monotonic()
+        job.ended.set()
 
     def get(self, owner: str, job_id: str | None) -> Job | None:
         """Return the job only if ``owner`` started it."""
@@ -261,9 +316,11 @@ class JobRegistry:
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:
-            job.control.stop()
+            job.stop()
         for job in jobs:
             job.wait(timeout)
+        if self.pool is not None:
+            self.pool.close()
 
     def _evict_finished(self) -> None:
         # Oldest finished jobs go first; their results were saved to the workspace by on_done.
