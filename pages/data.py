@@ -15,10 +15,12 @@ from pages.components.data_view import (
     table_panel,
     table_profile,
     table_tabs,
+    table_title,
     use_sample,
     use_upload,
     widget_suffix,
 )
+from pages.components.i18n import t
 from pages.components.image_view import image_panel
 from pages.components.series_view import series_panel
 from pages.components.state import app_state
@@ -29,19 +31,19 @@ PANELS = {"table": table_panel, "anomaly": anomaly_panel, "series": series_panel
 
 state = app_state()
 suffix = widget_suffix(state)
-page_header("Data", "Bring a table with one row per example (also a time series, or a column of texts), or a "
-                    "zip of pictures with one folder per class. Then say what the model should learn.")
+page_header(t("Data"), t("Bring a table with one row per example (also a time series, or a column of texts), or "
+                         "a zip of pictures with one folder per class. Then say what the model should learn."))
 
 # --- 1. the data ------------------------------------------------------------------------------------------
-loader = st.expander(f"Use other data (now: {state.table_name})", icon=":material/upload_file:") \
+loader = st.expander(t("Use other data (now: {name})", name=table_title(state)), icon=":material/upload_file:") \
     if state.data_kind is not None else st.container()
 with loader:
     uploaded = st.file_uploader(
-        "Drop a table here, or a zip of pictures", type=FILE_TYPES, key=f"data_upload_{suffix}",
-        help="Tables: CSV, TSV or TXT (any separator), Excel (.xlsx), Parquet or JSON, the first row "
-             "holding the column names. Pictures: a .zip with one folder per class (PNG, JPEG, BMP or "
-             "GIF; any sizes). Up to 200 MB.")
-    st.markdown("**Or try a sample**")
+        t("Drop a table here, or a zip of pictures"), type=FILE_TYPES, key=f"data_upload_{suffix}",
+        help=t("Tables: CSV, TSV or TXT (any separator), Excel (.xlsx), Parquet or JSON, the first row "
+               "holding the column names. Pictures: a .zip with one folder per class (PNG, JPEG, BMP or "
+               "GIF; any sizes). Up to 200 MB."))
+    st.markdown(f"**{t('Or try a sample')}**")
     picked = sample_cards()
 if uploaded is not None and use_upload(state, uploaded):
     st.rerun()
@@ -49,8 +51,8 @@ if picked is not None and use_sample(state, picked):
     st.rerun()
 
 if state.data_kind is None:
-    st.info("Upload a table or pick a sample to begin; pictures come as a zip with one folder per class. "
-            "Your files stay on this computer.", icon=":material/info:")
+    st.info(t("Upload a table or pick a sample to begin; pictures come as a zip with one folder per class. "
+              "Your files stay on this computer."), icon=":material/info:")
     end_page()
 
 # --- 2. pictures: what is in the zip, the size and the augmentation ------------------------------------
@@ -60,11 +62,11 @@ if state.data_kind == "images":
 
 # --- 2. a table: what is in it, and what the model should do with it -------------------------------------
 profile, sketches = table_profile(state)
-st.subheader(state.table_name, anchor=False)
+st.subheader(table_title(state), anchor=False)
 table_overview(profile)
 looking = st.container()  # filled last: the roles it shows follow the choices below
 
-st.subheader(":material/target: What the model should do", anchor=False)
+st.subheader(f":material/target: {t('What the model should do')}", anchor=False)
 purpose = purpose_choice(state, profile, suffix)
 spec, roles = PANELS[purpose](state, profile, suffix)
 save_choice(state, spec)

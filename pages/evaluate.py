@@ -12,6 +12,7 @@ import streamlit as st
 from pages.components import evaluate_view as view
 from pages.components.decide_view import decide_section
 from pages.components.explain_view import explain_section
+from pages.components.i18n import t
 from pages.components.state import app_state
 from pages.components.training import cv_summary
 from pages.components.ui import empty_state, go_to, page_header, user_errors
@@ -26,10 +27,10 @@ SUBTITLES = {
 
 state = app_state()
 task = state.trained.task if state.has_model else None
-page_header("Evaluate", SUBTITLES.get(task, "How good the model is on test data it never saw while training, "
-                                            "next to a simple baseline."))
+page_header(t("Evaluate"), t(SUBTITLES.get(task, "How good the model is on test data it never saw while training, "
+                                                "next to a simple baseline.")))
 if not state.has_model:
-    empty_state("Train a model first: its results appear here.", "Train", "Go to Train")
+    empty_state(t("Train a model first: its results appear here."), "Train", t("Go to Train"))
 trained = state.trained
 st.caption(view.run_caption(trained))
 view.data_change_note(state)
@@ -38,8 +39,9 @@ if cross_validation := trained.info.get("cross_validation"):
     cv_summary(cross_validation)
 
 results, explain, decide, history = st.tabs([
-    ":material/fact_check: " + SECTION_TITLES.get(trained.task, "Test data in detail"),
-    ":material/psychology: Why it answers so", ":material/tune: Decide", ":material/show_chart: How training went"])
+    ":material/fact_check: " + t(SECTION_TITLES.get(trained.task, "Test data in detail")),
+    ":material/psychology: " + t("Why it answers so"), ":material/tune: " + t("Decide"),
+    ":material/show_chart: " + t("How training went")])
 with results, user_errors():
     if trained.task == "forecast":
         view.forecast_section(trained)
@@ -53,5 +55,5 @@ with decide:
     decide_section(state)
 with history:
     view.training_history(trained)
-go_to("Export", "Next: export the model")
-go_to("Present", "Or present it to your audience")
+go_to("Export", t("Next: export the model"))
+go_to("Present", t("Or present it to your audience"))

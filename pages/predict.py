@@ -10,37 +10,41 @@ import streamlit as st
 
 from pages.components import predict_view as view
 from pages.components.bundle_view import family_title, load_uploaded_bundle, slug, trained_when
+from pages.components.i18n import shown_as, t, tcount
 from pages.components.state import app_state
 from pages.components.ui import empty_state, end_page, page_header, user_errors
 
 TRAINED, BUNDLE = "The model just trained", "A bundle file"
 
 state = app_state()
-page_header("Predict", "Get predictions for new data: upload a file, or try a single case by hand.")
-source = st.radio("Which model?", [TRAINED, BUNDLE], horizontal=True, key="predict_source")
+page_header(t("Predict"), t("Get predictions for new data: upload a file, or try a single case by hand."))
+source = st.radio(t("Which model?"), [TRAINED, BUNDLE], horizontal=True, key="predict_source",
+                  format_func=shown_as([TRAINED, BUNDLE]))
 
 if source == TRAINED:
     if not state.has_model:
-        empty_state("No model is trained yet. Train one, or choose 'A bundle file' above to use an exported model.",
-                    "Train", "Go to Train")
+        empty_state(t("No model is trained yet. Train one, or choose '{bundle}' above to use an exported model.",
+                      bundle=t(BUNDLE)), "Train")
     model, key, name = state.trained, f"run-{state.run_id}", slug(state.table_name or "model")
     sample, examples = view.usable_sample(model, state.df), view.example_images(state.images)
-    st.caption(f"{family_title(state)} trained on {state.table_name or 'your data'}{trained_when(state)}.")
+    st.caption(family_title(state) + t(" trained on {data}{when}.", data=state.table_name or t("your data"),
+                                       when=trained_when(state)))
 else:
-    upload = st.file_uploader("The bundle (.zip) from the Export page", type=["zip"], key="predict_bundle")
+    upload = st.file_uploader(t("The bundle (.zip) from the Export page"), type=["zip"], key="predict_bundle")
     if upload is None:
-        st.info("Upload a bundle made on the Export page. Your trained model stays as it is.", icon=":material/info:")
+        st.info(t("Upload a bundle made on the Export page. Your trained model stays as it is."),
+                icon=":material/info:")
         end_page()
     loaded = None
     with user_errors():
         key, loaded = load_uploaded_bundle(upload.getvalue())
     if loaded is None:
         if state.has_model:
-            st.caption("Your trained model is untouched: choose 'The model just trained' above to use it.")
+            st.caption(t("Your trained model is untouched: choose '{trained}' above to use it.", trained=t(TRAINED)))
         end_page()
     model, name = loaded.bundle, slug(upload.name.removesuffix("-bundle.zip"))
     sample, examples = view.usable_sample(model, loaded.sample), loaded.sample_images
-    st.caption(f"Bundle {upload.name}, read and checked.")
+    st.caption(t("Bundle {file}, read and checked.", file=upload.name))
 
 kind, task = model.data_spec.kind, model.data_spec.task
 st.markdown(view.what_it_predicts(model))
@@ -54,23 +58,25 @@ if kind == "images":
         if files is not None:
             predictions = model.predict(files[1], files=files[0])
     if files is None:
-        st.info("Upload images (select several at once) or a zip of them.", icon=":material/info:")
+        st.info(t("Upload images (select several at once) or a zip of them."), icon=":material/info:")
         end_page()
 elif task == "forecast":
     with user_errors():
         rows = view.rows_upload(model)
         if rows is None and not sample.empty:
             rows = sample
-            st.caption("Forecasting right after the end of the data loaded on the Data page; upload a file to "
-                       "forecast from another history.")
+            st.caption(t("Forecasting right after the end of the data loaded on the Data page; upload a file to "
+                         "forecast from another history."))
         if rows is not None:
             predictions = model.predict(rows)
     if rows is None:
-        st.info(f"Upload the history: at least the last {model.preprocessor.window} steps.", icon=":material/info:")
+        st.info(t("Upload the history: at least the last {n} steps.", n=model.preprocessor.window),
+                icon=":material/info:")
         end_page()
 else:
     modes = [view.UPLOAD_ROWS, view.ONE_TEXT if kind == "text" else view.ONE_ROW]
-    mode = st.radio("What to predict", modes, horizontal=True, key="predict_mode")
+    mode = st.radio(t("What to predict"), modes, horizontal=True, key="predict_mode",
+                    format_func=shown_as(modes))
     single = mode != view.UPLOAD_ROWS
     explain = view.reasons_choice(model)
     with user_errors():
@@ -78,19 +84,20 @@ else:
         if rows is not None:
             predictions = model.predict(rows)
     if rows is None:
-        st.info("Type a text to classify." if single else
-                f"Upload a file of rows, or choose '{modes[1]}' to try a single case.", icon=":material/info:")
+        st.info(t("Type a text to classify.") if single else
+                t("Upload a file of rows, or choose '{mode}' to try a single case.", mode=t(modes[1])),
+                icon=":material/info:")
         end_page()
 if predictions is None:
     end_page()
 if predictions.empty:
-    st.warning("There is nothing to predict in that file.", icon=":material/warning:")
+    st.warning(t("There is nothing to predict in that file."), icon=":material/warning:")
     end_page()
 
 # --- the predictions --------------------------------------------------------------------------------
-count = len(predictions)
-noun = {"images": "images", "series": "future steps"}.get(kind, "rows")
-st.subheader("Prediction" if single else f"{'Forecast' if task == 'forecast' else 'Predictions'} for {count:,} {noun}")
+counted = tcount(len(predictions), {"images": "image", "series": "future step"}.get(kind, "row"))
+heading = "Forecast for {count}" if task == "forecast" else "Predictions for {count}"
+st.subheader(t("Prediction") if single else t(heading, count=counted))
 if explain:
     with user_errors():
         predictions = view.add_reasons(model, key, rows, predictions)
@@ -106,5 +113,5 @@ else:
     view.table_results(model, rows, predictions, single)
 state.set_predicted(state.run_id if source == TRAINED else None)  # ticks Predict in the journey
 view.downloads(predictions, name)
-st.caption("One line per future step: paste it under your series in Excel." if task == "forecast" else
-           "One line per input, in the same order as yours: paste it next to them in Excel.")
+st.caption(t("One line per future step: paste it under your series in Excel.") if task == "forecast" else
+           t("One line per input, in the same order as yours: paste it next to them in Excel."))

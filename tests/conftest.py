@@ -20,6 +20,9 @@ def _private_builder_home(tmp_path_factory):
     any fixture, module-scoped ones included; a test's own ``builder_home`` overrides it."""
     previous = os.environ.get("BUILDER_HOME")
     os.environ["BUILDER_HOME"] = str(tmp_path_factory.mktemp("builder-home"))
+    # AppTest page tests train in the app's own threads (each test builds a fresh app; worker
+    # processes would start for every one). test_workers.py and the browser journeys use processes.
+    os.environ.setdefault("BUILDER_TRAINING_WORKERS", "0")
     yield
     if previous is None:
         os.environ.pop("BUILDER_HOME", None)

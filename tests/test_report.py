@@ -230,6 +230,75 @@ def test_a_chosen_threshold_changes_the_answers_counted(table_run):
             build_report(trained, threshold=bad)
 
 
+# --- in Chinese -----------------------------------------------------------------------------------------
+
+# Words a Chinese report keeps in Latin letters: abbreviations, the library and optimizer names, the
+# model card's file name; the run's own names (columns, classes, layers, the file) are added per run.
+LATIN_WORDS = {"ROC", "AUC", "MAE", "RMSE", "CPU", "MLP", "scikit", "learn", "adam", "README", "md"}
+WORD = re.compile(r"[A-Za-z][A-Za-z'’]*[A-Za-z]")
+
+
+def english_words(html: str, allowed: set[str]) -> list[tuple[str, str]]:
+    """``(word, its context)`` for each English word a reader sees outside ``allowed`` (the look and
+    the model card's English text left out; titles and labels of charts and cells included)."""
+    html = re.sub(r"<style>.*?</style>", " ", html, flags=re.S)
+    html = re.sub(r'<div class="card-text" lang="en">.*?</section>', "</section>", html, flags=re.S)
+    html = re.sub(r'(<span title="[^"]*">)[^<]*</span>', r"\1</span>", html)  # a shortened label: its title has it
+    shown = " ".join(re.findall(r'(?:title|aria-label|alt)="([^"]*)"', html)) + " " + re.sub(r"<[^>]+>", " ", html)
+    text = re.sub(r"\s+", " ", shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+                  .replace("&#x27;", "'").replace("&quot;", '"'))
+    allowed_lower = {word.lower() for word in allowed}
+    return [(m.group(0), text[max(0, m.start() - 40):m.end() + 40]) for m in WORD.finditer(text)
+            if m.group(0).lower() not in allowed_lower]
+
+
+def names_of(trained) -> set[str]:
+    """The words of the run's own names, which stay as they are in any language."""
+    names = [*trained.data_spec.features, trained.data_spec.target, *trained.preprocessor.classes,
+             trained.info.get("source", ""), *(layer.type for layer in trained.spec.layers)]
+    return {word for name in names for word in WORD.findall(str(name))}
+
+
+@pytest.fixture(scope="module")
+def table_html_zh(table_run) -> str:
+    return build_report(table_run[2], lang="zh")
+
+
+def test_a_chinese_report_has_no_english_words_but_the_runs_names(table_run, table_html_zh):
+    trained = table_run[2]
+    html = table_html_zh
+    assert html.startswith('<!DOCTYPE html>\n<html lang="zh-Hans">')
+    for key in (*SECTIONS, "threshold"):
+        section(html, key)
+    leftover = english_words(html, LATIN_WORDS | names_of(trained))
+    assert not leftover, leftover[:20]
+    assert re.search(r"<p class=\"meta\">[^<]*\d{4}年\d{1,2}月\d{1,2}日", html)  # the date as Chinese writes it
+    assert "Noto Sans CJK SC" in html  # a font with Chinese glyphs first, for the screen and the PDF
+    n_params = sum(p.numel() for p in trained.model.parameters())
+    assert f"<td class=\"num\">{n_params:,}</td></tr></tfoot>" in html  # the same numbers as in English
+    # The model card stays English (it travels with the model), under a Chinese heading.
+    card = section(html, "card")
+    assert "<h2>模型卡</h2>" in card and "What it does</h4>" in card and '<div class="card-text" lang="en">' in card
+
+
+def test_a_chinese_report_carries_the_same_numbers_and_escapes_the_same_names(table_run, table_html_zh):
+    trained, html = table_run[2], table_html_zh
+    result = section(html, "result")
+    for metric, value in trained.metrics["test"].items():
+        assert f'<div class="value">{format_metric(metric, value)}</div>' in result, metric
+    for raw in (HOSTILE_COLUMN, HOSTILE_CLASS, HOSTILE_SOURCE):
+        assert raw not in html
+    assert "<title>预测 &#x27;target&#x27;</title>" in html
+    assert f"保留的模型（第 {trained.history.best_epoch} 轮）" in section(html, "training")
+
+
+def test_english_is_the_default_and_an_unknown_language_falls_back_to_it(table_run, table_html):
+    trained = table_run[2]
+    assert build_report(trained, lang="en") == table_html == build_report(trained, lang="xx")
+    assert table_html.startswith('<!DOCTYPE html>\n<html lang="en">')
+    assert not re.search(r"[\u3400-\u9fff]", table_html)  # not a Chinese character, the font list included
+
+
 # --- small parts ------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,10 @@ is inline SVG drawn here from the run's own numbers (no JavaScript at all; plotl
 add 4.8 MB to every report, the SVG charts of a table model weigh some 30 KB). Every string that
 comes from the user's data (column names, class labels, file names) goes through ``html.escape``.
 
+The report speaks the reader's language (``build_report(..., lang="zh")``): its own words come from
+the catalogue (``builder.i18n``, ``zh/report.json``) and the engine's sentences are translated as the
+app shows them; the model card stays English, as it travels with the exported model.
+
 ``report_pdf`` prints that HTML to an A4 PDF with headless Chromium when one is installed.
 
 The parts, one job each:

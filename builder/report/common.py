@@ -1,5 +1,5 @@
 """What every part of the report shares: its error, HTML escaping, the app's colours, the frame of a
-section and a metric's value as text.
+section, a metric's value as text and a layer's caption in the reader's language.
 """
 
 from __future__ import annotations
@@ -7,8 +7,11 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from builder.diagram import layer_caption
 from builder.errors import BuilderError
 from builder.evaluate import format_metric
+from builder.i18n import DEFAULT_LANGUAGE, current_language, tr_message
+from builder.layers import LAYERS
 
 # The app's colours (pages/components/ui.py, which builder may not import): training and the model
 # blue, validation orange, baselines grey, the kept epoch green, thresholds red.
@@ -35,3 +38,13 @@ def fmt(metric: str, value: Any) -> str:
         return format_metric(metric, float(value))
     except (BuilderError, TypeError, ValueError):
         return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def caption(type_name: str, params: dict) -> str:
+    """``layer_caption`` ("Linear\\nunits: 16") with the setting's name in the reader's language; the
+    layer's type is a name and stays as it is."""
+    text = layer_caption(type_name, params)
+    if current_language() == DEFAULT_LANGUAGE or "\n" not in text:
+        return text
+    layer = LAYERS.get(type_name)
+    return f"{type_name}\n{tr_message(layer.param(layer.main_param).label)}: {params[layer.main_param]}"

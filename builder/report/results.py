@@ -15,6 +15,7 @@ import numpy as np
 from builder.data.preprocess import ANOMALY_TASK
 from builder.errors import BuilderError
 from builder.evaluate import METRICS, confusion, downsample, format_metric, regression_diagnostics
+from builder.i18n import tr, tr_message
 from builder.report.common import COLOURS, e, fmt, section
 from builder.report.svg import HALF, WIDE, Series, as_days, histogram_svg, line_svg, scatter_svg
 from builder.report.threshold import binary_predictions
@@ -32,18 +33,18 @@ def results_section(trained: TrainedModel, threshold: float) -> str:
     results = trained.test_results or {}
     try:
         if trained.task == "forecast":
-            body, heading = _forecast_results(trained, results), "The forecast over the test period"
+            body, heading = _forecast_results(trained, results), tr("The forecast over the test period")
         elif trained.task == ANOMALY_TASK:
-            body, heading = _anomaly_results(results), "Unusual rows"
+            body, heading = _anomaly_results(results), tr("Unusual rows")
         elif not results.get("actual"):
             return ""
         elif trained.task == "regression":
-            body, heading = _regression_results(trained, results), "Predictions against the truth"
+            body, heading = _regression_results(trained, results), tr("Predictions against the truth")
         else:
-            body, heading = _classification_results(trained, results, threshold), "Where the model goes wrong"
+            body, heading = _classification_results(trained, results, threshold), tr("Where the model goes wrong")
     except BuilderError as exc:  # kept results that cannot be drawn: say so, keep the rest of the report
         log.warning("report: the test results could not be drawn: %s", exc)
-        return section("details", "The test data in detail", "", f"<p class=\"note\">{e(exc)}</p>")
+        return section("details", tr("The test data in detail"), "", f"<p class=\"note\">{e(tr_message(str(exc)))}</p>")
     if trained.kind == "images" and results.get("mistakes"):
         body += _image_mistakes(results["mistakes"])
     elif trained.kind == "text" and results.get("mistakes"):
@@ -59,22 +60,24 @@ def _classification_results(trained: TrainedModel, results: dict[str, Any], thre
         predicted = at if at is not None else predicted
     matrix = confusion(actual, predicted, trained.preprocessor.classes)
     counts = matrix.counts
-    items = {"images": "images", "text": "texts"}.get(trained.kind, "rows")
+    items = tr({"images": "images", "text": "texts"}.get(trained.kind, "rows"))
     found, named, truth = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)  # (k,) each
     per_class = "".join(
         f"<tr><td>{e(c)}</td><td class=\"num\">{int(truth[i]):,}</td>"
         f"<td class=\"num\">{_share(found[i], named[i])}</td><td class=\"num\">{_share(found[i], truth[i])}</td></tr>"
         for i, c in enumerate(matrix.classes))
-    table = (f"<table class=\"tbl\"><thead><tr><th>Class</th><th>Test {items}</th><th title=\"When the model says "
-             f"this class, how often it is right\">Precision</th><th title=\"Of the test {items} truly in this class, "
-             f"the share the model finds\">Recall</th></tr></thead><tbody>{per_class}</tbody></table>"
-             "<p class=\"note\">Precision: when the model names the class, how often it is right. Recall: of the "
-             f"{items} truly in the class, the share the model finds.</p>")
+    table = (f"<table class=\"tbl\"><thead><tr><th>{tr('Class')}</th><th>{tr('Test {items}', items=items)}</th>"
+             f"<th title=\"{tr('When the model says this class, how often it is right')}\">{tr('Precision')}</th>"
+             f"<th title=\"{tr('Of the test {items} truly in this class, the share the model finds', items=items)}\">"
+             f"{tr('Recall')}</th></tr></thead><tbody>{per_class}</tbody></table><p class=\"note\">"
+             + tr("Precision: when the model names the class, how often it is right. Recall: of the {items} truly in "
+                  "the class, the share the model finds.", items=items) + "</p>")
     if len(matrix.classes) > MAX_MATRIX_CLASSES:
         return table
     figure = (f"<figure class=\"wide\">{_confusion_table(matrix.classes, counts, matrix.normalized)}"
-              f"<figcaption>Each row is what the test {items} really are, each column what the model said. The "
-              f"diagonal holds the right answers; everything else is a mix-up.</figcaption></figure>")
+              "<figcaption>" + tr("Each row is what the test {items} really are, each column what the model said. "
+                                  "The diagonal holds the right answers; everything else is a mix-up.", items=items)
+              + "</figcaption></figure>")
     if len(matrix.classes) > 3:  # a wide matrix takes the page's width, the table goes below it
         return figure + table
     return f"<div class=\"pair classes\">{figure}<div>{table}</div></div>"
@@ -105,7 +108,7 @@ def _confusion_table(classes: Sequence[Any], counts: np.ndarray, shares: np.ndar
             cells.append(f"<td style=\"background:rgba(26,115,232,{0.12 + 0.78 * share:.2f});color:{ink}\">"
                          f"{int(counts[i, j]):,}<small>{share:.0%}</small></td>")
         rows.append(f"<tr><th>{_label(c)}</th>{''.join(cells)}</tr>")
-    return (f"<table class=\"matrix\"><thead><tr><th class=\"corner\">true ↓ / said →</th>{header}</tr></thead>"
+    return (f"<table class=\"matrix\"><thead><tr><th class=\"corner\">{tr('true ↓ / said →')}</th>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -115,15 +118,20 @@ def _regression_results(trained: TrainedModel, results: dict[str, Any]) -> str:
     misses = np.abs(found.residuals)
     half, most = float(np.quantile(misses, 0.5)), float(np.quantile(misses, 0.9))
     keep = downsample(len(found.actual), MAX_SCATTER_POINTS)
-    scatter = scatter_svg(found.actual[keep], found.predicted[keep], f"Actual {target}", f"Predicted {target}")
-    spread = histogram_svg([("Test rows", found.residuals, COLOURS["model"])], f"Actual minus predicted {target}",
-                           zero=True, size=(HALF[0], 340))
-    return (f"<p>Half of the test predictions are within <b>{e(format_metric('mae', half))}</b> of the real value, "
-            f"and 9 in 10 within <b>{e(format_metric('mae', most))}</b> (in the units of {e(target)}).</p>"
-            f"<div class=\"pair\"><figure>{scatter}<figcaption>Each dot is a test row: across, its real {e(target)}; "
-            "up, the model's prediction. Dots on the dashed line are predicted exactly; the further from it, the "
-            f"bigger the miss.</figcaption></figure><figure>{spread}<figcaption>How big the misses are: bunched "
-            "around 0 is good; a long tail means some rows are badly missed.</figcaption></figure></div>")
+    scatter = scatter_svg(found.actual[keep], found.predicted[keep], tr("Actual {target}", target=target),
+                          tr("Predicted {target}", target=target),
+                          tr("Predicted {target} against Actual {target}", target=target))
+    spread = histogram_svg([(tr("Test rows"), found.residuals, COLOURS["model"])],
+                           tr("Actual minus predicted {target}", target=target), zero=True, size=(HALF[0], 340))
+    return ("<p>" + tr("Half of the test predictions are within <b>{half}</b> of the real value, and 9 in 10 within "
+                       "<b>{most}</b> (in the units of {target}).", half=e(format_metric("mae", half)),
+                       most=e(format_metric("mae", most)), target=e(target))
+            + f"</p><div class=\"pair\"><figure>{scatter}<figcaption>"
+            + tr("Each dot is a test row: across, its real {target}; up, the model's prediction. Dots on the dashed "
+                 "line are predicted exactly; the further from it, the bigger the miss.", target=e(target))
+            + f"</figcaption></figure><figure>{spread}<figcaption>"
+            + tr("How big the misses are: bunched around 0 is good; a long tail means some rows are badly missed.")
+            + "</figcaption></figure></div>")
 
 
 def _forecast_results(trained: TrainedModel, results: dict[str, Any]) -> str:
@@ -131,41 +139,45 @@ def _forecast_results(trained: TrainedModel, results: dict[str, Any]) -> str:
     best = forecast_comparison(trained.metrics.get("test") or {}, trained.info.get("forecast_baselines") or {})
     series = []
     if len(lines.history_times):
-        series.append(Series("Before the test period", as_days(lines.history_times), lines.history_values,
+        series.append(Series(tr("Before the test period"), as_days(lines.history_times), lines.history_values,
                              COLOURS["baseline"], width=1.5))
-    series.append(Series("Actual", as_days(lines.actual_times), lines.actual_values, COLOURS["actual"]))
-    series.append(Series(f"Network, {lines.label}", as_days(lines.times), lines.predicted, COLOURS["model"],
-                         width=2.5))
+    series.append(Series(tr("Actual"), as_days(lines.actual_times), lines.actual_values, COLOURS["actual"]))
+    series.append(Series(tr("Network, {label}", label=tr_message(lines.label)), as_days(lines.times),
+                         lines.predicted, COLOURS["model"], width=2.5))
     if best.best in lines.baselines:
-        series.append(Series(f"{best.best.capitalize()} forecast", as_days(lines.times),
+        series.append(Series(tr_message(f"{best.best.capitalize()} forecast"), as_days(lines.times),
                              lines.baselines[best.best], COLOURS["validation"], dash="6 4", width=1.8))
     chart = line_svg(series, x_title="", y_title=str(results.get("target", trained.data_spec.target)),
                      dates=True, size=WIDE)
-    rows = "".join(f"<tr><td>{e(row['Forecast'])}</td>" + "".join(
+    rows = "".join(f"<tr><td>{e(tr_message(row['Forecast']))}</td>" + "".join(
         f"<td class=\"num\">{e(fmt(m, row[m]))}</td>" for m in ("rmse", "mae", "r2")) + "</tr>"
         for row in best.table.to_dict(orient="records"))
-    table = (f"<table class=\"tbl\"><thead><tr><th>Forecast</th><th>{e(METRICS['rmse'].label)}</th>"
-             f"<th>{e(METRICS['mae'].label)}</th><th>{e(METRICS['r2'].label)}</th></tr></thead><tbody>{rows}</tbody></table>")
-    return (f"<figure>{chart}<figcaption>The network's forecast one step ahead along the test period, next to what "
-            "really happened and the best simple forecast.</figcaption></figure>"
-            f"<h3>Against simple forecasts</h3>{table}")
+    head = "".join(f"<th>{e(tr_message(METRICS[m].label))}</th>" for m in ("rmse", "mae", "r2"))
+    table = (f"<table class=\"tbl\"><thead><tr><th>{tr('Forecast')}</th>{head}</tr></thead><tbody>{rows}</tbody>"
+             "</table>")
+    return (f"<figure>{chart}<figcaption>" + tr("The network's forecast one step ahead along the test period, next "
+                                                 "to what really happened and the best simple forecast.")
+            + f"</figcaption></figure><h3>{tr('Against simple forecasts')}</h3>{table}")
 
 
 def _anomaly_results(results: dict[str, Any]) -> str:
     view = anomaly_view(results)
-    chart = histogram_svg([("Validation rows", view.val_errors, COLOURS["validation"]),
-                           ("Test rows", view.test_errors, COLOURS["model"])],
-                          "Anomaly score (reconstruction error)", threshold=view.threshold, size=WIDE)
-    body = (f"<figure>{chart}<figcaption>How unusual the rows are; rows right of the red line are flagged. The "
-            f"threshold {view.threshold:.4g} is set so {view.quantile:.1%} of the validation rows (rows like the "
-            f"training data) stay below it.</figcaption></figure>"
-            f"<p><b>{view.flagged:,}</b> of the {len(view.test_errors):,} test rows are above the threshold.</p>")
+    chart = histogram_svg([(tr("Validation rows"), view.val_errors, COLOURS["validation"]),
+                           (tr("Test rows"), view.test_errors, COLOURS["model"])],
+                          tr("Anomaly score (reconstruction error)"), threshold=view.threshold, size=WIDE)
+    body = (f"<figure>{chart}<figcaption>"
+            + tr("How unusual the rows are; rows right of the red line are flagged. The threshold {threshold:.4g} is "
+                 "set so {quantile:.1%} of the validation rows (rows like the training data) stay below it.",
+                 threshold=view.threshold, quantile=view.quantile)
+            + "</figcaption></figure><p>"
+            + tr("<b>{flagged:,}</b> of the {total:,} test rows are above the threshold.", flagged=view.flagged,
+                 total=len(view.test_errors)) + "</p>")
     if len(view.rows):
         top = view.rows.head(MAX_UNUSUAL_ROWS)
         head = "".join(f"<th>{e(c)}</th>" for c in top.columns)
         rows = "".join("<tr>" + "".join(f"<td>{e(_cell(v))}</td>" for v in row) + "</tr>"
                        for row in top.itertuples(index=False))
-        body += (f"<h3>The most unusual test rows</h3><div class=\"wide\"><table class=\"tbl small\"><thead><tr>{head}"
+        body += (f"<h3>{tr('The most unusual test rows')}</h3><div class=\"wide\"><table class=\"tbl small\"><thead><tr>{head}"
                  f"</tr></thead><tbody>{rows}</tbody></table></div>")
     return body
 
@@ -179,15 +191,15 @@ def _cell(value: Any) -> str:
 def _image_mistakes(mistakes: list[dict[str, Any]]) -> str:
     tiles = "".join(
         f"<figure class=\"tile\"><img alt=\"{e(m.get('file', ''))}\" src=\"{e(m['image'])}\">"
-        f"<figcaption>really <b>{e(m['actual'])}</b>, said <b>{e(m['predicted'])}</b> ({m['confidence']:.0%})"
-        "</figcaption></figure>"
+        "<figcaption>" + tr("really <b>{actual}</b>, said <b>{predicted}</b> ({confidence:.0%})", actual=e(m["actual"]),
+                            predicted=e(m["predicted"]), confidence=m["confidence"]) + "</figcaption></figure>"
         for m in mistakes[:12] if str(m.get("image", "")).startswith("data:image/png;base64,"))
-    return f"<h3>Some images it got wrong</h3><div class=\"tiles\">{tiles}</div>" if tiles else ""
+    return f"<h3>{tr('Some images it got wrong')}</h3><div class=\"tiles\">{tiles}</div>" if tiles else ""
 
 
 def _text_mistakes(mistakes: list[dict[str, Any]]) -> str:
-    empty = "<i class=\"note\">(empty)</i>"
+    empty = f"<i class=\"note\">{tr('(empty)')}</i>"
     rows = "".join(f"<tr><td>{e(m['text']) or empty}</td><td>{e(m['actual'])}</td><td>{e(m['predicted'])}</td>"
                    f"<td class=\"num\">{m['confidence']:.0%}</td></tr>" for m in mistakes[:10])
-    return ("<h3>Some texts it got wrong</h3><table class=\"tbl small\"><thead><tr><th>Text</th><th>Really</th>"
-            f"<th>Said</th><th>Sure</th></tr></thead><tbody>{rows}</tbody></table>")
+    return (f"<h3>{tr('Some texts it got wrong')}</h3><table class=\"tbl small\"><thead><tr><th>{tr('Text')}</th>"
+            f"<th>{tr('Really')}</th><th>{tr('Said')}</th><th>{tr('Sure')}</th></tr></thead><tbody>{rows}</tbody></table>")

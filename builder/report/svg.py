@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.i18n import tr
 from builder.report.common import COLOURS, e
 
 # viewBox sizes: a chart scales to its box, so its text stays about 10-13 px where it is shown.
@@ -150,8 +151,14 @@ def _frame(x_range: tuple[float, float], y_ticks: list[float], x_title: str, y_t
             sample = (f"<line x1=\"{x:.0f}\" x2=\"{x + 20:.0f}\" y1=\"15\" y2=\"15\" stroke=\"{colour}\" "
                       f"stroke-width=\"3\"{dash}/>")
         parts.append(f"{sample}<text x=\"{x + 26:.0f}\" y=\"20\" class=\"legend\">{e(name)}</text>")
-        x += 42 + 7.4 * len(name)
+        x += 42 + _text_width(name)
     return _Frame(parts, sx, sy, size)
+
+
+def _text_width(text: str) -> float:
+    """About how wide a legend's text is drawn: 7.4 units a letter, 13 a Chinese character."""
+    wide = sum(1 for ch in text if ord(ch) >= 0x2E80)
+    return 7.4 * len(text) + 5.6 * wide
 
 
 def line_svg(series: list[Series], *, x_title: str, y_title: str, marks: Sequence[tuple[float, str]] = (),
@@ -179,11 +186,12 @@ def line_svg(series: list[Series], *, x_title: str, y_title: str, marks: Sequenc
     return frame.svg(y_title)
 
 
-def scatter_svg(x: np.ndarray, y: np.ndarray, x_title: str, y_title: str) -> str:
-    """Dots of (actual, predicted) on equal axes, with the dashed line of perfect answers."""
+def scatter_svg(x: np.ndarray, y: np.ndarray, x_title: str, y_title: str, label: str) -> str:
+    """Dots of (actual, predicted) on equal axes, with the dashed line of perfect answers; ``label``
+    names the chart for a screen reader."""
     low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     ticks = nice_ticks(low, high)
-    legend = [("Test rows", COLOURS["model"], "dot"), ("Perfect prediction", COLOURS["baseline"], "dash")]
+    legend = [(tr("Test rows"), COLOURS["model"], "dot"), (tr("Perfect prediction"), COLOURS["baseline"], "dash")]
     frame = _frame((ticks[0], ticks[-1]), ticks, x_title, y_title, size=(HALF[0], 340), legend=legend)
     frame.parts.append(f"<g fill=\"{COLOURS['model']}\" fill-opacity=\"0.45\">" + "".join(
         f"<circle cx=\"{a:.1f}\" cy=\"{b:.1f}\" r=\"3.5\"/>" for a, b in zip(frame.sx(x), frame.sy(y), strict=True))
@@ -191,11 +199,11 @@ def scatter_svg(x: np.ndarray, y: np.ndarray, x_title: str, y_title: str) -> str
     (x0, x1), (y0, y1) = frame.sx([ticks[0], ticks[-1]]), frame.sy([ticks[0], ticks[-1]])
     frame.parts.append(f"<line x1=\"{x0:.1f}\" y1=\"{y0:.1f}\" x2=\"{x1:.1f}\" y2=\"{y1:.1f}\" "
                        f"stroke=\"{COLOURS['baseline']}\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>")
-    return frame.svg(f"{y_title} against {x_title}")
+    return frame.svg(label)
 
 
 def histogram_svg(groups: list[tuple[str, np.ndarray, str]], x_title: str, *, threshold: float | None = None,
-                  zero: bool = False, size: tuple[int, int] = HALF, y_title: str = "Rows") -> str:
+                  zero: bool = False, size: tuple[int, int] = HALF, y_title: str | None = None) -> str:
     """Overlaid histograms on shared bins; ``threshold`` a red dashed line, ``zero`` a grey one at 0."""
     values = [np.asarray(v, dtype=np.float64) for _, v, _ in groups]
     both = np.concatenate(values) if values else np.zeros(1)
@@ -210,14 +218,15 @@ def histogram_svg(groups: list[tuple[str, np.ndarray, str]], x_title: str, *, th
     counts = [np.histogram(v, bins=edges)[0] for v in values]
     top = max(int(c.max()) for c in counts)
     legend = [(name, colour, "dot") for name, _, colour in groups] if len(groups) > 1 else []
-    frame = _frame((low, high), nice_ticks(0, top, integer=True), x_title, y_title, size=size, legend=legend)
+    frame = _frame((low, high), nice_ticks(0, top, integer=True), x_title, y_title or tr("Rows"), size=size,
+                   legend=legend)
     for (_, _, colour), count in zip(groups, counts, strict=True):
         bars = "".join(f"<rect x=\"{float(frame.sx(edges[k])):.1f}\" y=\"{float(frame.sy(n)):.1f}\" "
                        f"width=\"{max(float(frame.sx(edges[k + 1]) - frame.sx(edges[k])) - 1, 0.5):.1f}\" "
                        f"height=\"{float(frame.sy(0) - frame.sy(n)):.1f}\"/>" for k, n in enumerate(count) if n)
         frame.parts.append(f"<g fill=\"{colour}\" fill-opacity=\"{0.55 if len(groups) > 1 else 0.85}\">{bars}</g>")
     if threshold is not None:
-        frame.vline(threshold, "threshold", COLOURS["bad"], "mark bad")
+        frame.vline(threshold, tr("threshold"), COLOURS["bad"], "mark bad")
     if zero:
-        frame.vline(0.0, "no error", COLOURS["actual"], "mark plain")
+        frame.vline(0.0, tr("no error"), COLOURS["actual"], "mark plain")
     return frame.svg(x_title)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from builder.i18n import tr, tr_message
 from builder.report.common import e, section
 from builder.trained import TrainedModel
 
@@ -25,30 +26,37 @@ def threshold_section(trained: TrainedModel, threshold: float) -> str:
     negative, positive = classes
     own = model_threshold(trained)
     chosen = getattr(trained.preprocessor, "decision_threshold_chosen", None) if threshold == own else None
-    origin = f" It was chosen {e(chosen)}." if chosen else (
-        " This is the usual one." if threshold == DEFAULT_THRESHOLD else "")
-    body = (f"<p>For every row the model gives the probability that the answer is <b>{e(positive)}</b>. "
-            f"It answers <b>{e(positive)}</b> when that probability is above <b class=\"num\">{threshold:g}</b>, "
-            f"and <b>{e(negative)}</b> otherwise.{origin} A lower threshold finds more of the real {e(positive)} "
-            "rows but raises more false alarms; a higher one the other way round.</p>")
+    origin = tr(" It was chosen {how}.", how=e(tr_message(chosen))) if chosen else (
+        tr(" This is the usual one.") if threshold == DEFAULT_THRESHOLD else "")
+    yes, no = e(positive), e(negative)
+    body = ("<p>" + tr("For every row the model gives the probability that the answer is <b>{positive}</b>. It "
+                       "answers <b>{positive}</b> when that probability is above <b class=\"num\">{threshold:g}</b>, "
+                       "and <b>{negative}</b> otherwise.", threshold=threshold, positive=yes, negative=no)
+            + origin + tr(" A lower threshold finds more of the real {positive} rows but raises more false alarms; a "
+                          "higher one the other way round.", positive=yes) + "</p>")
     at = _binary_at_threshold(trained, threshold)
     if at is None:
-        body += "<p class=\"note\">This run kept no test probabilities, so the effect of the threshold cannot be shown.</p>"
+        body += ("<p class=\"note\">" + tr("This run kept no test probabilities, so the effect of the threshold "
+                                            "cannot be shown.") + "</p>")
     else:
         n, said, real, hits, accuracy = at
         if not said:
-            found = f"for none of them, so it finds none of the {real:,} real {e(positive)} rows"
+            found = tr("for none of them, so it finds none of the {real:,} real {positive} rows", real=real,
+                       positive=yes)
         else:
-            found = (f"for <b>{said:,}</b> of them; <b>{hits / said:.0%}</b> of those really are {e(positive)} "
-                     "(precision)")
-            found += (f", and they are <b>{hits / real:.0%}</b> of all the real {e(positive)} rows (recall)" if real
-                      else f", but none of the test rows really is {e(positive)}")
-        body += (f"<p>On the {n:,} test rows at this threshold the model answers {e(positive)} {found}. Accuracy: "
-                 f"<b>{accuracy * 100:.1f}%</b>.</p>")
+            found = tr("for <b>{said:,}</b> of them; <b>{precision:.0%}</b> of those really are {positive} "
+                       "(precision)", said=said, precision=hits / said, positive=yes)
+            found += (tr(", and they are <b>{recall:.0%}</b> of all the real {positive} rows (recall)",
+                         recall=hits / real, positive=yes) if real
+                      else tr(", but none of the test rows really is {positive}", positive=yes))
+        body += ("<p>" + tr("On the {n:,} test rows at this threshold the model answers {positive} {found}. "
+                            "Accuracy: <b>{accuracy:.1f}%</b>.", n=n, positive=yes, found=found,
+                            accuracy=accuracy * 100) + "</p>")
         if abs(threshold - own) > 1e-9:
-            body += (f"<p class=\"note\">The scores under <i>The result</i> were measured with the model's own "
-                     f"threshold, {own:g}; the sentence above and the table of mix-ups below use {threshold:g}.</p>")
-    return section("threshold", "The decision threshold", "", body)
+            body += ("<p class=\"note\">" + tr("The scores under <i>The result</i> were measured with the model's "
+                                                "own threshold, {own:g}; the sentence above and the table of mix-ups "
+                                                "below use {threshold:g}.", own=own, threshold=threshold) + "</p>")
+    return section("threshold", tr("The decision threshold"), "", body)
 
 
 def binary_predictions(trained: TrainedModel, threshold: float) -> np.ndarray | None:

@@ -12,6 +12,7 @@ The logic itself (edits, moves, shapes, the diagram) lives in ``builder/``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -38,12 +39,13 @@ from builder.editor import (
 from builder.errors import SpecError
 from builder.layers import LAYERS, Fix, describe_shape
 from builder.pipeline import choose_spec
-from builder.shapes import ShapeReport, infer_shapes
+from builder.shapes import ShapeReport, ShapeRow, infer_shapes
 from builder.spec import FAMILIES, ModelSpec, Problem, families_for
 from builder.templates import default_family, text_reading
-from builder.wording import count
 from pages.components.data_view import data_key
+from pages.components.i18n import t, tcount, tm
 from pages.components.state import AppState, app_state
+from pages.components.train_settings import in_sentence
 from pages.components.ui import human_bytes
 
 LAYER_PICK_KEY = "build_layer_pick"
@@ -63,7 +65,7 @@ def table_height(rows: int) -> int:
 # --- the data's shape (cached: preparing a big table or a folder of images takes a moment) ---------
 
 
-@st.cache_data(show_spinner="Reading the data's shape...", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def _data_shape(key: str, spec_json: str, val: float, test: float, seed: int, _source: Any) -> DataShape:
     # A pure function of its hashed arguments: ``key`` names the saved file with its modification
     # time and size (see ``data_key``), so a new upload, even with the same name, is a new entry.
@@ -83,26 +85,28 @@ def data_shape_of(state: AppState) -> DataShape:
     """
     config = state.config
     data_spec = text_reading(state.data_spec, state.design if state.design is not None else "mlp")
-    return _data_shape(data_key(state), json.dumps(data_spec.to_dict(), sort_keys=True),
-                       config.val_fraction, config.test_fraction, config.seed, state.data_source())
+    with st.spinner(t("Reading the data's shape...")):  # shows only when it takes a moment (not cached)
+        return _data_shape(data_key(state), json.dumps(data_spec.to_dict(), sort_keys=True),
+                           config.val_fraction, config.test_fraction, config.seed, state.data_source())
 
 
 def data_caption(shape: DataShape) -> str:
     """One sentence: what one sample is, and how many train the model."""
     dims = shape.input_shape
     if shape.kind == "images":
-        text = (f"Each picture becomes {describe_shape(dims)} numbers (channels x height x width); "
-                f"{shape.n_rows:,} images train the model.")
+        text = t("Each picture becomes {shape} numbers (channels x height x width); {n:,} images train the model.",
+                 shape=describe_shape(dims), n=shape.n_rows)
     elif shape.kind == "text":
-        text = (f"Each text becomes {dims[0]} token ids (word numbers) from a vocabulary of "
-                f"{shape.vocab_size:,}; {shape.n_rows:,} texts train the model.")
+        text = t("Each text becomes {length} token ids (word numbers) from a vocabulary of {vocab:,}; {n:,} texts "
+                 "train the model.", length=dims[0], vocab=shape.vocab_size, n=shape.n_rows)
     elif shape.kind == "series":
-        text = (f"Each sample is a window of {dims[0]} steps x {count(dims[1], 'value')}; {shape.n_rows:,} windows "
-                f"train the model to predict the next {count(shape.n_outputs, 'step')}.")
+        text = t("Each sample is a window of {steps} steps x {values}; {n:,} windows train the model to predict "
+                 "the next {horizon}.", steps=dims[0], values=tcount(dims[1], "value"), n=shape.n_rows,
+                 horizon=tcount(shape.n_outputs, "step"))
     else:
-        text = (f"{count(shape.n_columns, 'input column')} become {count(dims[0], 'number')} per row; "
-                f"{shape.n_rows:,} rows train the model.")
-    return f"{text} The output layer is added for you and sized to your data."
+        text = t("{columns} become {numbers} per row; {n:,} rows train the model.",
+                 columns=tcount(shape.n_columns, "input column"), numbers=tcount(dims[0], "number"), n=shape.n_rows)
+    return t("{caption} The output layer is added for you and sized to your data.", caption=text)
 
 
 # --- family cards ---------------------------------------------------------------------------------------
@@ -111,6 +115,15 @@ TASK_WORDS = {"regression": "predicting a number", "binary": "yes/no predictions
               "multiclass": "predicting a category", "forecast": "forecasting a time series",
               "anomaly": "finding unusual rows"}
 KIND_WORDS = {"table": "a table", "images": "images", "text": "text", "series": "a time series"}
+
+
+def _either(words: dict[str, str], keys: tuple[str, ...]) -> str:
+    """``keys`` in words, joined by "or": "a table or images"."""
+    return t(" or ").join(t(words[key]) for key in keys)
+
+
+def _words(words: dict[str, str], key: str) -> str:
+    return t(words[key]) if key in words else key
 
 
 def starter(family: str, shape: DataShape) -> ModelSpec:
@@ -137,14 +150,13 @@ def family_misfit(design: ModelSpec, shape: DataShape) -> str | None:
     """Why the design's family cannot learn from this data (or task), or ``None`` when it can."""
     family = FAMILIES.get(design.family)
     if family is None:
-        return f"This design's family {design.family!r} is not one this app knows."
+        return t("This design's family {family!r} is not one this app knows.", family=design.family)
     if shape.kind not in family.kinds:
-        return (f"Your {family.title} design reads {' or '.join(KIND_WORDS[k] for k in family.kinds)}, "
-                f"but your data is {KIND_WORDS.get(shape.kind, shape.kind)}.")
+        return t("Your {family} design reads {kinds}, but your data is {kind}.", family=tm(family.title),
+                 kinds=_either(KIND_WORDS, family.kinds), kind=_words(KIND_WORDS, shape.kind))
     if shape.task not in family.tasks:
-        return (f"Your {family.title} design is for "
-                f"{' or '.join(TASK_WORDS[t] for t in family.tasks)}; your data asks for "
-                f"{TASK_WORDS.get(shape.task, shape.task)}.")
+        return t("Your {family} design is for {tasks}; your data asks for {task}.", family=tm(family.title),
+                 tasks=_either(TASK_WORDS, family.tasks), task=_words(TASK_WORDS, shape.task))
     return None
 
 
@@ -164,9 +176,9 @@ def family_misfit_notice(design: ModelSpec, shape: DataShape) -> str | None:
         return None
     default = FAMILIES[default_family(shape.task, shape.kind, shape.n_rows)]
     with st.container(border=True):
-        st.error(f"{reason} Start from the {default.title}, made for this data (Undo brings your "
-                 "design back).", icon=":material/swap_horiz:")
-        st.button(f"Start from {default.title}", key="start_default", type="primary", icon=default.icon,
+        st.error(t("{reason} Start from the {family}, made for this data (Undo brings your design back).",
+                   reason=reason, family=tm(default.title)), icon=":material/swap_horiz:")
+        st.button(t("Start from {family}", family=tm(default.title)), key="start_default", type="primary", icon=default.icon,
                   on_click=_use_family, args=(default.key, shape))
     return reason
 
@@ -180,23 +192,23 @@ def family_cards(design: ModelSpec, shape: DataShape) -> None:
         with column.container(border=True, height="stretch", vertical_alignment="distribute"):
             current = design.family == family.key
             with st.container(gap="small"):
-                st.markdown(f"#### {family.icon} {family.title}")
-                st.caption(family.summary)
+                st.markdown(f"#### {family.icon} {tm(family.title)}")
+                st.caption(tm(family.summary))
             if current:
-                st.button("Your current design", key=f"family_{family.key}", icon=":material/check:",
+                st.button(t("Your current design"), key=f"family_{family.key}", icon=":material/check:",
                           disabled=True, width="stretch")
             elif task not in family.tasks:
-                st.button("Not for this data", key=f"family_{family.key}", disabled=True,
+                st.button(t("Not for this data"), key=f"family_{family.key}", disabled=True,
                           width="stretch",
-                          help=f"{family.title} is for {' or '.join(TASK_WORDS[t] for t in family.tasks)}; "
-                               f"your data asks for {TASK_WORDS.get(task, task)}.")
+                          help=t("{family} is for {tasks}; your data asks for {task}.", family=tm(family.title),
+                                 tasks=_either(TASK_WORDS, family.tasks), task=_words(TASK_WORDS, task)))
             elif edited:
-                with st.popover(f"Start from {family.title}", width="stretch"):
-                    st.warning("This replaces the layers you edited. You can undo it.")
-                    st.button("Replace my design", key=f"family_{family.key}", type="primary",
+                with st.popover(t("Start from {family}", family=tm(family.title)), width="stretch"):
+                    st.warning(t("This replaces the layers you edited. You can undo it."))
+                    st.button(t("Replace my design"), key=f"family_{family.key}", type="primary",
                               on_click=_use_family, args=(family.key, shape))
             else:
-                st.button(f"Start from {family.title}", key=f"family_{family.key}",
+                st.button(t("Start from {family}", family=tm(family.title)), key=f"family_{family.key}",
                           on_click=_use_family, args=(family.key, shape), width="stretch")
 
 
@@ -218,25 +230,25 @@ def _on_editor_change(key: str) -> None:
 
 def _column_config(design: ModelSpec) -> dict[str, Any]:
     config: dict[str, Any] = {
-        NUMBER_COLUMN: st.column_config.NumberColumn("#", help="Layer number, from the input down.", width=40,
+        NUMBER_COLUMN: st.column_config.NumberColumn("#", help=t("Layer number, from the input down."), width=40,
                                                      disabled=True),
         TYPE_COLUMN: st.column_config.SelectboxColumn(
-            "Layer", options=LAYERS.names(), required=True, width=180,
-            help="What the layer does. Pick a type; its settings take their usual values."),
-        STATUS_COLUMN: st.column_config.TextColumn("Check", disabled=True, width="medium",
-                                                   help="OK, or what to change in this row."),
+            t("Layer"), options=LAYERS.names(), required=True, width=180,
+            help=t("What the layer does. Pick a type; its settings take their usual values.")),
+        STATUS_COLUMN: st.column_config.TextColumn(t("Check"), disabled=True, width="medium",
+                                                   help=t("OK, or what to change in this row.")),
     }
     for column in editor_columns(design):
+        label, help_text = tm(column.label), tm(column.help)
         if column.widget == "bool":
-            config[column.name] = st.column_config.CheckboxColumn(column.label, help=column.help)
+            config[column.name] = st.column_config.CheckboxColumn(label, help=help_text)
         elif column.widget == "choice":
-            config[column.name] = st.column_config.SelectboxColumn(column.label, help=column.help,
+            config[column.name] = st.column_config.SelectboxColumn(label, help=help_text,
                                                                    options=list(column.options))
         elif column.widget == "int":
-            config[column.name] = st.column_config.NumberColumn(column.label, help=column.help, step=1,
-                                                                format="%d")
+            config[column.name] = st.column_config.NumberColumn(label, help=help_text, step=1, format="%d")
         else:
-            config[column.name] = st.column_config.NumberColumn(column.label, help=column.help, format="%g")
+            config[column.name] = st.column_config.NumberColumn(label, help=help_text, format="%g")
     return config
 
 
@@ -266,23 +278,27 @@ def _waiting(report: ShapeReport) -> dict[int, str]:
     broken = next((row for row in report.rows if row.problem is not None and row.problem.kind == "shape"), None)
     if broken is None:
         return {}
-    return {row.index: f"Sizes follow once layer {broken.index + 1} is fixed" for row in report.rows
+    return {row.index: t("Sizes follow once layer {n} is fixed", n=broken.index + 1) for row in report.rows
             if row.index > broken.index and row.problem is None and row.input_shape is None}
+
+
+def _after_label(message: str) -> str:
+    """A layer's problem without the layer it names ("Layer 2 (Conv2d): expects..." -> "expects...")."""
+    return re.split(r": |：", tm(message), maxsplit=1)[-1]
 
 
 def _short_status(problem: Problem | None) -> str:
     if problem is None:
-        return "OK"
-    text = problem.message.split(": ", 1)[-1]
-    return f"⚠ {text}"
+        return t("OK")
+    return f"⚠ {_after_label(problem.message)}"
 
 
 def layer_editor(state: AppState, report: ShapeReport) -> None:
     design = state.design
     key = editor_key(state)
     if not design.layers:
-        st.caption(":material/info: No hidden layers: the model is one weighted sum of the inputs. "
-                   "Add a layer below to make it a neural network.")
+        st.caption(":material/info: " + t("No hidden layers: the model is one weighted sum of the inputs. "
+                                          "Add a layer below to make it a neural network."))
     frame = editor_frame(design, report)
     # Tall enough for every layer and the empty row that adds one (no scrolling inside the table).
     st.data_editor(frame, key=key, num_rows="dynamic", width="stretch", hide_index=True,
@@ -342,21 +358,22 @@ def add_layer_menu(design: ModelSpec, position: int, shape: DataShape) -> None:
     the others (they need other data, or another place in the design) folded away below."""
     with shape.scope():
         fitting = set(layers_that_fit(design, position, shape.input_shape, shape.n_outputs))
-    where = f"after layer {position}" if position else "as the first layer"
-    st.caption(f"New layers go {where}, with their usual settings. These fit there:")
+    where = t("after layer {n}", n=position) if position else t("as the first layer")
+    st.caption(t("New layers go {where}, with their usual settings. These fit there:", where=where))
     others: list[str] = []
     for category, names in LAYERS.by_category().items():
         here = [name for name in names if name in fitting]
         others += [name for name in names if name not in fitting]
         if here:
-            st.markdown(f"**{category}**")
+            st.markdown(f"**{tm(category)}**")
         for name in here:
             st.button(name, key=f"add_{name}", on_click=_add, args=(name,), width="stretch")
-            st.caption(LAYERS.get(name).summary)
+            st.caption(tm(LAYERS.get(name).summary))
     if others:
-        with st.expander(f"{count(len(others), 'other layer')} (they need other data or another place)"):
+        with st.expander(t("{layers} (they need other data or another place)",
+                           layers=tcount(len(others), "other layer"))):
             for name in others:
-                st.button(name, key=f"add_{name}", help=LAYERS.get(name).summary, on_click=_add,
+                st.button(name, key=f"add_{name}", help=tm(LAYERS.get(name).summary), on_click=_add,
                           args=(name,), width="stretch")
 
 
@@ -365,19 +382,20 @@ def layer_toolbar(state: AppState, shape: DataShape) -> None:
     layers = state.design.layers
     st.session_state[LAYER_PICK_KEY] = _picked(state)
     pick, up, down, delete, add, undo = st.columns([2.2, 0.6, 0.6, 0.6, 1.6, 1.1], vertical_alignment="bottom")
-    pick.selectbox("Layer", options=list(range(len(layers))) or [0], key=LAYER_PICK_KEY,
-                   format_func=lambda i: f"{i + 1}. {layers[i].type}" if layers else "(no hidden layers)",
-                   disabled=not layers, help="The layer that the arrows and the bin act on; new layers go after it.")
+    # Option labels are made here, in the page's language, not later by the format function.
+    names = [f"{i + 1}. {layer.type}" for i, layer in enumerate(layers)] or [t("(no hidden layers)")]
+    pick.selectbox(t("Layer"), options=list(range(len(layers))) or [0], key=LAYER_PICK_KEY, format_func=names.__getitem__,
+                   disabled=not layers, help=t("The layer that the arrows and the bin act on; new layers go after it."))
     index = _picked(state)
-    up.button(":material/arrow_upward:", key="layer_up", help="Move the picked layer up", on_click=_move,
+    up.button(":material/arrow_upward:", key="layer_up", help=t("Move the picked layer up"), on_click=_move,
               args=(-1,), disabled=index == 0 or not layers, width="stretch")
-    down.button(":material/arrow_downward:", key="layer_down", help="Move the picked layer down", on_click=_move,
+    down.button(":material/arrow_downward:", key="layer_down", help=t("Move the picked layer down"), on_click=_move,
                 args=(1,), disabled=index >= len(layers) - 1, width="stretch")
-    delete.button(":material/delete:", key="layer_delete", help="Delete the picked layer", on_click=_delete,
+    delete.button(":material/delete:", key="layer_delete", help=t("Delete the picked layer"), on_click=_delete,
                   disabled=not layers, width="stretch")
-    with add.popover("Add layer", icon=":material/add:", width="stretch"):
+    with add.popover(t("Add layer"), icon=":material/add:", width="stretch"):
         add_layer_menu(state.design, index + 1 if layers else 0, shape)
-    undo.button("Undo", key="layer_undo", icon=":material/undo:", on_click=_undo,
+    undo.button(t("Undo"), key="layer_undo", icon=":material/undo:", on_click=_undo,
                 disabled=not state.design_history.can_undo, width="stretch")
 
 
@@ -398,13 +416,13 @@ def _apply_fix(fix: Fix) -> None:
 def problem_list(problems: list[Problem], shape: DataShape) -> None:
     """Each problem as an error, with its one-click fix (a design-wide one: the data's starter)."""
     for number, problem in enumerate(problems):
-        st.error(problem.message, icon=":material/error:")
+        st.error(tm(problem.message), icon=":material/error:")
         fix = fix_for(problem)
         if fix is not None:
-            st.button(fix.label, key=f"fix_{number}", icon=":material/build:", on_click=_apply_fix, args=(fix,))
+            st.button(tm(fix.label), key=f"fix_{number}", icon=":material/build:", on_click=_apply_fix, args=(fix,))
         elif problem.layer_index is None and problem.kind == "setting":
             default = FAMILIES[default_family(shape.task, shape.kind, shape.n_rows)]
-            st.button(f"Start from {default.title}", key=f"fix_{number}", icon=":material/build:",
+            st.button(t("Start from {family}", family=tm(default.title)), key=f"fix_{number}", icon=":material/build:",
                       on_click=_use_family, args=(default.key, shape))
 
 
@@ -420,12 +438,14 @@ def init_choice(state: AppState) -> None:
     """How the weights start (``ModelSpec.init``), in an expander: the default suits most designs."""
     design = state.design
     options = init_choices(design)
+    names = {choice: tm(INIT_CHOICES[choice]) for choice in options}
     key = f"build_init_{state.editor_version}"
-    with st.expander("Starting weights (advanced)", icon=":material/tune:"):
-        st.selectbox("Weight initialisation", options, index=options.index(design.init) if design.init in options else 0,
-                     format_func=INIT_CHOICES.get, key=key, on_change=_on_init_change, args=(key,),
-                     help="How the learned numbers are set before training. The default suits most "
-                          "designs; orthogonal keeps recurrent layers stable over long sequences.")
+    with st.expander(t("Starting weights (advanced)"), icon=":material/tune:"):
+        st.selectbox(t("Weight initialisation"), options,
+                     index=options.index(design.init) if design.init in options else 0,
+                     format_func=names.__getitem__, key=key, on_change=_on_init_change,
+                     args=(key,), help=t("How the learned numbers are set before training. The default suits most "
+                                         "designs; orthogonal keeps recurrent layers stable over long sequences."))
 
 
 # --- the live table -----------------------------------------------------------------------------------------
@@ -437,8 +457,8 @@ def _settings_text(type_name: str, params: dict[str, Any]) -> str:
     parts = []
     for spec in LAYERS.get(type_name).params:
         value = params.get(spec.name)
-        shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else value
-        parts.append(f"{spec.label.lower()} {shown}")
+        shown = (t("yes") if value else t("no")) if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else value
+        parts.append(f"{in_sentence(spec.label)} {shown}")
     return ", ".join(parts)
 
 
@@ -448,7 +468,20 @@ def first_unsized(report: ShapeReport) -> str | None:
     row = next((row for row in report.rows if row.output_shape is None), None)
     if row is None:
         return None
-    return "the output layer" if row.locked else f"layer {row.index + 1}"
+    return t("the output layer") if row.locked else t("layer {n}", n=row.index + 1)
+
+
+OK_STYLE, WAITING_STYLE, PROBLEM_STYLE = "color: #188038", "color: #5F6368", "color: #D93025; font-weight: 600"
+
+
+def _row_status(row: ShapeRow, by_layer: dict[int, Problem], waiting: dict[int, str]) -> tuple[str, str]:
+    """What the table's Status cell says about ``row``, and its colour."""
+    problem = row.problem or (None if row.locked else by_layer.get(row.index))
+    if problem is not None:
+        return (tm(problem.message) if row.locked else _after_label(problem.message)), PROBLEM_STYLE
+    if row.index in waiting:
+        return waiting[row.index], WAITING_STYLE
+    return (t("Locked: sized to your data") if row.locked else t("OK")), OK_STYLE
 
 
 def shape_table(report: ShapeReport) -> pd.DataFrame:
@@ -464,17 +497,11 @@ def shape_table(report: ShapeReport) -> pd.DataFrame:
     for row in report.rows:
         params = row.n_params if row.output_shape is not None else None
         running = None if running is None or params is None else running + params
-        if row.locked:
-            status = row.problem.message if row.problem else waiting.get(row.index, "Locked: sized to your data")
-            name = "Output (locked)"
-        else:
-            problem = row.problem or by_layer.get(row.index)
-            status = problem.message.split(": ", 1)[-1] if problem else waiting.get(row.index, "OK")
-            name = row.type
-        rows.append({"#": "out" if row.locked else str(row.index + 1), "Layer": name,
+        rows.append({"#": t("out") if row.locked else str(row.index + 1),
+                     "Layer": t("Output (locked)") if row.locked else row.type,
                      "Settings": _settings_text(row.type, row.params),
                      "Input": row.input_text, "Output": row.output_text, "Parameters": params,
-                     "Running total": running, "Status": status})
+                     "Running total": running, "Status": _row_status(row, by_layer, waiting)[0]})
     table = pd.DataFrame(rows, columns=["#", "Layer", "Settings", "Input", "Output", "Parameters",
                                         "Running total", "Status"])
     for column in ("Parameters", "Running total"):
@@ -482,45 +509,45 @@ def shape_table(report: ShapeReport) -> pd.DataFrame:
     return table
 
 
-def _status_style(value: str) -> str:
-    if value == "OK" or value.startswith("Locked"):
-        return "color: #188038"
-    if value.startswith("Sizes follow"):
-        return "color: #5F6368"
-    return "color: #D93025; font-weight: 600"
+def _status_styles(report: ShapeReport) -> list[str]:
+    """The colour of each Status cell: green when fine, grey while waiting, red for a problem."""
+    by_layer, waiting = _problems_by_layer(report.problems), _waiting(report)
+    return [_row_status(row, by_layer, waiting)[1] for row in report.rows]
 
 
 def shape_panel(report: ShapeReport, batch_size: int) -> None:
     """Headline numbers, then the table: what each layer does to one row of the data."""
     layers, total, memory = st.columns(3)
-    layers.metric("Layers", len(report.rows), border=True,
-                  help="Your layers plus the output layer, which is sized to your data and locked.")
-    params_help = "How many numbers the model learns. More can fit more patterns, and overfit more."
-    memory_help = f"Rough memory to train one batch of {batch_size} samples (weights, optimizer, activations)."
+    layers.metric(t("Layers"), len(report.rows), border=True,
+                  help=t("Your layers plus the output layer, which is sized to your data and locked."))
+    params_help = t("How many numbers the model learns. More can fit more patterns, and overfit more.")
+    memory_help = t("Rough memory to train one batch of {n} samples (weights, optimizer, activations).", n=batch_size)
     unsized = first_unsized(report)
     if unsized is None:
-        total.metric("Parameters", f"{report.total_params:,}", border=True, help=params_help)
-        memory.metric("Memory per batch", human_bytes(report.memory_estimate(batch_size)), border=True,
+        total.metric(t("Parameters"), f"{report.total_params:,}", border=True, help=params_help)
+        memory.metric(t("Memory per batch"), human_bytes(report.memory_estimate(batch_size)), border=True,
                       help=memory_help)
     else:  # the sizes after a broken layer are unknown: a partial count would mislead
-        waiting = f"until {unsized} is fixed"
-        total.metric("Parameters", NOT_APPLICABLE, delta=waiting, delta_color="off", delta_arrow="off",
+        waiting = t("until {what} is fixed", what=unsized)
+        total.metric(t("Parameters"), NOT_APPLICABLE, delta=waiting, delta_color="off", delta_arrow="off",
                      border=True, help=params_help)
-        memory.metric("Memory per batch", NOT_APPLICABLE, delta=waiting, delta_color="off", delta_arrow="off",
+        memory.metric(t("Memory per batch"), NOT_APPLICABLE, delta=waiting, delta_color="off", delta_arrow="off",
                       border=True, help=memory_help)
     table = shape_table(report)
-    st.dataframe(table.style.map(_status_style, subset=["Status"]), hide_index=True, placeholder=UNKNOWN,
+    styles = _status_styles(report)
+    st.dataframe(table.style.apply(lambda _: styles, subset=["Status"]), hide_index=True, placeholder=UNKNOWN,
                  width="stretch", height=table_height(len(table)), column_config={
                      "#": st.column_config.TextColumn(width=40),
-                     "Settings": st.column_config.TextColumn(width="medium"),
-                     "Input": st.column_config.TextColumn(help="The size of one sample (a row, an image, a text or a "
-                                                             "window) going into the layer."),
-                     "Output": st.column_config.TextColumn(help="The size of one sample coming out."),
+                     "Layer": st.column_config.TextColumn(t("Layer")),
+                     "Settings": st.column_config.TextColumn(t("Settings"), width="medium"),
+                     "Input": st.column_config.TextColumn(t("Input"), help=t(
+                         "The size of one sample (a row, an image, a text or a window) going into the layer.")),
+                     "Output": st.column_config.TextColumn(t("Output"), help=t("The size of one sample coming out.")),
                      "Parameters": st.column_config.NumberColumn(
-                         format="%,d", help="Numbers this layer learns (? until the layers above fit)."),
+                         t("Parameters"), format="%,d", help=t("Numbers this layer learns (? until the layers above fit).")),
                      "Running total": st.column_config.NumberColumn(
-                         format="%,d", help="Parameters up to and including this layer."),
-                     "Status": st.column_config.TextColumn(width="large"),
+                         t("Running total"), format="%,d", help=t("Parameters up to and including this layer.")),
+                     "Status": st.column_config.TextColumn(t("Status"), width="large"),
                  })
 
 

@@ -46,6 +46,7 @@ from builder.export import (
 )
 from builder.spec import FAMILIES
 from builder.wording import count
+from pages.components.i18n import shown_as, t, tcount, tm
 from pages.components.state import AppState
 from pages.components.ui import COLOURS, human_bytes, trained_time
 
@@ -143,7 +144,10 @@ def _workspace_images(state: AppState) -> ImageSet | None:
 
 
 def _sample_text(kind: str, path: Path) -> str:
-    """What of the user's data the zip holds, in words, read back from the zip itself."""
+    """What of the user's data the zip holds, in words, read back from the zip itself.
+
+    Kept in English in the workspace, like the export's notes; the page shows both through ``tm``.
+    """
     sample = bundle_samples(path)
     if kind == "images":
         return f"{count(len(sample), 'example image')} ({SAMPLE_FOLDER}/)" if len(sample) else "no images"
@@ -193,33 +197,41 @@ def bundle_bytes(state: AppState) -> bytes:
 
 
 def file_table(saved: SavedBundle) -> None:
-    rows = pd.DataFrame({"File": [f["name"] for f in saved.files],
-                         "Size": [human_bytes(f["size"]) for f in saved.files],
-                         "What it is for": [f["purpose"] for f in saved.files]})
+    purpose = t("What it is for")
+    rows = pd.DataFrame({t("File"): [f["name"] for f in saved.files],
+                         t("Size"): [human_bytes(f["size"]) for f in saved.files],
+                         purpose: [tm(f["purpose"]) for f in saved.files]})
     st.dataframe(rows, hide_index=True, width="stretch", height="content",
-                 column_config={"What it is for": st.column_config.TextColumn(width="large")})
+                 column_config={purpose: st.column_config.TextColumn(width="large")})
 
 
-def inputs_word(kind: str) -> str:
-    """What the parity check compared, in words: rows, images, texts, or windows of a series."""
-    return {"images": "images", "text": "texts", "series": "windows of the series"}.get(kind, "rows")
+def inputs_checked(kind: str, n: int) -> str:
+    """What the parity check compared, counted: "150 rows", "41 images", "11 texts", "80 windows of the series"."""
+    noun, plural = {"images": ("image", None), "text": ("text", None),
+                    "series": ("window of the series", "windows of the series")}.get(kind, ("row", None))
+    return tcount(n, noun, plural)
 
 
 def model_summary(state: AppState) -> str:
     """One sentence of what the trained model does, for the top of the Export page."""
     trained = state.trained
     pre, kind, task = trained.preprocessor, kind_of(trained.preprocessor), trained.task
-    family = f"Your **{family_title(state)}**"
+    family = family_title(state)
     if task == "anomaly":
-        return f"{family} scores how unusual a row is, from {len(input_columns(pre))} columns."
+        return t("Your **{family}** scores how unusual a row is, from {n} columns.", family=family,
+                 n=len(input_columns(pre)))
     if task == "forecast":
-        return f"{family} forecasts the next {pre.horizon} steps of **'{pre.target}'** from the last {pre.window}."
+        return t("Your **{family}** forecasts the next {horizon} steps of **'{target}'** from the last {window}.",
+                 family=family, horizon=pre.horizon, target=pre.target, window=pre.window)
     if kind == "images":
         shape = pre.input_shape
-        return f"{family} tells {len(pre.classes)} classes of images apart ({shape[2]}x{shape[1]} pixels)."
+        return t("Your **{family}** tells {n} classes of images apart ({width}x{height} pixels).", family=family,
+                 n=len(pre.classes), width=shape[2], height=shape[1])
     if kind == "text":
-        return f"{family} predicts **'{trained.data_spec.target}'** from the text in '{pre.text_column}'."
-    return f"{family} predicts **'{trained.data_spec.target}'** from {len(trained.data_spec.features)} columns."
+        return t("Your **{family}** predicts **'{target}'** from the text in '{column}'.", family=family,
+                 target=trained.data_spec.target, column=pre.text_column)
+    return t("Your **{family}** predicts **'{target}'** from {n} columns.", family=family,
+             target=trained.data_spec.target, n=len(trained.data_spec.features))
 
 
 def _recipes(saved: SavedBundle) -> tuple[str, str, str]:
@@ -227,8 +239,8 @@ def _recipes(saved: SavedBundle) -> tuple[str, str, str]:
     names = {f["name"] for f in saved.files}
     if saved.kind == "images":
         folder = SAMPLE_FOLDER if any(n.startswith(f"{SAMPLE_FOLDER}/") for n in names) else "my_images"
-        return (f"python predict.py {folder} > predictions.csv   # or a .zip of images, or one image",
-                f'files, images = read_images("{folder}")  # a folder, a .zip or one image file',
+        return (f"python predict.py {folder} > predictions.csv   # {t('or a .zip of images, or one image')}",
+                f'files, images = read_images("{folder}")  # {t("a folder, a .zip or one image file")}',
                 "pre.predict_with(images, run, files=files)")
     sample = SAMPLE_FILE if SAMPLE_FILE in names else "new_rows.csv"
     return (f"python predict.py {sample} > predictions.csv", f'rows = read_rows("{sample}")',
@@ -240,28 +252,33 @@ def how_to_use(saved: SavedBundle, state: AppState) -> None:
     folder = saved.file_name.removesuffix(".zip")
     command, raw, call = _recipes(saved)
     reader = "read_images" if saved.kind == "images" else "read_rows"
-    output = {"forecast": "# one row per future step", "anomaly": "# anomaly_score, is_anomaly"}.get(
-        state.trained.task if state.trained else "", "# prediction + probabilities")
-    cli, onnx, torch_tab = st.tabs(["Command line (predict.py)", "Python with onnxruntime", "PyTorch (model.py)"])
+    output = {"forecast": t("one row per future step"), "anomaly": "anomaly_score, is_anomaly"}.get(
+        state.trained.task if state.trained else "", t("prediction + probabilities"))
+    cli, onnx, torch_tab = st.tabs([t("Command line (predict.py)"), t("Python with onnxruntime"),
+                                    t("PyTorch (model.py)")])
     with cli:
-        st.caption("For a colleague who runs scripts (no coding needed in this app: use the Predict page). "
-                   "One command turns new data into predictions.")
+        st.caption(t("For a colleague who runs scripts (no coding needed in this app: use the Predict page). "
+                     "One command turns new data into predictions."))
         st.code(f"unzip {saved.file_name} -d {folder}\ncd {folder}\npip install -r requirements.txt\n{command}",
                 language="bash")
     with onnx:
-        st.caption("Inside your own Python code, next to the bundle's files; needs only numpy, pandas and "
-                   "onnxruntime" + (" (and Pillow)." if saved.kind == "images" else "."))
+        st.caption(t("Inside your own Python code, next to the bundle's files; needs only numpy, pandas and "
+                     "onnxruntime (and Pillow).") if saved.kind == "images" else
+                   t("Inside your own Python code, next to the bundle's files; needs only numpy, pandas and "
+                     "onnxruntime."))
+        own_code = t("the app's own code, in the bundle")
         st.code("import onnxruntime as ort\n\n"
-                f"from predict import load_preprocessor, {reader}, runner  # the app's own code, in the bundle\n\n"
+                f"from predict import load_preprocessor, {reader}, runner  # {own_code}\n\n"
                 "pre = load_preprocessor()\n"
                 'run = runner(ort.InferenceSession("model.onnx"), pre.n_outputs)\n'
-                f"{raw}\nprint({call})  {output}", language="python")
+                f"{raw}\nprint({call})  # {output}", language="python")
     with torch_tab:
-        st.caption("To fine-tune or inspect the network; needs torch and safetensors.")
+        st.caption(t("To fine-tune or inspect the network; needs torch and safetensors."))
+        plain = t("the network as plain PyTorch code, in eval mode")
         st.code("import torch\n\n"
                 "from model import load\n"
                 f"from predict import load_preprocessor, {reader}\n\n"
-                'net = load("model.safetensors")  # the network as plain PyTorch code, in eval mode\n'
+                f'net = load("model.safetensors")  # {plain}\n'
                 "pre = load_preprocessor()\n"
                 "run = lambda X: net(torch.from_numpy(X)).detach().numpy()\n"
                 f"{raw}\nwith torch.no_grad():\n    print({call})", language="python")
@@ -269,13 +286,13 @@ def how_to_use(saved: SavedBundle, state: AppState) -> None:
 
 def family_title(state: AppState) -> str:
     family = FAMILIES.get(state.trained.spec.effective_family()) if state.trained else None
-    return family.title if family else "model"
+    return tm(family.title) if family else t("model")
 
 
 def trained_when(state: AppState) -> str:
     """' on 2026-11-23 15:25:07' (when the run was trained, as every page says it), or '' when unknown."""
     stamp = trained_time(state.trained.info) if state.trained else ""
-    return f" on {stamp}" if stamp else ""
+    return t(" on {stamp}", stamp=stamp) if stamp else ""
 
 
 # --- Predict: the model, its inputs, and the predictions ----------------------------------------------
@@ -291,7 +308,7 @@ class LoadedBundle:
     sample_images: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-@st.cache_resource(show_spinner="Reading the bundle...", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _read_uploaded(digest: str, _data: bytes) -> LoadedBundle:
     # Keyed by the content's hash: the same file is read once; a different file is a new entry.
     bundle = read_bundle(_data)
@@ -304,7 +321,8 @@ def _read_uploaded(digest: str, _data: bytes) -> LoadedBundle:
 def load_uploaded_bundle(data: bytes) -> tuple[str, LoadedBundle]:
     """(a short key for widget names, the bundle). Raises ``BundleError`` for a wrong or unsafe file."""
     digest = hashlib.sha256(data).hexdigest()
-    return digest[:12], _read_uploaded(digest, data)
+    with st.spinner(t("Reading the bundle...")):
+        return digest[:12], _read_uploaded(digest, data)
 
 
 def form_columns(preprocessor: Any) -> list[dict[str, Any]]:
@@ -381,18 +399,20 @@ def one_row_form(key: str, columns: list[dict[str, Any]]) -> pd.DataFrame:
             if kind == "numeric":
                 big = max(abs(column.get("mean") or 0.0), column.get("std") or 0.0) >= 1000  # no 1.2e+06 for money
                 values[name] = st.number_input(name, key=widget_key, format="%.2f" if big else "%g",
-                                               placeholder="(empty)",
-                                               help=f"A number; left empty, the model uses {column['fill']:g}.")
+                                               placeholder=t("(empty)"),
+                                               help=t("A number; left empty, the model uses {fill:g}.",
+                                                      fill=column["fill"]))
             elif kind == "boolean":
-                values[name] = st.selectbox(name, ["yes", "no"], key=widget_key)
+                values[name] = st.selectbox(name, ["yes", "no"], key=widget_key,
+                                            format_func=shown_as(["yes", "no"]))
             elif kind == "datetime":
                 picked = st.date_input(name, key=widget_key, format="YYYY-MM-DD", min_value=EARLIEST,
-                                       max_value=LATEST, help="Left empty, the model uses a typical date.")
+                                       max_value=LATEST, help=t("Left empty, the model uses a typical date."))
                 values[name] = _date_text(column, picked)
             else:
                 values[name] = st.selectbox(name, column["categories"], key=widget_key, accept_new_options=True,
-                                            placeholder="(empty)",
-                                            help="Pick a known value or type another one.")
+                                            placeholder=t("(empty)"),
+                                            help=t("Pick a known value or type another one."))
     return pd.DataFrame([{name: np.nan if value is None else value for name, value in values.items()}])
 
 
@@ -410,14 +430,18 @@ def predictions_table(rows: pd.DataFrame, predictions: pd.DataFrame, features: l
     """Predictions (probabilities as %) next to the input rows they belong to."""
     shown = [c for c in [*features, target] if c is not None and c in rows.columns and c not in predictions.columns]
     table = pd.concat([predictions.reset_index(drop=True), rows[shown].reset_index(drop=True)], axis=1)
-    config: dict[str, Any] = {"prediction": st.column_config.Column("Prediction")}
+    config: dict[str, Any] = {"prediction": st.column_config.Column(t("Prediction"))}
     for column in _probability_columns(predictions):
-        label = column.removeprefix("probability_")
-        config[column] = st.column_config.ProgressColumn(f"Chance of {label}", format="percent",
-                                                         min_value=0.0, max_value=1.0)
+        config[column] = chance_column(column)
     if target in shown:
-        config[target] = st.column_config.Column(f"{target} (in your file)")
+        config[target] = st.column_config.Column(t("{target} (in your file)", target=target))
     st.dataframe(table, hide_index=True, width="stretch", column_config=config, height=min(38 + 35 * len(table), 420))
+
+
+def chance_column(column: str) -> Any:
+    """The display of a ``probability_<class>`` column: "Chance of <class>", as a percentage bar."""
+    return st.column_config.ProgressColumn(t("Chance of {label}", label=column.removeprefix("probability_")),
+                                           format="percent", min_value=0.0, max_value=1.0)
 
 
 def probability_figure(predictions: pd.DataFrame) -> go.Figure:
@@ -432,7 +456,7 @@ def probability_figure(predictions: pd.DataFrame) -> go.Figure:
                                          for i in range(len(labels))]))
     fig.update_layout(template="plotly_white", height=80 + 44 * len(labels), margin=dict(l=10, r=40, t=10, b=10),
                       font=dict(family="Inter, Source Sans Pro, sans-serif", size=14, color="#3C4043"),
-                      xaxis=dict(range=[0, 1], tickformat=".0%", title_text="chance"),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title_text=t("chance")),
                       yaxis=dict(autorange="reversed", tickfont=dict(size=14)), showlegend=False)
     return fig
 
@@ -448,11 +472,11 @@ def score_against_target(rows: pd.DataFrame, predictions: pd.DataFrame, target: 
         if not known.any():
             return None
         error = np.abs(predictions["prediction"].to_numpy(dtype=np.float64)[known] - numbers[known]).mean()
-        return (f"Your file also has '{target}': on its {int(known.sum())} rows the model is off by {error:,.4g} "
-                "on average.")
+        return t("Your file also has '{target}': on its {n} rows the model is off by {error:,.4g} on average.",
+                 target=target, n=int(known.sum()), error=error)
     known = actual.notna().to_numpy()
     if not known.any():
         return None
     same = actual[known].astype(str).str.strip().to_numpy() == predictions["prediction"][known].astype(str).to_numpy()
-    return (f"Your file also has '{target}': the model got {int(same.sum())} of {int(known.sum())} rows right "
-            f"({same.mean():.0%}).")
+    return t("Your file also has '{target}': the model got {right} of {n} rows right ({share:.0%}).",
+             target=target, right=int(same.sum()), n=int(known.sum()), share=same.mean())

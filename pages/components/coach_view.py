@@ -25,8 +25,9 @@ from builder.search import SIZE_PARAMS, SearchSpace
 from builder.spec import ModelSpec
 from builder.train import History
 from builder.train_config import SETTINGS, TrainConfig
+from pages.components.i18n import t, tm
 from pages.components.state import AppState
-from pages.components.train_settings import forget_widgets
+from pages.components.train_settings import forget_widgets, in_sentence
 
 READINGS = "coach_readings"  # session state: {panel key: (what was read, [Advice])}
 OUTCOMES = "coach_outcomes"  # session state: {button key: ("applied" | "error", message)}
@@ -68,7 +69,7 @@ def apply_change(change: Mapping[str, Any], config: TrainConfig, design: ModelSp
 
     Returns:
         ``(config, design, what)``: the new settings and design (one of them changed) and what
-        changed, in words ("epochs is now 12").
+        changed, in words ("epochs is now 12"), in the session's language.
 
     Raises:
         SpecError: the change does not apply (an unknown setting, a value the setting refuses, a
@@ -80,32 +81,38 @@ def apply_change(change: Mapping[str, Any], config: TrainConfig, design: ModelSp
         if name not in SETTINGS:
             raise SpecError(f"The coach suggested an unknown setting {name!r}; nothing was changed.")
         new = dataclasses.replace(config, **{name: value}).validate()
-        return new, design, f"{SETTINGS[name].label.lower()} is now {_shown(getattr(new, name))}"
+        return new, design, t("{setting} is now {value}", setting=in_sentence(SETTINGS[name].label),
+                              value=_shown(getattr(new, name)))
     what, value = change.get("design"), change.get("value")
     if what not in ("dropout", "width"):
-        raise SpecError(f"The coach suggested a change it cannot make ({dict(change)!r}); nothing was changed.")
+        asked = dict(change)
+        raise SpecError(f"The coach suggested a change it cannot make ({asked!r}); nothing was changed.")
     if design is None:
         raise SpecError("There is no model design to change yet: choose one on the Build page.")
     space = SearchSpace(design, config, task)
     if what == "dropout":
         if space.dropout is None:
+            rate = _shown(float(value))
             raise SpecError("This design has no dropout layer to change. On the Build page, add a Dropout "
-                            f"layer after a hidden layer with a rate of {_shown(float(value))}, or try weight decay.")
+                            f"layer after a hidden layer with a rate of {rate}, or try weight decay.")
         space.dropout = None  # set every dropout, even when the first one already has the value
         new_design = space.design(1.0, None, float(value))
-        done = f"every dropout layer now switches off {float(value):.0%} of the units while training"
+        done = t("every dropout layer now switches off {share:.0%} of the units while training", share=float(value))
     else:
         if not space.sized:
             raise SpecError("This design has no layer sizes to scale; change its layers on the Build page.")
         factor = float(value)
         new_design = space.design(factor, None, None)
         before, after = _first_size(design), _first_size(new_design)
-        sizes = f" ({before} to {after} in the first)" if before is not None else ""
-        done = f"every layer now has {factor:g} times the units{sizes}"
+        if before is None:
+            done = t("every layer now has {factor:g} times the units", factor=factor)
+        else:
+            done = t("every layer now has {factor:g} times the units ({before} to {after} in the first)",
+                     factor=factor, before=before, after=after)
     problems = new_design.validate(task, kind)
     if problems:
-        raise SpecError("The changed design would not work: " + " ".join(p.message for p in problems)
-                        + " The design was left as it was.")
+        details = " ".join(p.message for p in problems)
+        raise SpecError(f"The changed design would not work: {details} The design was left as it was.")
     return config, new_design, done
 
 
@@ -118,14 +125,15 @@ def _already(change: Mapping[str, Any], config: TrainConfig, design: ModelSpec |
     if "setting" in change:
         name = change["setting"]
         if name in SETTINGS and getattr(config, name, object()) == change.get("value"):
-            return f"Your settings already have {SETTINGS[name].label.lower()} at {_shown(change['value'])}."
+            return t("Your settings already have {setting} at {value}.", setting=in_sentence(SETTINGS[name].label),
+                     value=_shown(change["value"]))
         return None
     if change.get("design") == "dropout" and design is not None:
         rates = [float(layer.params.get("p", 0.5)) if layer.type.startswith("Dropout")
                  else float(layer.params.get("dropout", 0.1))
                  for layer in design.layers if layer.type.startswith("Dropout") or layer.type == "TransformerEncoderLayer"]
         if rates and all(abs(rate - float(change["value"])) < 1e-9 for rate in rates):
-            return f"Your design already uses a dropout of {_shown(float(change['value']))}."
+            return t("Your design already uses a dropout of {value}.", value=_shown(float(change["value"])))
     return None
 
 
@@ -164,19 +172,20 @@ def coach_panel(state: AppState, history: History, task: str, config: TrainConfi
         st.toast(message, icon=":material/check_circle:")
     config = config or state.config
     advice = _reading(state, history, task, config, finished, key)
-    st.markdown("#### Coach")
+    st.markdown(f"#### {t('Coach')}")
     if advice is None:
         return
     if not advice:
-        when = "after a few more epochs" if not finished else "when a run has a few more epochs"
-        st.caption(f":material/hourglass_top: The coach reads the curves {when}.")
+        waiting = (t("The coach reads the curves after a few more epochs.") if not finished
+                   else t("The coach reads the curves when a run has a few more epochs."))
+        st.caption(f":material/hourglass_top: {waiting}")
         return
-    st.caption("What the curves say so far (read again after each epoch)." if not finished
-               else "What the curves of this run say, and the one change to try next.")
+    st.caption(t("What the curves say so far (read again after each epoch).") if not finished
+               else t("What the curves of this run say, and the one change to try next."))
     outcomes = st.session_state.setdefault(OUTCOMES, {})
     for item in advice:
         box, icon = BOXES.get(item.kind, ("info", ":material/info:"))
-        getattr(st, box)(f"**{item.title}**  \n{item.message}", icon=icon)
+        getattr(st, box)(f"**{tm(item.title)}**  \n{tm(item.message)}", icon=icon)
         if item.change:
             _change_button(state, item, task, key, finished, outcomes)
 
@@ -185,7 +194,7 @@ def _change_button(state: AppState, item: Advice, task: str, key: str, finished:
                    outcomes: dict[str, tuple[str, str]]) -> None:
     button_key = f"coach_{key}_{item.kind}"
     if state.workspace.read_only:
-        st.caption(f":material/lightbulb: Suggested next: {item.button_label}.")
+        st.caption(":material/lightbulb: " + t("Suggested next: {change}.", change=tm(item.button_label)))
         return
     outcome = outcomes.get(button_key)
     if outcome is not None and outcome[0] == "applied":
@@ -193,13 +202,13 @@ def _change_button(state: AppState, item: Advice, task: str, key: str, finished:
         return
     already = _already(item.change, state.config, state.design)
     if already is not None:
-        st.caption(f":material/done: {already} The next training uses it.")
+        st.caption(":material/done: " + t("{already} The next training uses it.", already=already))
         return
     if outcome is not None:  # an earlier click could not apply it: say why, and let it be tried again
-        st.error(outcome[1], icon=":material/error:")
-    target = "the design" if "design" in item.change else "the settings"
-    if not st.button(item.button_label, key=button_key, icon=":material/auto_fix_high:",
-                     help=f"Changes {target} of the next training; the trained model stays as it is."):
+        st.error(tm(outcome[1]), icon=":material/error:")
+    helps = (t("Changes the design of the next training; the trained model stays as it is.") if "design" in item.change
+             else t("Changes the settings of the next training; the trained model stays as it is."))
+    if not st.button(tm(item.button_label), key=button_key, icon=":material/auto_fix_high:", help=helps):
         return
     spec = state.data_spec
     try:
@@ -212,10 +221,11 @@ def _change_button(state: AppState, item: Advice, task: str, key: str, finished:
             state.set_config(config)
     except BuilderError as exc:
         outcomes[button_key] = ("error", str(exc))
-        st.error(str(exc), icon=":material/error:")
+        st.error(tm(str(exc)), icon=":material/error:")
         return
-    later = "" if finished else " (this run carries on with its own settings)"
-    message = f"Changed: {done}. The next training uses it{later}."
+    message = (t("Changed: {done}. The next training uses it.", done=done) if finished
+               else t("Changed: {done}. The next training uses it (this run carries on with its own settings).",
+                      done=done))
     outcomes[button_key] = ("applied", message)
     st.session_state[TOAST] = message
     st.rerun()

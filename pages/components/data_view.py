@@ -33,7 +33,7 @@ from builder.data.samples import KIND_SAMPLES, kind_sample_spec, load_kind_sampl
 from builder.data.text import TextColumnGuess, find_text_column
 from builder.data.timeseries import describe_step
 from builder.errors import BuilderError
-from builder.wording import count
+from pages.components.i18n import t, tcount, tm
 from pages.components.state import AppState
 from pages.components.ui import go_to, user_errors
 
@@ -44,7 +44,12 @@ TASK_PHRASES = {"regression": "as a number", "binary": "as yes or no", "multicla
 KIND_WORDS = {"numeric": "Number", "categorical": "Category", "text": "Text", "datetime": "Date",
               "boolean": "Yes / no"}
 HISTOGRAM_BINS = 12
-UPLOAD_FAILURE_KEY = "data_upload_failure"  # (file id, message) of the last refused upload
+NOTE_ROW_HEIGHT = 72  # pixels: over 4rem, a table's cells wrap, so a note reads in full (3 lines)
+COLUMN_TABLE_ORDER = ["Column", "Role", "Type", "Notes", "Missing", "Unique values", "Distribution", "Examples"]
+UPLOAD_FAILURE_KEY = "data_upload_failure"  # (file id, where, message) of the last refused upload
+NOT_LOADED = {"images": "This file was not loaded (your previous images are kept): ",
+              "table": "This file was not loaded (your previous table is kept): "}
+SAMPLE_SUFFIX = " (sample)"
 
 # What a table can be used for; "table" and "anomaly" are both DataSpec.kind "table".
 PURPOSES = {
@@ -54,6 +59,31 @@ PURPOSES = {
     "text": (":material/notes: Classify texts", "Read a column of written text and predict its label."),
 }
 SERIES_COLUMNS_MAX = 4  # a table this narrow with a date column per row reads as a time series
+
+
+def purpose_label(purpose: str) -> str:
+    """The purpose's label with its icon, in the session's language."""
+    icon, name = PURPOSES[purpose][0].split(" ", 1)
+    return f"{icon} {t(name)}"
+
+
+def purpose_name(purpose: str) -> str:
+    """The purpose's label without its icon ("Predict a column"), to name it in a sentence."""
+    return t(PURPOSES[purpose][0].split(" ", 1)[1])
+
+
+def choices_placeholder(options: list) -> str:
+    """Streamlit's own placeholder of a multiselect, in the session's language (with no options,
+    pass ``disabled=True`` too, as Streamlit does by itself)."""
+    return t("Choose options") if options else t("No options to select")
+
+
+def table_title(state: AppState) -> str:
+    """The data's name as shown: a file's name as it is, a sample's title in the session's language."""
+    name = state.table_name
+    if name.endswith(SAMPLE_SUFFIX):
+        return t("{title} (sample)", title=tm(name.removesuffix(SAMPLE_SUFFIX)))
+    return name
 
 
 # --- the current data, identified by its saved file ----------------------------------------------
@@ -76,7 +106,7 @@ def widget_suffix(state: AppState) -> str:
     return hashlib.sha1(data_key(state).encode()).hexdigest()[:10]
 
 
-@st.cache_resource(show_spinner="Looking at every column...", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _profile(key: str, _df: pd.DataFrame) -> tuple[TableProfile, list[list[int]]]:
     # Keyed by the saved file (``key``): the frame itself is not hashed (big tables hash slowly).
     profile = profile_table(_df)
@@ -85,7 +115,8 @@ def _profile(key: str, _df: pd.DataFrame) -> tuple[TableProfile, list[list[int]]
 
 def table_profile(state: AppState) -> tuple[TableProfile, list[list[int]]]:
     """The table's profile and, per column, the counts for its mini histogram."""
-    return _profile(data_key(state), state.df)
+    with st.spinner(t("Looking at every column...")):
+        return _profile(data_key(state), state.df)
 
 
 def value_counts_sketch(values: pd.Series, kind: str) -> list[int]:
@@ -110,7 +141,7 @@ def _card(column, title: str, description: str, key: str, icon: str) -> bool:
         with st.container(gap="small"):
             st.markdown(f"**{title}**")
             st.caption(description)
-        return st.button("Use this sample", key=key, icon=icon, width="stretch")
+        return st.button(t("Use this sample"), key=key, icon=icon, width="stretch")
 
 
 def sample_cards() -> str | None:
@@ -118,12 +149,12 @@ def sample_cards() -> str | None:
     picked = None
     tables = st.columns(len(SAMPLES))
     for column, (name, sample) in zip(tables, SAMPLES.items(), strict=True):
-        if _card(column, sample.title, sample.description, f"sample_{name}", ":material/table_chart:"):
+        if _card(column, tm(sample.title), tm(sample.description), f"sample_{name}", ":material/table_chart:"):
             picked = name
     icons = {"images": ":material/image:", "series": ":material/timeline:", "text": ":material/notes:"}
     others = st.columns(len(SAMPLES))
     for column, (name, sample) in zip(others, KIND_SAMPLES.items(), strict=False):
-        if _card(column, sample.title, sample.description, f"sample_{name}", icons[sample.kind]):
+        if _card(column, tm(sample.title), tm(sample.description), f"sample_{name}", icons[sample.kind]):
             picked = name
     return picked
 
@@ -132,10 +163,10 @@ def use_sample(state: AppState, name: str) -> bool:
     with user_errors():
         if name in KIND_SAMPLES:
             sample = KIND_SAMPLES[name]
-            with st.spinner(f"Preparing the sample {sample.title.lower()}..."):
+            with st.spinner(t("Preparing the sample {title}...", title=tm(sample.title).lower())):
                 data = load_kind_sample(name)
                 if isinstance(data, bytes):
-                    state.set_images(sample.file_name, data, title=f"{sample.title} (sample)")
+                    state.set_images(sample.file_name, data, title=f"{sample.title}{SAMPLE_SUFFIX}")
                 else:
                     state.set_sample(Path(sample.file_name).stem, sample.title, data)
             state.set_data_spec(kind_sample_spec(name))  # the choices the sample is meant for
@@ -152,21 +183,20 @@ def use_upload(state: AppState, uploaded) -> bool:
     """
     failure = st.session_state.get(UPLOAD_FAILURE_KEY)
     if failure and failure[0] == uploaded.file_id:
-        st.error(failure[1], icon=":material/error:")
+        st.error(f"{t(failure[1])}{tm(failure[2])}", icon=":material/error:")
         return False
-    kept = {"images": " (your previous images are kept)", "table": " (your previous table is kept)"}
-    where = f"This file was not loaded{kept.get(state.data_kind, '')}: "
-    with user_errors(where):
+    where = NOT_LOADED.get(state.data_kind, "This file was not loaded: ")
+    with user_errors(t(where)):
         try:
-            with st.spinner(f"Reading {uploaded.name}..."):
+            with st.spinner(t("Reading {name}...", name=uploaded.name)):
                 if uploaded.name.lower().endswith(".zip"):
                     state.set_images(uploaded.name, uploaded.getvalue())
                 else:
                     state.set_table(uploaded.name, uploaded.getvalue())
             return True
         except BuilderError as exc:
-            st.session_state[UPLOAD_FAILURE_KEY] = (uploaded.file_id, f"{where}{exc}")
-            st.error(f"{where}{exc}", icon=":material/error:")
+            st.session_state[UPLOAD_FAILURE_KEY] = (uploaded.file_id, where, str(exc))
+            st.error(f"{t(where)}{tm(exc)}", icon=":material/error:")
     return False
 
 
@@ -224,11 +254,12 @@ def purpose_choice(state: AppState, profile: TableProfile, suffix: str) -> str:
     guess, why = guess_purpose(profile, cached_text_guess(data_key(state), profile))
     start = purpose_of(state.data_spec) or guess
     names = list(PURPOSES)
-    purpose = st.radio("What should the model do?", names, index=names.index(start), horizontal=True,
-                       format_func=lambda p: PURPOSES[p][0], captions=[PURPOSES[p][1] for p in names],
+    purpose = st.radio(t("What should the model do?"), names, index=names.index(start), horizontal=True,
+                       format_func={p: purpose_label(p) for p in names}.get,
+                       captions=[t(PURPOSES[p][1]) for p in names],
                        key=f"data_purpose_{suffix}")
     if why and purpose == guess:
-        st.caption(f":material/lightbulb: Suggested because {why}.")
+        st.caption(":material/lightbulb: " + t("Suggested because {why}.", why=tm(why)))
     return purpose
 
 
@@ -237,57 +268,77 @@ def purpose_choice(state: AppState, profile: TableProfile, suffix: str) -> str:
 
 def column_table(profile: TableProfile, sketches: list[list[int]], roles: dict[str, str],
                  notes: bool = True) -> None:
-    """One row per column; ``notes``: also how a table model reads each column (not for texts or series)."""
+    """One row per column; ``notes``: also how a table model reads each column (not for texts or series).
+
+    The headers and words are the session's language; the frame's own column names stay English.
+    """
     frame = pd.DataFrame({
         "Column": [c.name for c in profile.columns],
-        "Role": [roles.get(c.name, "Left out") for c in profile.columns],
-        "Type": [KIND_WORDS.get(c.kind, c.kind) for c in profile.columns],
+        "Role": [t(roles.get(c.name, "Left out")) for c in profile.columns],
+        "Type": [t(KIND_WORDS.get(c.kind, c.kind)) for c in profile.columns],
         "Missing": [c.missing_pct for c in profile.columns],
         "Unique values": [c.n_unique for c in profile.columns],
         "Distribution": sketches,
         "Examples": [", ".join(c.examples[:3]) for c in profile.columns],
-        "Notes": [" ".join(c.warnings) if notes else "" for c in profile.columns],
+        "Notes": [" ".join(tm(w) for w in c.warnings) if notes else "" for c in profile.columns],
     })
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "Role": st.column_config.TextColumn(help="How the model uses the column, or left out."),
-        "Type": st.column_config.TextColumn(help="How the model reads the column."),
-        "Missing": st.column_config.ProgressColumn("Missing", help="Share of empty cells.", format="%.0f%%",
-                                                   min_value=0, max_value=100, width="small"),
-        "Unique values": st.column_config.NumberColumn(help="How many different values the column has."),
-        "Distribution": st.column_config.BarChartColumn(
-            "Distribution", help="Numbers: how values spread from low to high. Others: the most "
-                                 "frequent values, largest first.", width="small"),
-        "Notes": st.column_config.TextColumn(width="large"),
-    })
-    # Table cells cut long text: the notes in full, one per line; a left-out column's note is in the
-    # "left out, and why" list already, so each note is said once.
+    # The notes come right after the column's type, wrapped in taller rows, so they read in full at the
+    # usual page width; the examples come last (the first rows show them too). No notes: no column.
+    noted = bool(frame["Notes"].str.len().gt(0).any())
+    st.dataframe(frame, hide_index=True, width="stretch", row_height=NOTE_ROW_HEIGHT if noted else None,
+                 column_order=[c for c in COLUMN_TABLE_ORDER if noted or c != "Notes"],
+                 column_config=_column_table_config())
+    # The notes in full, one per line; a left-out column's note is in the "left out, and why" list
+    # already, so each note is said once.
     found = [(c.name, note) for c in profile.columns if c.name in roles for note in c.warnings] if notes else []
     if found:
-        with st.expander(f"Notes on {count(len({name for name, _ in found}), 'column')}", icon=":material/sticky_note_2:"):
-            st.markdown("\n".join(f"- {note}" for _, note in found))
+        columns = tcount(len({name for name, _ in found}), "column")
+        with st.expander(t("Notes on {columns}", columns=columns), icon=":material/sticky_note_2:"):
+            st.markdown("\n".join(f"- {tm(note)}" for _, note in found))
+
+
+def _column_table_config() -> dict:
+    """Headers and widths (pixels) of the column table: everything up to the distribution fits a
+    page of the usual width beside the sidebar (about 900 pixels)."""
+    return {
+        "Column": st.column_config.TextColumn(t("Column"), width=130, pinned=True),
+        "Role": st.column_config.TextColumn(t("Role"), help=t("How the model uses the column, or left out."),
+                                            width=80),
+        "Type": st.column_config.TextColumn(t("Type"), help=t("How the model reads the column."), width=80),
+        "Notes": st.column_config.TextColumn(t("Notes"), width=300),
+        "Missing": st.column_config.ProgressColumn(t("Missing"), help=t("Share of empty cells."), format="%.0f%%",
+                                                   min_value=0, max_value=100, width=75),
+        "Unique values": st.column_config.NumberColumn(
+            t("Unique values"), help=t("How many different values the column has."), width=100),
+        "Distribution": st.column_config.BarChartColumn(
+            t("Distribution"), help=t("Numbers: how values spread from low to high. Others: the most "
+                                      "frequent values, largest first."), width=85),
+        "Examples": st.column_config.TextColumn(t("Examples"), width="medium"),
+    }
 
 
 def table_overview(profile: TableProfile) -> None:
     """Rows, columns, empty cells and number columns as four cards."""
     rows, cols, missing, numeric = st.columns(4)
-    rows.metric("Rows", f"{profile.n_rows:,}", help="Examples the model can learn from.", border=True)
-    cols.metric("Columns", f"{profile.n_cols:,}", help="Facts per example, the column to predict included.",
+    rows.metric(t("Rows"), f"{profile.n_rows:,}", help=t("Examples the model can learn from."), border=True)
+    cols.metric(t("Columns"), f"{profile.n_cols:,}", help=t("Facts per example, the column to predict included."),
                 border=True)
     cells = max(profile.n_rows * profile.n_cols, 1)
-    missing.metric("Empty cells", f"{100 * sum(c.n_missing for c in profile.columns) / cells:.1f}%",
-                   help="Share of all cells with no value. The model fills them in for you.", border=True)
-    numeric.metric("Number columns", sum(c.kind == "numeric" for c in profile.columns), border=True,
-                   help="Columns read as numbers; the others are categories, yes/no, dates or text.")
+    missing.metric(t("Empty cells"), f"{100 * sum(c.n_missing for c in profile.columns) / cells:.1f}%",
+                   help=t("Share of all cells with no value. The model fills them in for you."), border=True)
+    numeric.metric(t("Number columns"), sum(c.kind == "numeric" for c in profile.columns), border=True,
+                   help=t("Columns read as numbers; the others are categories, yes/no, dates or text."))
 
 
 def table_tabs(df: pd.DataFrame, profile: TableProfile, sketches: list[list[int]], roles: dict[str, str],
                notes: bool = True) -> None:
-    by_column, preview = st.tabs([":material/view_column: Columns", ":material/table_rows: First rows"])
+    by_column, preview = st.tabs([f":material/view_column: {t('Columns')}", f":material/table_rows: {t('First rows')}"])
     with by_column:
         column_table(profile, sketches, roles, notes)
     with preview:
         st.dataframe(df.head(200), width="stretch", hide_index=True)
-        st.caption(f"The first {min(200, len(df))} of {len(df):,} rows, as read from the file.")
+        st.caption(t("The first {shown} of {total:,} rows, as read from the file.", shown=min(200, len(df)),
+                     total=len(df)))
 
 
 # --- predict a column ---------------------------------------------------------------------------------
@@ -301,7 +352,7 @@ def default_target(state: AppState, profile: TableProfile) -> str | None:
     if saved is not None and saved.target in names:
         return saved.target
     for sample in SAMPLES.values():
-        if state.table_name == f"{sample.title} (sample)" and sample.target in names:
+        if state.table_name == f"{sample.title}{SAMPLE_SUFFIX}" and sample.target in names:
             return sample.target
     return likely_target(profile)
 
@@ -319,16 +370,18 @@ def task_and_features(state: AppState, profile: TableProfile, target: str, suffi
     saved = saved_for(state, "table")
     saved = saved if saved is not None and saved.target == target else None
     tasks = list(TASK_LABELS)
-    task = st.radio("What kind of prediction?", tasks, format_func=TASK_LABELS.get,
+    task = st.radio(t("What kind of prediction?"), tasks, format_func={k: t(v) for k, v in TASK_LABELS.items()}.get,
                     index=tasks.index(saved.task if saved else guess.task), key=f"data_task_{suffix}_{target}",
-                    help="Guessed from the column; change it if the guess is wrong.")
-    st.caption(f":material/lightbulb: Suggested: {guess.reason.replace(' -> ', ' → ')}.")
+                    help=t("Guessed from the column; change it if the guess is wrong."))
+    st.caption(":material/lightbulb: " + t("Suggested: {reason}.", reason=tm(guess.reason).replace("->", "→")))
     options = [c.name for c in profile.columns if c.name != target]
     default = saved.features if saved else suggest_features(profile, target)
-    features = inputs_place.multiselect("Columns to learn from", options, default=[f for f in default if f in options],
+    features = inputs_place.multiselect(t("Columns to learn from"), options,
+                                        default=[f for f in default if f in options],
                                         key=f"data_features_{suffix}_{target}",
-                                        help="The model sees only these columns. Leave out anything that would "
-                                             "not be known when you make a prediction.")
+                                        placeholder=choices_placeholder(options), disabled=not options,
+                                        help=t("The model sees only these columns. Leave out anything that would "
+                                               "not be known when you make a prediction."))
     return task, features
 
 
@@ -338,9 +391,9 @@ def left_out_notes(profile: TableProfile, target: str | None, features: list[str
     for column in profile.columns:
         if column.name == target or column.name in features:
             continue
-        reason = column.warnings[0] if column.warnings and (column.id_like or column.constant or
-                                                            column.mostly_missing or column.n_unique == 0) \
-            else f"'{column.name}': you left it out."
+        reason = tm(column.warnings[0]) if column.warnings and (column.id_like or column.constant or
+                                                                column.mostly_missing or column.n_unique == 0) \
+            else t("'{name}': you left it out.", name=column.name)
         notes.append(reason)
     return notes
 
@@ -355,7 +408,8 @@ def table_warnings(profile: TableProfile, target: str | None) -> list[str]:
 def _left_out(profile: TableProfile, target: str | None, features: list[str]) -> None:
     left_out = left_out_notes(profile, target, features)
     if left_out:
-        with st.expander(f"{count(len(left_out), 'column')} left out, and why", icon=":material/visibility_off:"):
+        with st.expander(t("{columns} left out, and why", columns=tcount(len(left_out), "column")),
+                         icon=":material/visibility_off:"):
             st.markdown("\n".join(f"- {note}" for note in left_out))
 
 
@@ -365,12 +419,12 @@ def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Da
     with pick:
         names = [c.name for c in profile.columns]
         start = default_target(state, profile)
-        target = st.selectbox("The column to predict", names, index=names.index(start) if start else None,
-                              key=f"data_target_{suffix}", placeholder="Choose the column to predict",
-                              help="The answer you want the model to give for new rows.")
+        target = st.selectbox(t("The column to predict"), names, index=names.index(start) if start else None,
+                              key=f"data_target_{suffix}", placeholder=t("Choose the column to predict"),
+                              help=t("The answer you want the model to give for new rows."))
         if target is None:
-            st.info("Which column should the model learn to predict? Choose it above: no column's name "
-                    "says it is the answer, and nothing is saved until you choose.", icon=":material/help:")
+            st.info(t("Which column should the model learn to predict? Choose it above: no column's name "
+                      "says it is the answer, and nothing is saved until you choose."), icon=":material/help:")
             return None, {}
         task, features = task_and_features(state, profile, target, suffix, inputs)
     with inputs:
@@ -380,16 +434,16 @@ def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Da
         with user_errors():
             check_target(state.df, target, task)
             if not features:
-                st.error("Choose at least one column to learn from.", icon=":material/error:")
+                st.error(t("Choose at least one column to learn from."), icon=":material/error:")
             else:
                 spec = DataSpec(target=target, task=task, features=list(features))
     if spec is not None:  # warnings about a target that cannot be used would only bury its one error
         for warning in table_warnings(profile, target):
-            st.warning(warning, icon=":material/warning:")
+            st.warning(tm(warning), icon=":material/warning:")
         for name in (f for f in features if profile.column(f).kind == "text"):  # never drop words silently
-            st.warning(f"'{name}' holds free text, which a table model reads only as categories (whole "
-                       f"texts that repeat), not word by word. To learn from its words, choose "
-                       f"'{PURPOSES['text'][0].split(' ', 1)[1]}' above.", icon=":material/warning:")
+            st.warning(t("'{name}' holds free text, which a table model reads only as categories (whole "
+                         "texts that repeat), not word by word. To learn from its words, choose "
+                         "'{purpose}' above.", name=name, purpose=purpose_name("text")), icon=":material/warning:")
     return spec, {target: "Predicted", **{f: "Input" for f in features}}
 
 
@@ -398,25 +452,26 @@ def table_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Da
 
 def anomaly_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[DataSpec | None, dict[str, str]]:
     """The columns to look at when no column is predicted; the spec (``None`` if unusable) and roles."""
-    st.caption("The model learns what ordinary rows look like by squeezing each row and rebuilding it. "
-               "Rows it rebuilds badly are unlike the rest: those are flagged as unusual, with a score.")
+    st.caption(t("The model learns what ordinary rows look like by squeezing each row and rebuilding it. "
+                 "Rows it rebuilds badly are unlike the rest: those are flagged as unusual, with a score."))
     saved = saved_for(state, "anomaly")
     names = [c.name for c in profile.columns]
     default = saved.features if saved else suggest_features(profile, None)
-    features = st.multiselect("Columns to look at", names, default=[f for f in default if f in names],
+    features = st.multiselect(t("Columns to look at"), names, default=[f for f in default if f in names],
                               key=f"data_anomaly_features_{suffix}",
-                              help="A row is unusual when these values do not fit together the way they "
-                                   "usually do. Leave out IDs and anything that is different in every row.")
+                              placeholder=choices_placeholder(names), disabled=not names,
+                              help=t("A row is unusual when these values do not fit together the way they "
+                                     "usually do. Leave out IDs and anything that is different in every row."))
     _left_out(profile, None, features)
     if profile.n_rows < MIN_TARGET_ROWS:
-        st.error(f"The table has {profile.n_rows} rows; finding unusual rows needs at least "
-                 f"{MIN_TARGET_ROWS}. Use a longer table.", icon=":material/error:")
+        st.error(t("The table has {rows} rows; finding unusual rows needs at least {minimum}. Use a longer "
+                   "table.", rows=profile.n_rows, minimum=MIN_TARGET_ROWS), icon=":material/error:")
         return None, {}
     if not features:
-        st.error("Choose at least one column to look at.", icon=":material/error:")
+        st.error(t("Choose at least one column to look at."), icon=":material/error:")
         return None, {}
     for warning in table_warnings(profile, None):
-        st.warning(warning, icon=":material/warning:")
+        st.warning(tm(warning), icon=":material/warning:")
     return DataSpec(target=None, task="anomaly", features=list(features)), {f: "Input" for f in features}
 
 
@@ -429,7 +484,8 @@ def describe_spec(state: AppState, spec: DataSpec) -> str:
     if spec.kind == "images":
         height, width = options.get("size") or ("?", "?")
         n_classes = len(state.images.classes) if state.images is not None else 0
-        return f"the model will tell **{n_classes} classes** of pictures apart, looking at {width}x{height} pixels."
+        return t("the model will tell **{n} classes** of pictures apart, looking at {width}x{height} pixels.",
+                 n=n_classes, width=width, height=height)
     if spec.kind == "series":
         from pages.components.series_view import series_step  # series_view imports this module
 
@@ -437,17 +493,21 @@ def describe_spec(state: AppState, spec: DataSpec) -> str:
         window, horizon = int(options.get("window", 0)), int(options.get("horizon", 0))
 
         def span(n: int) -> str:
-            steps = f"{n} step{'s' * (n != 1)}"
-            return f"{describe_step(step, n)} ({steps})" if step else steps
+            steps = tcount(n, "step")
+            return f"{tm(describe_step(step, n))} ({steps})" if step else steps
 
-        return f"the model will forecast **{spec.target}** {span(horizon)} ahead from the past {span(window)}."
+        return t("the model will forecast **{target}** {ahead} ahead from the past {past}.", target=spec.target,
+                 ahead=span(horizon), past=span(window))
     if spec.kind == "text":
         labels = state.df[spec.target].nunique() if state.df is not None else 0
-        return f"the model will read **{options.get('text_column')}** and predict **{spec.target}** ({labels} labels)."
+        return t("the model will read **{text}** and predict **{target}** ({labels} labels).",
+                 text=options.get("text_column"), target=spec.target, labels=labels)
+    columns = tcount(len(spec.features), "column")
     if spec.task == "anomaly":
-        return (f"the model will learn what ordinary rows look like from {count(len(spec.features), 'column')} and "
-                "score how unusual each row is.")
-    return f"the model will predict **{spec.target}** {TASK_PHRASES[spec.task]} from {count(len(spec.features), 'column')}."
+        return t("the model will learn what ordinary rows look like from {columns} and score how unusual each "
+                 "row is.", columns=columns)
+    return t("the model will predict **{target}** {how} from {columns}.", target=spec.target,
+             how=t(TASK_PHRASES[spec.task]), columns=columns)
 
 
 def save_choice(state: AppState, spec: DataSpec | None) -> None:
@@ -455,6 +515,6 @@ def save_choice(state: AppState, spec: DataSpec | None) -> None:
     if spec != state.data_spec:
         state.set_data_spec(spec)
     if spec is not None:
-        st.success(f"Saved: {describe_spec(state, spec)}", icon=":material/check_circle:")
-        go_to("Build", "Next: build the model")
+        st.success(t("Saved: {what}", what=describe_spec(state, spec)), icon=":material/check_circle:")
+        go_to("Build", t("Next: build the model"))
 

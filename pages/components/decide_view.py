@@ -31,7 +31,6 @@ from builder.data.preprocess import label_value
 from builder.errors import BuilderError
 from builder.evaluate import METRICS, confusion
 from builder.trained import TrainedModel
-from builder.wording import count
 from pages.components import charts
 from pages.components.decide_charts import (
     calibration_figure,
@@ -42,6 +41,7 @@ from pages.components.decide_charts import (
     roc_figure,
 )
 from pages.components.evaluate_view import GRID_COLUMNS, THUMB_SIDE, _thumbnail
+from pages.components.i18n import t, tcount, tm
 from pages.components.state import AppState
 from pages.components.ui import COLOURS, user_errors
 
@@ -58,6 +58,11 @@ KIND_ITEMS = {"images": "images", "text": "texts"}
 _SAVE_LOCK = threading.Lock()  # Streamlit's fast reruns can run two callbacks of a session at once
 SAVED_KEY = "decide_threshold_saved"  # the message after "Use this threshold", shown once
 ERROR_KEY = "decide_threshold_error"
+# Where a threshold was chosen, stored with the model in English (the model card reads it) and shown
+# through the catalogue.
+CHOSEN_BY_HAND = "by hand on the validation rows (precision {precision}, recall {recall} there)"
+CHOSEN_FOR_F1 = "on the validation rows for the best F1 score"
+CHOSEN_FOR_COST = "on the validation rows for the lowest cost (false alarm {fp:g}, missed case {fn:g})"
 
 
 def decide_section(state: AppState) -> None:
@@ -66,12 +71,12 @@ def decide_section(state: AppState) -> None:
     if trained is None:
         return
     if trained.task not in TASKS:
-        st.caption("Thresholds, segments and the rows behind a number apply to models that predict a class "
-                   "or a number for each row.")
+        st.caption(t("Thresholds, segments and the rows behind a number apply to models that predict a class "
+                     "or a number for each row."))
         return
     if not (trained.test_results or {}).get("actual"):
-        st.info("This run kept no test rows to decide with. Train it again to choose a threshold and see "
-                "segments.", icon=":material/info:")
+        st.info(t("This run kept no test rows to decide with. Train it again to choose a threshold and see "
+                  "segments."), icon=":material/info:")
         return
     with user_errors():
         operating_point(state)
@@ -122,8 +127,7 @@ def use_threshold(state: AppState, key: str, reasons: list[tuple[float, str]], a
         chosen = next((why for t, why in reasons if math.isclose(t, threshold, abs_tol=1e-12)), None)
         if chosen is None:
             point = decide.at_threshold(actual, probability, threshold, positive)
-            chosen = (f"by hand on the validation rows (precision {_pct(point.precision)}, "
-                      f"recall {_pct(point.recall)} there)")
+            chosen = CHOSEN_BY_HAND.format(precision=_pct(point.precision), recall=_pct(point.recall))
         pre = state.trained.preprocessor
         before = (pre.decision_threshold, pre.decision_threshold_chosen)
         try:
@@ -136,10 +140,10 @@ def use_threshold(state: AppState, key: str, reasons: list[tuple[float, str]], a
             pre.set_decision_threshold(before[0], chosen=before[1])  # memory stays as saved
             st.session_state[ERROR_KEY] = str(exc)
             return
-        st.session_state[SAVED_KEY] = (
-            f"The model now answers **{positive}** when its probability is above **{threshold:g}**. The Predict "
+        st.session_state[SAVED_KEY] = t(
+            "The model now answers **{positive}** when its probability is above **{threshold:g}**. The Predict "
             "page, the export and the model card use this threshold from now on; export the model again to get "
-            "a bundle with it.")
+            "a bundle with it.", positive=positive, threshold=threshold)
 
 
 def operating_point(state: AppState) -> None:
@@ -147,29 +151,30 @@ def operating_point(state: AppState) -> None:
     trained = state.trained
     if trained.task != "binary":
         if trained.task == "multiclass":
-            st.caption(f":material/tune: No threshold to choose: that is for yes/no models, and this one chooses "
-                       f"among {len(trained.preprocessor.classes)} classes, answering the most likely one.")
+            st.caption(":material/tune: " + t(
+                "No threshold to choose: that is for yes/no models, and this one chooses among {n} classes, "
+                "answering the most likely one.", n=len(trained.preprocessor.classes)))
         else:
-            st.caption(":material/tune: No threshold to choose: this model predicts a number, not yes or no.")
+            st.caption(":material/tune: " + t("No threshold to choose: this model predicts a number, not yes or no."))
         return
-    st.subheader("Choose the operating point")
+    st.subheader(t("Choose the operating point"))
     pre = trained.preprocessor
     classes = list(pre.classes)
     negative, positive = (str(c) for c in classes)
     val = (trained.test_results or {}).get("val") or {}
     if not val.get("probabilities"):
-        st.info("This run kept no validation probabilities to choose a threshold on. Train it again.",
+        st.info(t("This run kept no validation probabilities to choose a threshold on. Train it again."),
                 icon=":material/info:")
         return
     actual, probability, pos = decide.binary_inputs(val, classes)
     n_val = len(actual)
-    st.caption(f"The model answers **{positive}** when its probability is above the threshold. Try thresholds "
-               f"on the {n_val:,} validation rows: thresholds are never picked on the test rows, so the test "
-               "scores above stay an honest estimate of new data.")
+    st.caption(t("The model answers **{positive}** when its probability is above the threshold. Try thresholds on "
+                 "the {n:,} validation rows: thresholds are never picked on the test rows, so the test scores above "
+                 "stay an honest estimate of new data.", positive=positive, n=n_val))
     if message := st.session_state.pop(SAVED_KEY, None):
         st.success(message, icon=":material/check_circle:")
     if message := st.session_state.pop(ERROR_KEY, None):
-        st.error(f"The threshold could not be saved: {message}", icon=":material/error:")
+        st.error(t("The threshold could not be saved: {message}", message=tm(message)), icon=":material/error:")
 
     current = float(pre.decision_threshold)
     key = f"decide_threshold_{state.run_id}"
@@ -177,32 +182,35 @@ def operating_point(state: AppState) -> None:
         st.session_state[key] = _on_slider(current)
     low, high = SLIDER_RANGE
     threshold = float(st.slider(
-        f"Threshold: answer {positive} above", low, high, step=0.01, format="%g", key=key,
-        help=f"Lower it to find more of the {positive} rows at the price of more false alarms; raise it for "
-             "fewer false alarms and more missed cases. Scored on the validation rows."))
+        t("Threshold: answer {positive} above", positive=positive), low, high, step=0.01, format="%g", key=key,
+        help=t("Lower it to find more of the {positive} rows at the price of more false alarms; raise it for fewer "
+               "false alarms and more missed cases. Scored on the validation rows.", positive=positive)))
     chosen = pre.decision_threshold_chosen
-    st.caption(f"The model's threshold now: **{current:g}**"
-               + (f", chosen {chosen}." if chosen else " (the default: the more likely class wins)."))
+    st.caption(t("The model's threshold now: **{threshold:g}**, chosen {chosen}.", threshold=current, chosen=tm(chosen))
+               if chosen else t("The model's threshold now: **{threshold:g}** (the default: the more likely class "
+                                "wins).", threshold=current))
 
     point = decide.at_threshold(actual, probability, threshold, pos)
     now = decide.at_threshold(actual, probability, current, pos)
     _threshold_numbers(point, now, current, negative, positive, n_val)
     test_actual, test_probability, _ = decide.binary_inputs(trained.test_results, classes)
     on_test = decide.at_threshold(test_actual, test_probability, threshold, pos)
-    st.caption(f"Its effect on the {len(test_actual):,} test rows: precision {_pct(on_test.precision)}, "
-               f"recall {_pct(on_test.recall)}, F1 {_pct(on_test.f1)}, {count(on_test.fp, 'false alarm')} and "
-               f"{on_test.fn:,} missed.")
+    st.caption(t("Its effect on the {n:,} test rows: precision {precision}, recall {recall}, F1 {f1}, {alarms} and "
+                 "{missed:,} missed.", n=len(test_actual), precision=_pct(on_test.precision),
+                 recall=_pct(on_test.recall), f1=_pct(on_test.f1), alarms=tcount(on_test.fp, "false alarm"),
+                 missed=on_test.fn))
 
     reasons = _suggestions(key, actual, probability, pos, threshold, current, now, positive)
     if state.workspace.read_only:
-        st.caption(":material/visibility: This is a view-only link: try thresholds here; only the workspace's "
-                   "owner can change the model's threshold.")
+        st.caption(":material/visibility: " + t("This is a view-only link: try thresholds here; only the "
+                                                 "workspace's owner can change the model's threshold."))
     else:
-        st.button("Use this threshold", type="primary", icon=":material/done:", key="decide_use",
+        st.button(t("Use this threshold"), type="primary", icon=":material/done:", key="decide_use",
                   disabled=math.isclose(threshold, current, abs_tol=1e-12),
                   on_click=use_threshold, args=(state, key, reasons, actual, probability, pos),
-                  help=f"Store {threshold:g} in the model and re-save the run: the Predict page, the export and "
-                       "the model card then use it. Greyed out while the slider stands on the model's threshold.")
+                  help=t("Store {threshold:g} in the model and re-save the run: the Predict page, the export and the "
+                         "model card then use it. Greyed out while the slider stands on the model's threshold.",
+                         threshold=threshold))
     _curves(trained, classes, on_test, negative, positive)
 
 
@@ -214,23 +222,27 @@ def _threshold_numbers(point: decide.ThresholdPoint, now: decide.ThresholdPoint,
         cards = st.columns(3)
         same = math.isclose(point.threshold, current, abs_tol=1e-12)
         for card, (label, value, before, help_text) in zip(cards, (
-            ("Precision", point.precision, now.precision,
-             f"Of the validation rows the model flags as {positive}, the share that really are."),
-            ("Recall", point.recall, now.recall,
-             f"Of the validation rows that really are {positive}, the share the model flags."),
-            ("F1", point.f1, now.f1, "The balance of precision and recall: high only when both are."),
+            (t("Precision"), point.precision, now.precision,
+             t("Of the validation rows the model flags as {positive}, the share that really are.", positive=positive)),
+            (t("Recall"), point.recall, now.recall,
+             t("Of the validation rows that really are {positive}, the share the model flags.", positive=positive)),
+            ("F1", point.f1, now.f1, t("The balance of precision and recall: high only when both are.")),
         ), strict=True):
-            delta = None if same else f"{(value - before) * 100:+.1f} points vs {current:g}"
+            delta = None if same else t("{change:+.1f} points vs {threshold:g}", change=(value - before) * 100,
+                                        threshold=current)
             card.metric(label, _pct(value), delta=delta, help=help_text, border=True)
-        st.caption(f"{count(point.tp, f'{positive} row')} found and {point.fn:,} missed; "
-                   f"{count(point.fp, 'false alarm')} and {count(point.tn, 'row')} rightly left as {negative}. {_pct(point.flagged_share)} of the {n_val:,} "
-                   "validation rows are flagged.")
+        found = (t("{n:,} {positive} row", n=point.tp, positive=positive) if point.tp == 1
+                 else t("{n:,} {positive} rows", n=point.tp, positive=positive))
+        st.caption(t("{found} found and {missed:,} missed; {alarms} and {left} rightly left as {negative}. {share} of "
+                     "the {n:,} validation rows are flagged.", found=found, missed=point.fn,
+                     alarms=tcount(point.fp, "false alarm"), left=tcount(point.tn, "row"), negative=negative,
+                     share=_pct(point.flagged_share), n=n_val))
     with right:
         table = pd.DataFrame([[point.tn, point.fp], [point.fn, point.tp]],
-                             index=[f"Really {negative}", f"Really {positive}"],
-                             columns=[f"Model says {negative}", f"Model says {positive}"])
+                             index=[t("Really {label}", label=negative), t("Really {label}", label=positive)],
+                             columns=[t("Model says {label}", label=negative), t("Model says {label}", label=positive)])
         st.dataframe(table, width="stretch", key="decide_counts")
-        st.caption("Validation rows at this threshold: the diagonal is right, the rest are mistakes.")
+        st.caption(t("Validation rows at this threshold: the diagonal is right, the rest are mistakes."))
 
 
 def _suggestions(key: str, actual: list, probability: np.ndarray, positive_class: Any, threshold: float,
@@ -239,49 +251,52 @@ def _suggestions(key: str, actual: list, probability: np.ndarray, positive_class
     reasons: list[tuple[float, str]] = []
     best_col, cost_col = st.columns(2, gap="large")
     with best_col.container(border=True):
-        st.markdown("**Best balance (F1)**")
+        st.markdown(t("**Best balance (F1)**"))
         try:
             best = decide.best_f1_threshold(actual, probability, positive_class)
         except BuilderError as exc:
-            st.caption(str(exc))
+            st.caption(tm(str(exc)))
         else:
             target = _on_slider(best.threshold)
-            st.markdown(f"Best F1: **{best.threshold:g}** (F1 {_pct(best.f1)} on the validation rows, against "
-                        f"{_pct(now.f1)} at {current:g}).")
-            st.button(f"Move the slider to {target:g}", key="decide_to_f1", on_click=_move, args=(key, target),
-                      disabled=math.isclose(target, threshold, abs_tol=1e-12), icon=":material/balance:")
-            reasons.append((target, "on the validation rows for the best F1 score"))
+            st.markdown(t("Best F1: **{threshold:g}** (F1 {f1} on the validation rows, against {now} at {current:g}).",
+                          threshold=best.threshold, f1=_pct(best.f1), now=_pct(now.f1), current=current))
+            st.button(t("Move the slider to {threshold:g}", threshold=target), key="decide_to_f1", on_click=_move,
+                      args=(key, target), disabled=math.isclose(target, threshold, abs_tol=1e-12),
+                      icon=":material/balance:")
+            reasons.append((target, CHOSEN_FOR_F1))
     with cost_col.container(border=True):
-        st.markdown("**Lowest cost of mistakes**")
+        st.markdown(t("**Lowest cost of mistakes**"))
         left, right = st.columns(2)
         costs = (
-            float(left.number_input("Cost of a false alarm", min_value=0.0, value=DEFAULT_COSTS[0], step=1.0, format="%g",
-                                    key="decide_cost_fp",
-                                    help=f"What it costs when the model flags a row that is not {positive}, "
-                                         "e.g. the time to check it. Any unit, as long as both use the same.")),
-            float(right.number_input("Cost of a missed case", min_value=0.0, value=DEFAULT_COSTS[1], step=1.0, format="%g",
-                                     key="decide_cost_fn",
-                                     help=f"What it costs when the model misses a real {positive} row, e.g. a "
-                                          "lost customer or an undetected fault.")),
+            float(left.number_input(t("Cost of a false alarm"), min_value=0.0, value=DEFAULT_COSTS[0], step=1.0,
+                                    format="%g", key="decide_cost_fp",
+                                    help=t("What it costs when the model flags a row that is not {positive}, e.g. the "
+                                           "time to check it. Any unit, as long as both use the same.",
+                                           positive=positive))),
+            float(right.number_input(t("Cost of a missed case"), min_value=0.0, value=DEFAULT_COSTS[1], step=1.0,
+                                     format="%g", key="decide_cost_fn",
+                                     help=t("What it costs when the model misses a real {positive} row, e.g. a lost "
+                                            "customer or an undetected fault.", positive=positive))),
         )
         try:
             cheapest = decide.cheapest_threshold(actual, probability, positive_class, *costs)
         except BuilderError as exc:
-            st.caption(str(exc))
+            st.caption(tm(str(exc)))
             return reasons
         saved = (_cost(now, costs) - cheapest.cost) / len(actual) * PER_ROWS
         if saved > 1e-9:
-            text = (f"Cheapest threshold: **{cheapest.threshold:g}** (saves {_amount(saved)} per "
-                    f"{PER_ROWS:,} rows against {current:g})")
+            text = t("Cheapest threshold: **{threshold:g}** (saves {saved} per {per:,} rows against {current:g})",
+                     threshold=cheapest.threshold, saved=_amount(saved), per=PER_ROWS, current=current)
         else:
-            text = f"Cheapest threshold: **{cheapest.threshold:g}** (no cheaper than {current:g} on these rows)"
-        st.markdown(f"{text}; it costs {_amount(cheapest.cost / len(actual) * PER_ROWS)} per {PER_ROWS:,} "
-                    "validation rows.")
+            text = t("Cheapest threshold: **{threshold:g}** (no cheaper than {current:g} on these rows)",
+                     threshold=cheapest.threshold, current=current)
+        st.markdown(t("{cheapest}; it costs {cost} per {per:,} validation rows.", cheapest=text,
+                      cost=_amount(cheapest.cost / len(actual) * PER_ROWS), per=PER_ROWS))
         target = _on_slider(cheapest.threshold)
-        st.button(f"Move the slider to {target:g}", key="decide_to_cost", on_click=_move, args=(key, target),
-                  disabled=math.isclose(target, threshold, abs_tol=1e-12), icon=":material/savings:")
-        reasons.insert(0, (target, f"on the validation rows for the lowest cost (false alarm {costs[0]:g}, "
-                                   f"missed case {costs[1]:g})"))
+        st.button(t("Move the slider to {threshold:g}", threshold=target), key="decide_to_cost", on_click=_move,
+                  args=(key, target), disabled=math.isclose(target, threshold, abs_tol=1e-12),
+                  icon=":material/savings:")
+        reasons.insert(0, (target, CHOSEN_FOR_COST.format(fp=costs[0], fn=costs[1])))
     return reasons
 
 
@@ -290,31 +305,34 @@ def _suggestions(key: str, actual: list, probability: np.ndarray, positive_class
 
 def _curves(trained: TrainedModel, classes: list, on_test: decide.ThresholdPoint, negative: str,
             positive: str) -> None:
-    st.markdown("**How well the model ranks the test rows**")
+    st.markdown(t("**How well the model ranks the test rows**"))
     try:
         curves = decide.binary_curves(*decide.binary_inputs(trained.test_results, classes))
     except BuilderError as exc:
-        st.caption(f"No curves: {exc}")
+        st.caption(t("No curves: {error}", error=tm(str(exc))))
         return
-    st.caption(f"Drawn on the {curves.rows:,} test rows ({curves.positives:,} of them {positive}); the validation "
-               "rows chose the threshold. The dot marks the slider's threshold.")
-    roc, pr, gain, calibration = st.tabs(["ROC", "Precision and recall", "Gain and lift", "Calibration"])
+    st.caption(t("Drawn on the {n:,} test rows ({positives:,} of them {positive}); the validation rows chose the "
+                 "threshold. The dot marks the slider's threshold.", n=curves.rows, positives=curves.positives,
+                 positive=positive))
+    roc, pr, gain, calibration = st.tabs(["ROC", t("Precision and recall"), t("Gain and lift"), t("Calibration")])
     with roc:
         st.plotly_chart(roc_figure(curves, on_test, negative, positive), key="decide_roc")
-        st.caption(f"AUC {curves.auc:.3f}: a random {positive} row gets a higher probability than a random "
-                   f"{negative} row {curves.auc:.0%} of the time (50% is guessing, 100% perfect).")
+        st.caption(t("AUC {auc:.3f}: a random {positive} row gets a higher probability than a random {negative} row "
+                     "{auc:.0%} of the time (50% is guessing, 100% perfect).", auc=curves.auc, positive=positive,
+                     negative=negative))
     with pr:
         st.plotly_chart(pr_figure(curves, on_test, positive), key="decide_pr")
-        st.caption(f"Average precision {curves.average_precision:.3f}, against {curves.base_rate:.3f} for flagging "
-                   f"rows at random: the longer the curve stays high, the more {positive} rows can be found "
-                   "before false alarms pile up.")
+        st.caption(t("Average precision {ap:.3f}, against {base:.3f} for flagging rows at random: the longer the "
+                     "curve stays high, the more {positive} rows can be found before false alarms pile up.",
+                     ap=curves.average_precision, base=curves.base_rate, positive=positive))
     with gain:
         left, right = st.columns(2)
         left.plotly_chart(gain_figure(curves, positive), key="decide_gain")
         right.plotly_chart(lift_figure(curves), key="decide_lift")
         top = int(round(TOP_SHARE * 100))
-        st.caption(f"Checking the top {top}% of rows by probability finds {curves.gain_found[top]:.0%} of the "
-                   f"{positive} rows, {curves.lift[top - 1]:.1f} times as many as checking rows at random.")
+        st.caption(t("Checking the top {top}% of rows by probability finds {found:.0%} of the {positive} rows, "
+                     "{lift:.1f} times as many as checking rows at random.", top=top,
+                     found=curves.gain_found[top], positive=positive, lift=curves.lift[top - 1]))
     with calibration:
         st.plotly_chart(calibration_figure(curves, positive), key="decide_calibration")
         st.caption(calibration_reading(curves, positive))
@@ -349,19 +367,20 @@ def _default_column(rows: dict[str, list]) -> int:
 
 def segments_part(state: AppState) -> None:
     trained = state.trained
-    st.subheader("Metrics by segment")
+    st.subheader(t("Metrics by segment"))
     results = trained.test_results
     rows = results.get("rows")
     if trained.kind != "table" or not rows:
         what = KIND_ITEMS.get(trained.kind)
-        st.caption(f"Segments split the test rows by an input column; this model reads {what}, so there are none."
-                   if what else "This run kept no input columns of its test rows to split by. Train it again.")
+        st.caption(t("Segments split the test rows by an input column; this model reads {what}, so there are none.",
+                     what=t(what)) if what else
+                   t("This run kept no input columns of its test rows to split by. Train it again."))
         return
     columns = list(rows)
-    column = st.selectbox("Split the test rows by", columns, index=_default_column(rows),
+    column = st.selectbox(t("Split the test rows by"), columns, index=_default_column(rows),
                           key=f"decide_segment_column_{state.run_id}",
-                          help="Each value of the column (or range, for numbers with many values) is one segment; "
-                               f"segments of fewer than {SEGMENT_MIN_ROWS} rows are shown but not judged.")
+                          help=t("Each value of the column (or range, for numbers with many values) is one segment; "
+                                 "segments of fewer than {n} rows are shown but not judged.", n=SEGMENT_MIN_ROWS))
     if state.run_id:
         run_key = (str(state.workspace.root), state.run_id, str(trained.info.get("trained_at")))
         table = _cached_segments(run_key, column, trained)
@@ -372,30 +391,37 @@ def segments_part(state: AppState) -> None:
     scale = 100.0 if points else 1.0
     whole = table.overall.get(table.metric)
     frame = segment_frame(table)
+    frame["Why"] = frame["Why"].map(tm)
     label = info.label
     styled = frame.style.apply(lambda row: [WEAK_FILL if row["Clearly weaker"] else "" for _ in row], axis=1)
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.dataframe(styled, hide_index=True, width="stretch", key="decide_segments", column_config={
-            label: st.column_config.NumberColumn(label, format="%.1f%%" if points else "%.4g", help=info.help),
+            "Segment": st.column_config.TextColumn(t("Segment")),
+            "Rows": st.column_config.NumberColumn(t("Rows")),
+            label: st.column_config.NumberColumn(tm(label), format="%.1f%%" if points else "%.4g", help=tm(info.help)),
             "Difference to all rows": st.column_config.NumberColumn(
-                format="%+.1f points" if points else "%+.4g",
-                help="The segment's score minus the score on all rows" + (
-                    ": below 0 is worse." if info.higher_is_better else ": above 0 is worse.")),
-            "Why": st.column_config.TextColumn(width="large"),
+                t("Difference to all rows"), format=t("%+.1f points") if points else "%+.4g",
+                help=t("The segment's score minus the score on all rows: below 0 is worse.") if info.higher_is_better
+                else t("The segment's score minus the score on all rows: above 0 is worse.")),
+            "Clearly weaker": st.column_config.CheckboxColumn(t("Clearly weaker")),
+            "Why": st.column_config.TextColumn(t("Why"), width="large"),
         })
     with right:
         st.plotly_chart(segment_figure(table, scale), key="decide_segment_chart")
-    which = (f"the first {table.rows:,} test rows kept with the run" if table.rows < len(results["actual"])
-             else f"the {table.rows:,} test rows")
-    ranges = f" '{column}' has many values, so it is cut into ranges of about equal rows." if table.binned else ""
-    whole_text = f"{info.label} on all of them: {whole * scale:.1f}%." if points else \
-        f"{info.label} on all of them: {whole:.4g}."
-    st.caption(f"Scored on {which}. {whole_text}{ranges}")
+    which = (t("the first {n:,} test rows kept with the run", n=table.rows) if table.rows < len(results["actual"])
+             else t("the {n:,} test rows", n=table.rows))
+    whole_text = t("{metric} on all of them: {value}.", metric=tm(info.label),
+                   value=_metric_text(whole * scale, "%" if points else ""))
+    scored = t("Scored on {which}. {overall}", which=which, overall=whole_text)
+    if table.binned:
+        scored = t("{scored} '{column}' has many values, so it is cut into ranges of about equal rows.",
+                   scored=scored, column=column)
+    st.caption(scored)
     if table.weak:
-        st.warning(table.summary, icon=":material/warning:")
+        st.warning(tm(table.summary), icon=":material/warning:")
     else:
-        st.caption(f":material/check: {table.summary}")
+        st.caption(":material/check: " + tm(table.summary))
 
 
 def segment_frame(table: decide.SegmentTable) -> pd.DataFrame:
@@ -407,12 +433,17 @@ def segment_frame(table: decide.SegmentTable) -> pd.DataFrame:
     for segment in table.segments:
         value = segment.metrics.get(table.metric)
         known = value is not None and whole is not None and math.isfinite(value)
-        records.append({"Segment": segment.label, "Rows": segment.rows,
+        records.append({"Segment": _segment_name(segment.label), "Rows": segment.rows,
                         info.label: value * scale if known else None,
                         "Difference to all rows": (value - whole) * scale if known else None,
                         "Clearly weaker": segment.weak, "Why": segment.reason})
     return pd.DataFrame(records, columns=["Segment", "Rows", info.label, "Difference to all rows",
                                           "Clearly weaker", "Why"])
+
+
+def _segment_name(label: str) -> str:
+    """A segment as shown: a value or range as it is, the engine's "(missing)" and "(other values)" translated."""
+    return t(label) if label in (decide.MISSING_SEGMENT, decide.OTHER_SEGMENT) else label
 
 
 def _metric_text(value: float, suffix: str) -> str:
@@ -424,18 +455,20 @@ def segment_figure(table: decide.SegmentTable, scale: float) -> go.Figure:
     info = METRICS[table.metric]
     values = [(s.metrics.get(table.metric) or 0.0) * scale for s in table.segments]
     suffix = "%" if scale != 1.0 else ""
-    fig = charts._layout(go.Figure(), "", f"{info.label} ({'higher' if info.higher_is_better else 'lower'} is better)")
+    better = "{metric} (higher is better)" if info.higher_is_better else "{metric} (lower is better)"
+    fig = charts._layout(go.Figure(), "", t(better, metric=tm(info.label)))
     fig.add_trace(go.Bar(
-        x=[s.label for s in table.segments], y=values, name="Segment", showlegend=False,
+        x=[_segment_name(s.label) for s in table.segments], y=values, name=t("Segment"), showlegend=False,
         marker=dict(color=[COLOURS["bad"] if s.weak else COLOURS["model"] for s in table.segments]),
         customdata=[s.rows for s in table.segments],
-        hovertemplate=f"%{{x}}: %{{y:{'.1f' if suffix else '.4g'}}}{suffix} on %{{customdata}} rows<extra></extra>"))
+        hovertemplate=t("%{{x}}: %{{y:{number}}}{suffix} on %{{customdata}} rows<extra></extra>",
+                        number=".1f" if suffix else ".4g", suffix=suffix)))
     whole = table.overall.get(table.metric)
     if whole is not None:
         line = dict(color=COLOURS["baseline"], dash="dash", width=1.5)
         fig.add_hline(y=whole * scale, line=line)
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line,  # the line's legend entry
-                                 name=f"All rows: {_metric_text(whole * scale, suffix)}"))
+                                 name=t("All rows: {value}", value=_metric_text(whole * scale, suffix))))
     fig.update_layout(hovermode="closest", showlegend=True)
     fig.update_xaxes(type="category")
     if suffix:
@@ -469,7 +502,7 @@ def biggest_mistake(counts: np.ndarray) -> tuple[int, int]:
 
 def rows_behind(state: AppState) -> None:
     trained = state.trained
-    st.subheader("See the rows behind a number")
+    st.subheader(t("See the rows behind a number"))
     if trained.task == "regression":
         _largest_errors(state)
         return
@@ -479,24 +512,27 @@ def rows_behind(state: AppState) -> None:
     matrix = confusion(results["actual"], results["predicted"], classes)
     i, j = biggest_mistake(matrix.counts)
     items = KIND_ITEMS.get(trained.kind, "rows")
-    st.caption(f"Pick a cell of the confusion matrix to see its test {items}: by default the biggest mix-up.")
+    st.caption(t("Pick a cell of the confusion matrix to see its test {items}: by default the biggest mix-up.",
+                 items=t(items)))
     left, right = st.columns(2)
-    really = left.selectbox("Really", labels, index=i, key=f"decide_cell_actual_{state.run_id}",
-                            help=f"The true class of the test {items}.")
-    said = right.selectbox("The model said", labels, index=j, key=f"decide_cell_predicted_{state.run_id}",
-                           help="The class the model answered.")
+    really = left.selectbox(t("Really"), labels, index=i, key=f"decide_cell_actual_{state.run_id}",
+                            help=t("The true class of the test {items}.", items=t(items)))
+    said = right.selectbox(t("The model said"), labels, index=j, key=f"decide_cell_predicted_{state.run_id}",
+                           help=t("The class the model answered."))
     a, p = labels.index(really), labels.index(said)
     count = int(matrix.counts[a, p])
     if np.trace(matrix.counts) == matrix.counts.sum():
-        st.caption(f"The model got all the test {items} right: there is no mix-up to look at, only the classes.")
-    st.markdown(f"**{count:,}** test {items} are really **{really}** and the model said **{said}**.")
+        st.caption(t("The model got all the test {items} right: there is no mix-up to look at, only the classes.",
+                     items=t(items)))
+    st.markdown(t("**{n:,}** test {items} are really **{really}** and the model said **{said}**.", n=count,
+                  items=t(items), really=really, said=said))
     if trained.kind in ("images", "text"):
         _kept_mistakes(trained, classes[a], classes[p], a == p)
     else:
         _cell_rows(trained, classes, a, p, count)
     if trained.task == "binary" and getattr(trained.preprocessor, "decision_threshold_chosen", None):
-        st.caption("These are the answers the model gave when the run was evaluated; a threshold chosen since "
-                   "applies to its predictions from now on.")
+        st.caption(t("These are the answers the model gave when the run was evaluated; a threshold chosen since "
+                     "applies to its predictions from now on."))
 
 
 def _cell_rows(trained: TrainedModel, classes: list, a: int, p: int, count: int) -> None:
@@ -504,63 +540,65 @@ def _cell_rows(trained: TrainedModel, classes: list, a: int, p: int, count: int)
     results = trained.test_results
     rows = pd.DataFrame(results.get("rows") or {})
     if rows.empty:
-        st.caption("This run kept no input columns of its test rows. Train it again to see them.")
+        st.caption(t("This run kept no input columns of its test rows. Train it again to see them."))
         return
     n = len(rows)
     actual, predicted = _keys(results["actual"][:n]), _keys(results["predicted"][:n])
     positions = np.flatnonzero((actual == str(label_value(classes[a]))) & (predicted == str(label_value(classes[p]))))
-    front = {_free_name("Really", rows.columns): [str(v) for v in np.asarray(results["actual"], dtype=object)[positions]],
-             _free_name("Model said", rows.columns): [str(v) for v in
-                                                      np.asarray(results["predicted"], dtype=object)[positions]]}
+    really, said = _free_name("Really", rows.columns), _free_name("Model said", rows.columns)
+    front = {really: [str(v) for v in np.asarray(results["actual"], dtype=object)[positions]],
+             said: [str(v) for v in np.asarray(results["predicted"], dtype=object)[positions]]}
+    config = {really: st.column_config.TextColumn(t("Really")), said: st.column_config.TextColumn(t("Model said"))}
     proba = results.get("probabilities")
     probability_column = None
     if proba:
         probability_column = _free_name(f"Probability of {classes[p]}", rows.columns)
         front[probability_column] = np.asarray(proba, dtype=np.float64)[positions, p]
+        config[probability_column] = st.column_config.ProgressColumn(
+            t("Probability of {label}", label=classes[p]), format="percent", min_value=0.0, max_value=1.0,
+            help=t("How sure the model was of its answer: high on a mistake means confidently wrong."))
     table = pd.concat([pd.DataFrame(front), rows.iloc[positions].reset_index(drop=True)], axis=1)
     if probability_column:
         table = table.sort_values(probability_column, ascending=False, kind="stable")
     if table.empty:
-        st.caption("No kept test row falls in this cell.")
+        st.caption(t("No kept test row falls in this cell."))
         return
-    config = {probability_column: st.column_config.ProgressColumn(
-        format="percent", min_value=0.0, max_value=1.0,
-        help="How sure the model was of its answer: high on a mistake means confidently wrong.")} \
-        if probability_column else {}
     st.dataframe(table, hide_index=True, width="stretch", key="decide_cell_rows", column_config=config)
     if len(table) < count:
-        st.caption(f"{len(table):,} of the {count:,} are among the first {n:,} test rows kept with the run.")
+        st.caption(t("{shown:,} of the {count:,} are among the first {n:,} test rows kept with the run.",
+                     shown=len(table), count=count, n=n))
 
 
 def _kept_mistakes(trained: TrainedModel, really: Any, said: Any, diagonal: bool) -> None:
     """Images and texts: the kept mistakes (the most confident ones) of one cell."""
     items = KIND_ITEMS[trained.kind]
     if diagonal:
-        st.caption(f"Only mistakes keep their {items} with the run: pick two different classes.")
+        st.caption(t("Only mistakes keep their {items} with the run: pick two different classes.", items=t(items)))
         return
     mistakes = (trained.test_results or {}).get("mistakes") or []
     key_a, key_p = str(label_value(really)), str(label_value(said))
     picked = [m for m in mistakes if str(label_value(m["actual"])) == key_a and str(label_value(m["predicted"])) == key_p]
     if not picked:
-        st.caption(f"None of the {len(mistakes)} most confident mistakes kept with the run is of this kind.")
+        st.caption(t("None of the {n} most confident mistakes kept with the run is of this kind.", n=len(mistakes)))
         return
     if trained.kind == "images":
         for start in range(0, len(picked), GRID_COLUMNS):
             for cell, item in zip(st.columns(GRID_COLUMNS), picked[start:start + GRID_COLUMNS], strict=False):
                 cell.image(_thumbnail(item["image"]), width=THUMB_SIDE,
-                           caption=f"{item['confidence']:.0%} sure: {item['predicted']}")
+                           caption=t("{confidence:.0%} sure: {predicted}", confidence=item["confidence"],
+                                     predicted=item["predicted"]))
                 cell.caption(str(item.get("file", "")).rsplit("/", 1)[-1], help=str(item.get("file", "")))
     else:
         table = pd.DataFrame({"Text": [m["text"] for m in picked],
                               "Confidence": [float(m["confidence"]) for m in picked]})
         st.dataframe(table, hide_index=True, width="stretch", key="decide_cell_texts", column_config={
-            "Text": st.column_config.TextColumn(width="large"),
+            "Text": st.column_config.TextColumn(t("Text"), width="large"),
             "Confidence": st.column_config.ProgressColumn(
-                format="percent", min_value=0.0, max_value=1.0,
-                help="The chance the model gave its (wrong) answer: high means confidently wrong."),
+                t("Confidence"), format="percent", min_value=0.0, max_value=1.0,
+                help=t("The chance the model gave its (wrong) answer: high means confidently wrong.")),
         })
-    st.caption(f"{len(picked)} of the {len(mistakes)} most confident mistakes kept with the run, the most "
-               "confident first.")
+    st.caption(t("{shown} of the {n} most confident mistakes kept with the run, the most confident first.",
+                 shown=len(picked), n=len(mistakes)))
 
 
 def _largest_errors(state: AppState) -> None:
@@ -573,17 +611,20 @@ def _largest_errors(state: AppState) -> None:
     rows = pd.DataFrame(results.get("rows") or {})
     n = len(rows) if not rows.empty else len(actual)
     low, high, default = WORST_ROWS
-    shown = st.slider("How many rows", low, min(high, max(low, n)), min(default, max(low, n)), step=1,
-                      key=f"decide_worst_{state.run_id}", help="The test rows the model misses the most.")
+    shown = st.slider(t("How many rows"), low, min(high, max(low, n)), min(default, max(low, n)), step=1,
+                      key=f"decide_worst_{state.run_id}", help=t("The test rows the model misses the most."))
     errors = actual[:n] - predicted[:n]  # (n,) positive: predicted too low
     top = np.argsort(-np.abs(errors), kind="stable")[:shown]
     taken = rows.columns if not rows.empty else []
-    front = pd.DataFrame({_free_name(f"Actual {target}", taken): actual[top],
-                          _free_name("Predicted", taken): predicted[top],
-                          _free_name("Error (actual − predicted)", taken): errors[top]})
+    labels = {_free_name(f"Actual {target}", taken): t("Actual {target}", target=target),
+              _free_name("Predicted", taken): t("Predicted"),
+              _free_name("Error (actual − predicted)", taken): t("Error (actual − predicted)")}
+    front = pd.DataFrame(dict(zip(labels, (actual[top], predicted[top], errors[top]), strict=True)))
     table = pd.concat([front, rows.iloc[top].reset_index(drop=True)], axis=1) if not rows.empty else front
     st.dataframe(table, hide_index=True, width="stretch", key="decide_worst_rows", column_config={
-        name: st.column_config.NumberColumn(format="%.4g") for name in front.columns})
-    among = f" among the first {n:,} test rows kept with the run" if n < len(actual) else ""
-    st.caption(f"The {len(top)} largest errors{among}, the largest first. A positive error means the model "
-               "predicted too low. Look for what these rows share: a rare category, extreme values, a data error.")
+        name: st.column_config.NumberColumn(label, format="%.4g") for name, label in labels.items()})
+    largest = (t("The {shown} largest errors among the first {n:,} test rows kept with the run, the largest first.",
+                 shown=len(top), n=n) if n < len(actual) else t("The {shown} largest errors, the largest first.",
+                                                                shown=len(top)))
+    st.caption(t("{largest} A positive error means the model predicted too low. Look for what these rows share: a "
+                 "rare category, extreme values, a data error.", largest=largest))

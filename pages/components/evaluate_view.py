@@ -7,6 +7,7 @@ Everything here reads the run's own ``metrics``, ``baseline``, ``info`` and ``te
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import threading
 
@@ -30,8 +31,8 @@ from builder.export import input_columns
 from builder.results import anomaly_view, baseline_short_name, forecast_comparison, forecast_lines, rescore
 from builder.spec import FAMILIES, ModelSpec
 from builder.trained import TrainedModel
-from builder.wording import count
 from pages.components import charts
+from pages.components.i18n import shown_as, t, tcount, tm
 from pages.components.state import AppState, app_state
 from pages.components.training import STOP_REASONS, baseline_delta, loss_gap_note
 from pages.components.ui import trained_time
@@ -46,16 +47,26 @@ ITEM_WORDS = {"images": "images", "text": "texts"}  # what a classifier sorts; r
 # --- the header and the metric cards -------------------------------------------------------------------
 
 
+def _in_sentence(label: str) -> str:
+    """A title inside a sentence: "Typical error (RMSE)" -> "typical error (RMSE)"."""
+    return label[:1].lower() + label[1:]
+
+
 def run_caption(trained: TrainedModel) -> str:
     """'CNN classifying images · 60 test images · trained ... on CPU' in the user's words."""
-    family = FAMILIES[trained.spec.family].title if trained.spec.family in FAMILIES else trained.spec.family
+    family = tm(FAMILIES[trained.spec.family].title) if trained.spec.family in FAMILIES else trained.spec.family
     target = trained.data_spec.target
-    what = {"anomaly": "scoring how unusual each row is",
-            "forecast": f"forecasting **{target}** {count(trained.n_outputs, 'step')} ahead"}.get(
-        trained.task, "sorting images into classes" if trained.kind == "images" else f"predicting **{target}**")
+    if trained.task == "anomaly":
+        what = t("scoring how unusual each row is")
+    elif trained.task == "forecast":
+        what = t("forecasting **{target}** {steps} ahead", target=target, steps=tcount(trained.n_outputs, "step"))
+    elif trained.kind == "images":
+        what = t("sorting images into classes")
+    else:
+        what = t("predicting **{target}**", target=target)
     rows = trained.info.get("rows", {}).get("test", "?")
-    return (f"{family} {what} · {rows} {ITEMS.get(trained.kind, 'test rows')} · "
-            f"trained {trained_time(trained.info)} on {trained.device}")
+    return t("{family} {what} · {rows} {items} · trained {time} on {device}", family=family, what=what, rows=rows,
+             items=t(ITEMS.get(trained.kind, "test rows")), time=trained_time(trained.info), device=tm(trained.device))
 
 
 KIND_WORDS = {"images": "images", "text": "texts", "series": "a time series", "table": "a table"}
@@ -85,10 +96,14 @@ def data_differs(state: AppState) -> bool:
 
 def _goal(data_spec) -> str:
     """'a table, predicting 'species'' in words."""
-    task = data_spec.task
-    what = {"anomaly": "finding unusual rows", "forecast": f"forecasting '{data_spec.target}'"}.get(
-        task, "sorting them into classes" if data_spec.kind == "images" else f"predicting '{data_spec.target}'")
-    return f"{KIND_WORDS.get(data_spec.kind, data_spec.kind)}, {what}"
+    data = t(KIND_WORDS.get(data_spec.kind, data_spec.kind))
+    if data_spec.task == "anomaly":
+        return t("{data}, finding unusual rows", data=data)
+    if data_spec.task == "forecast":
+        return t("{data}, forecasting '{target}'", data=data, target=data_spec.target)
+    if data_spec.kind == "images":
+        return t("{data}, sorting them into classes", data=data)
+    return t("{data}, predicting '{target}'", data=data, target=data_spec.target)
 
 
 def data_change_note(state: AppState) -> None:
@@ -96,13 +111,14 @@ def data_change_note(state: AppState) -> None:
     if not data_differs(state):
         return
     trained = state.trained
-    source = trained.info.get("source")
-    on = f"**{source}** ({_goal(trained.data_spec)})" if source else f"other data ({_goal(trained.data_spec)})"
-    now = f"**{state.table_name or 'other data'}**"
-    now += f" ({_goal(state.data_spec)})" if state.data_spec is not None else ", not set up yet"
-    st.info(f"This model was trained on {on}; the data loaded on the Data page now is {now}. The results "
-            "below are still this model's, on its own test data. Train again to get a model of the new data.",
-            icon=":material/swap_horiz:")
+    source, goal = trained.info.get("source"), _goal(trained.data_spec)
+    on = f"**{source}** ({goal})" if source else t("other data ({goal})", goal=goal)
+    name = state.table_name or t("other data")
+    now = (f"**{name}** ({_goal(state.data_spec)})" if state.data_spec is not None
+           else t("**{name}**, not set up yet", name=name))
+    st.info(t("This model was trained on {on}; the data loaded on the Data page now is {now}. The results below "
+              "are still this model's, on its own test data. Train again to get a model of the new data.",
+              on=on, now=now), icon=":material/swap_horiz:")
 
 
 def metric_cards(trained: TrainedModel, offer_changes: bool = True) -> None:
@@ -116,14 +132,15 @@ def metric_cards(trained: TrainedModel, offer_changes: bool = True) -> None:
     for card, (metric, value) in zip(cards, test.items(), strict=False):
         info = METRICS[metric]
         delta, colour = baseline_delta(comparisons[metric]) if metric in comparisons else (None, "off")
-        baseline_text = f" Baseline: {format_metric(metric, base[metric])}." if metric in base else ""
-        card.metric(info.label, format_metric(metric, value), delta=delta, delta_color=colour,
-                    help=f"{info.help}{baseline_text}", border=True)
+        help_text = (t("{help} Baseline: {value}.", help=tm(info.help), value=format_metric(metric, base[metric]))
+                     if metric in base else tm(info.help))
+        card.metric(tm(info.label), format_metric(metric, value), delta=delta, delta_color=colour,
+                    help=help_text, border=True)
     if trained.task == "anomaly":
-        st.caption("An anomaly model has no right answers to score against: judge it by the rows it flags below.")
+        st.caption(t("An anomaly model has no right answers to score against: judge it by the rows it flags below."))
         return
     if not comparisons:
-        st.info("This run has no baseline to compare with.", icon=":material/info:")
+        st.info(t("This run has no baseline to compare with."), icon=":material/info:")
         return
     sentence, better = verdict_sentence(trained, comparisons, other)
     if better:
@@ -133,14 +150,17 @@ def metric_cards(trained: TrainedModel, offer_changes: bool = True) -> None:
     if not better and offer_changes:
         simple = "linear" if trained.task == "regression" else "logistic"
         if trained.kind == "table" and trained.spec.family != simple and st.button(
-                f"Try {FAMILIES[simple].title.lower()} as the network's design", icon=":material/swap_horiz:",
-                help="Replaces the design on the Build page with the simple model and opens Train. "
-                     "This model stays saved in the list of earlier runs."):
+                t("Try {design} as the network's design", design=tm(FAMILIES[simple].title).lower()),
+                icon=":material/swap_horiz:", key="eval_try_simple",
+                help=t("Replaces the design on the Build page with the simple model and opens Train. "
+                       "This model stays saved in the list of earlier runs.")):
             app_state().set_design(ModelSpec(family=simple))
             st.switch_page("pages/train.py")
-        st.caption(":material/travel_explore: Or let **Find a better model** on the Train page try larger and "
-                   "smaller designs and other settings within a few minutes, judged on the validation rows.")
-    st.caption(f"Baseline: {trained.baseline.name}. {trained.baseline.description}")
+        st.caption(":material/travel_explore: " + t(
+            "Or let **{search}** on the Train page try larger and smaller designs and other settings within a few "
+            "minutes, judged on the validation rows.", search=t("Find a better model")))
+    st.caption(t("Baseline: {name}. {description}", name=tm(trained.baseline.name),
+                 description=tm(trained.baseline.description)))
 
 
 def verdict_sentence(trained: TrainedModel, comparisons: dict[str, Comparison], other: str | None) -> tuple[str, bool]:
@@ -149,23 +169,33 @@ def verdict_sentence(trained: TrainedModel, comparisons: dict[str, Comparison], 
     if trained.task == "forecast":
         found = forecast_comparison(trained.metrics.get("test", {}), trained.info.get("forecast_baselines") or {})
         if found.beats_best or found.best is None:
-            return found.verdict, found.beats_best
+            return tm(found.verdict), found.beats_best
         baselines = trained.info["forecast_baselines"]
         model, base = float(trained.metrics["test"]["rmse"]), float(baselines[found.best]["rmse"])
-        beaten = [name for name in baselines if float(baselines[name].get("rmse", np.inf)) > model]
-        sentence = (f"The network does not beat the {found.best} forecast: typical error (RMSE) "
-                    f"{format_metric('rmse', model)} against {format_metric('rmse', base)}.")
+        beaten = [tm(name) for name in baselines if float(baselines[name].get("rmse", np.inf)) > model]
+        best = tm(found.best)
+        fields = dict(best=best, model=format_metric("rmse", model), base=format_metric("rmse", base),
+                      advice=training_advice(trained, t("the {best} forecast", best=best)))
         if beaten:
-            sentence += f" It does beat {' and '.join(beaten)}."
-        return f"{sentence} {training_advice(trained, f'the {found.best} forecast')}", False
+            return t("The network does not beat the {best} forecast: typical error (RMSE) {model} against {base}. "
+                     "It does beat {names}. {advice}", names=_and(beaten), **fields), False
+        return t("The network does not beat the {best} forecast: typical error (RMSE) {model} against {base}. "
+                 "{advice}", **fields), False
     headline = comparisons.get(HEADLINE_METRIC[trained.task])
     if headline is None or headline.better:
-        return verdict(trained.task, list(comparisons.values()), other), headline is not None
-    name = other or BASELINE_SHORT_NAMES[trained.task]
-    what = headline.label[0].lower() + headline.label[1:]
-    numbers = f"{format_metric(headline.metric, headline.model)} against {format_metric(headline.metric, headline.baseline)}"
-    level = ("is about as good as" if headline.sentence.startswith("about the same") else "does not beat")
-    return f"The network {level} {name} on {what}: {numbers}. {training_advice(trained, name)}", False
+        return tm(verdict(trained.task, list(comparisons.values()), other)), headline is not None
+    name = tm(other or BASELINE_SHORT_NAMES[trained.task])
+    fields = dict(name=name, what=_in_sentence(tm(headline.label)), advice=training_advice(trained, name),
+                  model=format_metric(headline.metric, headline.model),
+                  base=format_metric(headline.metric, headline.baseline))
+    if headline.sentence.startswith("about the same"):
+        return t("The network is about as good as {name} on {what}: {model} against {base}. {advice}", **fields), False
+    return t("The network does not beat {name} on {what}: {model} against {base}. {advice}", **fields), False
+
+
+def _and(names: list[str]) -> str:
+    """"a and b and c", in the session's language."""
+    return functools.reduce(lambda first, second: t("{first} and {second}", first=first, second=second), names)
 
 
 def training_advice(trained: TrainedModel, simple: str) -> str:
@@ -173,25 +203,30 @@ def training_advice(trained: TrainedModel, simple: str) -> str:
     training went: more epochs only where the validation loss was still falling at the end."""
     history = trained.history
     run, best, reason = history.epochs_run, history.best_epoch, history.stopped_reason
-    smaller = "a simpler design (fewer or narrower layers, more dropout)"
+    smaller = t("a simpler design (fewer or narrower layers, more dropout)")
     if trained.task == "forecast" or trained.kind == "table":
-        instead = f"; or use {simple}: it is simpler and does at least as well"
+        instead = t("; or use {simple}: it is simpler and does at least as well", simple=simple)
     else:
-        instead = "; or bring more examples of each class"
+        instead = t("; or bring more examples of each class")
     if reason == "diverged":
-        return (f"Training diverged (the loss stopped being a number at epoch {run + 1}): train again with a "
-                f"smaller learning rate, e.g. {trained.config.lr / 10:g}.")
+        return t("Training diverged (the loss stopped being a number at epoch {epoch}): train again with a "
+                 "smaller learning rate, e.g. {lr:g}.", epoch=run + 1, lr=trained.config.lr / 10)
     if reason == "early_stopping" or (best and run - best >= max(3, run // 5)):  # a plateau, long before the end
-        how = (f"Early stopping ended training at epoch {run}" if reason == "early_stopping"
-               else f"Training ran {run} epochs")
-        return (f"{how}, and the validation loss was lowest at epoch {best}: more epochs would not help, "
-                f"since after that the network only learned its training data by heart. Try {smaller}{instead}.")
+        how = (t("Early stopping ended training at epoch {run}", run=run) if reason == "early_stopping"
+               else t("Training ran {run} epochs", run=run))
+        return t("{how}, and the validation loss was lowest at epoch {best}: more epochs would not help, since "
+                 "after that the network only learned its training data by heart. Try {smaller}{instead}.",
+                 how=how, best=best, smaller=smaller, instead=instead)
     if best and run - best <= 1:  # still improving when it ended: more time is the obvious thing to try
-        why = {"stopped_by_user": f"you stopped it at epoch {run}",
-               "time_limit": f"the time limit ended it at epoch {run}"}.get(reason, f"it ended at epoch {run}")
-        return (f"The validation loss was still falling when {why}: train for more epochs, or with a "
-                f"larger learning rate{instead}.")
-    return f"Try a smaller learning rate or {smaller}{instead}."
+        if reason == "stopped_by_user":
+            why = t("you stopped it at epoch {run}", run=run)
+        elif reason == "time_limit":
+            why = t("the time limit ended it at epoch {run}", run=run)
+        else:
+            why = t("it ended at epoch {run}", run=run)
+        return t("The validation loss was still falling when {why}: train for more epochs, or with a larger "
+                 "learning rate{instead}.", why=why, instead=instead)
+    return t("Try a smaller learning rate or {smaller}{instead}.", smaller=smaller, instead=instead)
 
 
 # --- regression and classification --------------------------------------------------------------------
@@ -202,22 +237,16 @@ def classification_plots(trained: TrainedModel, actual: np.ndarray, predicted: n
     items = ITEM_WORDS.get(trained.kind, "rows")  # what was classified: rows, images or texts
     left, right = st.columns(2, gap="large")
     with left:
-        st.markdown("**Where the model goes wrong**")
-        shares = st.toggle("Show shares of each true class", key="eval_shares")
+        st.markdown(t("**Where the model goes wrong**"))
+        shares = st.toggle(t("Show shares of each true class"), key="eval_shares")
         st.plotly_chart(charts.confusion_figure(matrix.classes, matrix.counts, matrix.normalized, shares, items),
                         key="confusion")
-        st.caption(f"Each row is what the {items} really are, each column what the model said. "
-                   "The diagonal holds the right answers; everything else is a mix-up.")
+        st.caption(t("Each row is what the {items} really are, each column what the model said. The diagonal "
+                     "holds the right answers; everything else is a mix-up.", items=t(items)))
     with right:
-        st.markdown("**Per class**")
+        st.markdown(t("**Per class**"))
         table = charts.per_class_table(matrix.classes, matrix.counts, items)
-        share = {"format": "%.1f%%", "min_value": 0, "max_value": 100}
-        st.dataframe(table, hide_index=True, width="stretch", column_config={
-            "Precision": st.column_config.ProgressColumn(
-                "Precision", **share, help="When the model says this class, how often it is right."),
-            "Recall": st.column_config.ProgressColumn(
-                "Recall", **share, help=f"Of the test {items} truly in this class, the share the model finds."),
-        })
+        st.dataframe(table, hide_index=True, width="stretch", column_config=charts.per_class_columns(items))
 
 
 def regression_plots(trained: TrainedModel, actual: np.ndarray, predicted: np.ndarray) -> None:
@@ -225,19 +254,19 @@ def regression_plots(trained: TrainedModel, actual: np.ndarray, predicted: np.nd
     target = trained.data_spec.target
     left, right = st.columns(2, gap="large")
     with left:
-        st.markdown("**Predicted against actual**")
+        st.markdown(t("**Predicted against actual**"))
         st.plotly_chart(charts.predicted_vs_actual_figure(diagnostics.actual, diagnostics.predicted, target),
                         key="pred_vs_actual")
-        st.caption("Each dot is a test row. Dots on the dashed line are predicted exactly; "
-                   "the further from it, the bigger the miss.")
+        st.caption(t("Each dot is a test row. Dots on the dashed line are predicted exactly; "
+                     "the further from it, the bigger the miss."))
     with right:
-        st.markdown("**How big the misses are**")
-        spread, pattern = st.tabs(["Spread of errors", "Errors by prediction"])
+        st.markdown(t("**How big the misses are**"))
+        spread, pattern = st.tabs([t("Spread of errors"), t("Errors by prediction")])
         spread.plotly_chart(charts.residual_histogram(diagnostics.residuals, target), key="residual_hist")
-        spread.caption("Errors bunched around 0 are good; a long tail means some rows are badly missed.")
+        spread.caption(t("Errors bunched around 0 are good; a long tail means some rows are badly missed."))
         pattern.plotly_chart(charts.residual_scatter(diagnostics.predicted, diagnostics.residuals, target),
                              key="residual_scatter")
-        pattern.caption("A shapeless band around 0 is good; a funnel or curve means the model misses a pattern.")
+        pattern.caption(t("A shapeless band around 0 is good; a funnel or curve means the model misses a pattern."))
 
 
 def predictions_section(trained: TrainedModel) -> None:
@@ -245,7 +274,7 @@ def predictions_section(trained: TrainedModel) -> None:
     results = trained.test_results or {"actual": [], "predicted": []}
     actual, predicted = np.asarray(results.get("actual", [])), np.asarray(results.get("predicted", []))
     if not len(actual):
-        st.info("This run kept no test rows to draw. Train it again to see the detailed charts.",
+        st.info(t("This run kept no test rows to draw. Train it again to see the detailed charts."),
                 icon=":material/info:")
     elif trained.task == "regression":
         regression_plots(trained, actual.astype(np.float64), predicted.astype(np.float64))
@@ -271,35 +300,38 @@ def _thumbnail(data_uri: str) -> bytes:
 
 
 def image_mistakes(mistakes: list[dict]) -> None:
-    st.markdown("**Test images the model got wrong**")
+    st.markdown(t("**Test images the model got wrong**"))
     if not mistakes:
-        st.success("Every test image was classified correctly.", icon=":material/check_circle:")
+        st.success(t("Every test image was classified correctly."), icon=":material/check_circle:")
         return
-    st.caption(f"The {len(mistakes)} most confident mistakes first. Look for a pattern: blurry, cropped or "
-               "mislabelled images are worth fixing in the data.")
+    st.caption(t("The {n} most confident mistakes first. Look for a pattern: blurry, cropped or mislabelled images "
+                 "are worth fixing in the data.", n=len(mistakes)))
     for start in range(0, len(mistakes), GRID_COLUMNS):
         for cell, item in zip(st.columns(GRID_COLUMNS), mistakes[start:start + GRID_COLUMNS], strict=False):
             cell.image(_thumbnail(item["image"]), width=THUMB_SIDE,
-                       caption=f"is {item['actual']}, model said {item['predicted']} ({item['confidence']:.0%})")
+                       caption=t("is {actual}, model said {predicted} ({confidence:.0%})", actual=item["actual"],
+                                 predicted=item["predicted"], confidence=item["confidence"]))
             cell.caption(str(item.get("file", "")).rsplit("/", 1)[-1], help=str(item.get("file", "")))
 
 
 def text_mistakes(mistakes: list[dict]) -> None:
-    st.markdown("**Test texts the model got wrong**")
+    st.markdown(t("**Test texts the model got wrong**"))
     if not mistakes:
-        st.success("Every test text was classified correctly.", icon=":material/check_circle:")
+        st.success(t("Every test text was classified correctly."), icon=":material/check_circle:")
         return
     table = pd.DataFrame({"Text": [m["text"] for m in mistakes], "Actual": [str(m["actual"]) for m in mistakes],
                           "Predicted": [str(m["predicted"]) for m in mistakes],
                           "Confidence": [float(m["confidence"]) for m in mistakes]})
     st.dataframe(table, hide_index=True, width="stretch", key="text_mistakes", column_config={
-        "Text": st.column_config.TextColumn(width="large"),
+        "Text": st.column_config.TextColumn(t("Text"), width="large"),
+        "Actual": st.column_config.TextColumn(t("Actual")),
+        "Predicted": st.column_config.TextColumn(t("Predicted")),
         "Confidence": st.column_config.ProgressColumn(
-            "Confidence", format="percent", min_value=0.0, max_value=1.0,
-            help="The chance the model gave its (wrong) answer: high means confidently wrong."),
+            t("Confidence"), format="percent", min_value=0.0, max_value=1.0,
+            help=t("The chance the model gave its (wrong) answer: high means confidently wrong.")),
     })
-    st.caption(f"The {len(mistakes)} most confident mistakes first. Texts that even a person finds ambiguous "
-               "are fine; clear ones point to missing words or mislabelled examples.")
+    st.caption(t("The {n} most confident mistakes first. Texts that even a person finds ambiguous are fine; clear "
+                 "ones point to missing words or mislabelled examples.", n=len(mistakes)))
 
 
 # --- forecasts ------------------------------------------------------------------------------------------
@@ -311,30 +343,38 @@ def forecast_section(trained: TrainedModel) -> None:
     step: int | None = 1
     if horizon > 1:
         left, right = st.columns([2, 3])
-        whole = left.radio("Show", ["Along the test period", "The last forecast in full"], horizontal=True,
-                           key="eval_forecast_view") == "The last forecast in full"
+        views = ["Along the test period", "The last forecast in full"]
+        whole = left.radio(t("Show"), views, horizontal=True, key="eval_forecast_view",
+                           format_func=shown_as(views)) == "The last forecast in full"
+        steps = list(range(1, horizon + 1))
         step = None if whole else right.select_slider(
-            "How far ahead", options=list(range(1, horizon + 1)), key="eval_forecast_step",
-            format_func=lambda k: f"{k} step{'s' if k > 1 else ''}",
-            help="Each point is the forecast made this many steps before it. Further ahead is harder.")
+            t("How far ahead"), options=steps, key="eval_forecast_step",
+            format_func=shown_as(steps, lambda k: tcount(k, "step")),
+            help=t("Each point is the forecast made this many steps before it. Further ahead is harder."))
     lines = forecast_lines(results, step)
     comparison = forecast_comparison(trained.metrics.get("test", {}), trained.info.get("forecast_baselines") or {})
-    chart, errors = st.tabs(["Forecast against actual", "Forecast errors"])
+    chart, errors = st.tabs([t("Forecast against actual"), t("Forecast errors")])
     chart.plotly_chart(charts.forecast_figure(lines, target, comparison.best), key="forecast_chart")
-    chart.caption("The blue line is the network's forecast, the dark line what happened. Click a simple forecast "
-                  "in the legend to show or hide it.")
+    chart.caption(t("The blue line is the network's forecast, the dark line what happened. Click a simple forecast "
+                    "in the legend to show or hide it."))
     errors.plotly_chart(charts.residual_histogram(lines.residuals, target), key="forecast_residuals")
-    errors.caption(f"Actual minus forecast, {lines.label}: bunched around 0 is good; off-centre means the "
-                   "forecasts run high or low.")
-    st.markdown("**The network against simple forecasts**")
-    table = comparison.table.rename(columns={"rmse": "Typical error (RMSE)", "mae": "Average error (MAE)",
-                                             "r2": "Variance explained (R²)"})
-    st.dataframe(table, hide_index=True, width="stretch", key="forecast_comparison", column_config={
-        "Typical error (RMSE)": st.column_config.NumberColumn(format="%.4g", help=METRICS["rmse"].help),
-        "Average error (MAE)": st.column_config.NumberColumn(format="%.4g", help=METRICS["mae"].help),
-        "Variance explained (R²)": st.column_config.NumberColumn(format="%.3f", help=METRICS["r2"].help)})
-    st.caption("Last value repeats the last known value; seasonal naive repeats the value one season earlier; "
-               "lagged ridge is a linear model on the same window of past values.")
+    errors.caption(t("Actual minus forecast, {label}: bunched around 0 is good; off-centre means the forecasts run "
+                     "high or low.", label=tm(lines.label)))
+    st.markdown(t("**The network against simple forecasts**"))
+    st.dataframe(forecast_table(comparison.table), hide_index=True, width="stretch", key="forecast_comparison",
+                 column_config={"Forecast": st.column_config.TextColumn(t("Forecast")), **{
+                     METRICS[metric].label: st.column_config.NumberColumn(
+                         tm(METRICS[metric].label), format=number, help=tm(METRICS[metric].help))
+                     for metric, number in (("rmse", "%.4g"), ("mae", "%.4g"), ("r2", "%.3f"))}})
+    st.caption(t("Last value repeats the last known value; seasonal naive repeats the value one season earlier; "
+                 "lagged ridge is a linear model on the same window of past values."))
+
+
+def forecast_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison table with its metrics under their labels ("Typical error (RMSE)") and the forecasts
+    named in the session's language."""
+    table = table.rename(columns={metric: METRICS[metric].label for metric in ("rmse", "mae", "r2")})
+    return table.assign(Forecast=table["Forecast"].map(t))
 
 
 # --- anomaly detection -----------------------------------------------------------------------------------
@@ -361,35 +401,36 @@ def save_threshold(state: AppState, key: str) -> None:
 def anomaly_section(state: AppState) -> None:
     view = anomaly_view(state.trained.test_results or {})
     if not len(view.val_errors):
-        st.info("This run kept no anomaly scores to draw. Train it again to see them.", icon=":material/info:")
+        st.info(t("This run kept no anomaly scores to draw. Train it again to see them."), icon=":material/info:")
         return
     if message := st.session_state.pop(THRESHOLD_ERROR, None):
-        st.error(f"The new threshold could not be saved: {message}", icon=":material/error:")
+        st.error(t("The new threshold could not be saved: {message}", message=tm(message)), icon=":material/error:")
     key = f"eval_quantile_{state.run_id}"
     low, high = QUANTILE_RANGE
-    st.slider("Normal rows kept under the threshold", low, high, float(np.clip(view.quantile * 100, low, high)),
+    st.slider(t("Normal rows kept under the threshold"), low, high, float(np.clip(view.quantile * 100, low, high)),
               step=0.1, format="%.1f%%", key=key, on_change=save_threshold, args=(state, key),
-              help="The threshold is set so this share of the validation rows (rows like the training data) "
-                   "scores below it. Lower it to flag more rows, raise it for fewer false alarms. "
-                   "The change is saved with the model and goes into its export.")
+              help=t("The threshold is set so this share of the validation rows (rows like the training data) "
+                     "scores below it. Lower it to flag more rows, raise it for fewer false alarms. "
+                     "The change is saved with the model and goes into its export."))
     n_test = len(view.test_errors)
     left, right = st.columns([1, 2], gap="large")
-    left.metric("Test rows flagged", f"{view.flagged:,} of {n_test:,}", border=True,
-                help="Test rows whose anomaly score is above the threshold.")
-    left.metric("Threshold", f"{view.threshold:.4g}", border=True,
-                help="Anomaly score (reconstruction error) above which a row is flagged.")
+    left.metric(t("Test rows flagged"), t("{flagged:,} of {total:,}", flagged=view.flagged, total=n_test),
+                border=True, help=t("Test rows whose anomaly score is above the threshold."))
+    left.metric(t("Threshold"), f"{view.threshold:.4g}", border=True,
+                help=t("Anomaly score (reconstruction error) above which a row is flagged."))
     right.plotly_chart(charts.error_histogram(view.val_errors, view.test_errors, view.threshold),
                        key="anomaly_histogram")
-    right.caption("Rows right of the dashed line are flagged. Validation rows are like the training data; "
-                  "a test row far out on the right is unlike anything the model learnt.")
-    st.markdown("**Flagged test rows, most unusual first**")
+    right.caption(t("Rows right of the dashed line are flagged. Validation rows are like the training data; "
+                    "a test row far out on the right is unlike anything the model learnt."))
+    st.markdown(t("**Flagged test rows, most unusual first**"))
     if view.rows.empty:
-        st.success("No test row is above the threshold.", icon=":material/check_circle:")
+        st.success(t("No test row is above the threshold."), icon=":material/check_circle:")
         return
     st.dataframe(view.rows, hide_index=True, width="stretch", key="flagged_rows", column_config={
-        "anomaly_score": st.column_config.NumberColumn("Anomaly score", format="%.4g")})
+        "anomaly_score": st.column_config.NumberColumn(t("Anomaly score"), format="%.4g")})
     if view.flagged > len(view.rows):
-        st.caption(f"The {len(view.rows)} most unusual of the {view.flagged:,} flagged rows are kept with the run.")
+        st.caption(t("The {shown} most unusual of the {flagged:,} flagged rows are kept with the run.",
+                     shown=len(view.rows), flagged=view.flagged))
 
 
 # --- training curves ----------------------------------------------------------------------------------
@@ -402,6 +443,7 @@ def training_history(trained: TrainedModel) -> None:
     left.plotly_chart(loss, key="history_loss")
     if metric is not None:
         right.plotly_chart(metric, key="history_metric")
-    st.caption(f"{history.epochs_run} epochs; training stopped because "
-               f"{STOP_REASONS.get(history.stopped_reason, history.stopped_reason)}. The model kept is the one of "
-               f"epoch {history.best_epoch}, where the validation loss was lowest. {loss_gap_note(trained)}")
+    st.caption(t("{epochs} epochs; training stopped because {reason}. The model kept is the one of epoch {best}, "
+                 "where the validation loss was lowest. {note}", epochs=history.epochs_run,
+                 reason=tm(STOP_REASONS.get(history.stopped_reason, history.stopped_reason)),
+                 best=history.best_epoch, note=loss_gap_note(trained)))

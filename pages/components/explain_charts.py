@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from builder.defaults import CLASS_TASKS
 from builder.trained import TrainedModel
 from pages.components import charts
+from pages.components.i18n import t, tm
 from pages.components.ui import COLOURS
 
 UP, DOWN = COLOURS["good"], COLOURS["bad"]  # pushes the explained value up (towards the class) / down
@@ -34,25 +35,25 @@ def _style(fig: go.Figure, x_title: str, y_title: str, height: int) -> go.Figure
 def importance_figure(items: list[dict], task: str) -> go.Figure:
     """One horizontal bar per original column (the most important on top), error bars from the
     spread of the shuffles; classes in accuracy points, numbers in R²."""
-    scale, unit = (100.0, "accuracy points") if task in CLASS_TASKS else (1.0, "R²")
+    scale, unit = (100.0, t("accuracy points")) if task in CLASS_TASKS else (1.0, "R²")
     shown = list(reversed(items))  # plotly draws the first bar at the bottom
     values = np.array([float(i["importance"]) for i in shown]) * scale
     spread = np.array([float(i.get("spread") or 0.0) for i in shown]) * scale
     fig = go.Figure(go.Bar(
-        x=values, y=[str(i["column"]) for i in shown], orientation="h", name="Importance",
+        x=values, y=[str(i["column"]) for i in shown], orientation="h", name=t("Importance"),
         error_x=dict(type="data", array=spread, color=COLOURS["baseline"], thickness=1.2),
         marker=dict(color=[COLOURS["model"] if v > 0 else COLOURS["baseline"] for v in values]),
         hovertemplate=f"%{{y}}: %{{x:.3g}} {unit}<extra></extra>"))
     fig.add_vline(x=0, line=dict(color="#DADCE0", width=1))
-    return _style(fig, f"Drop in {unit} when the column is shuffled", "", 90 + 26 * len(items))
+    return _style(fig, t("Drop in {unit} when the column is shuffled", unit=unit), "", 90 + 26 * len(items))
 
 
 def amount_words(trained: TrainedModel) -> tuple[float, str]:
     """(scale, unit) of attributions as drawn: probability points for classes, the output's units otherwise."""
     if trained.task in CLASS_TASKS:
-        return 100.0, "probability points"
+        return 100.0, t("probability points")
     if trained.task == "anomaly":
-        return 1.0, "anomaly score"
+        return 1.0, t("anomaly score")
     return 1.0, f"'{trained.data_spec.target}'"
 
 
@@ -63,13 +64,13 @@ def attribution_figure(labels: list[str], values: list[float], trained: TrainedM
     scale, unit = amount_words(trained)
     order = sorted(range(len(values)), key=lambda i: -abs(values[i]))[:MAX_BARS][::-1]
     x = [values[i] * scale for i in order]
-    fig = go.Figure(go.Bar(x=x, y=[labels[i] for i in order], orientation="h", name="Push",
+    fig = go.Figure(go.Bar(x=x, y=[labels[i] for i in order], orientation="h", name=t("Push"),
                            marker=dict(color=[UP if v >= 0 else DOWN for v in x]),
                            hovertemplate=f"%{{y}}: %{{x:+.3g}} {unit}<extra></extra>"))
     fig.add_vline(x=0, line=dict(color=COLOURS["baseline"], width=1))
     if reach:
         fig.update_xaxes(range=[-reach, reach])
-    return _style(fig, f"Push ({unit})", "", 110 + 26 * len(order))
+    return _style(fig, t("Push ({unit})", unit=unit), "", 110 + 26 * len(order))
 
 
 def image_figure(data_uri: str, attributions: list[list[float]]) -> go.Figure:
@@ -77,12 +78,12 @@ def image_figure(data_uri: str, attributions: list[list[float]]) -> go.Figure:
     z = np.asarray(attributions, dtype=np.float64) * 100  # (H, W) probability points
     top = float(np.abs(z).max()) or 1.0
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.06,
-                        subplot_titles=("The picture", "What pushed the answer"))
-    fig.add_trace(go.Image(source=data_uri, name="Picture", hoverinfo="skip"), row=1, col=1)
-    fig.add_trace(go.Heatmap(z=z, zmin=-top, zmax=top, zmid=0.0, name="Push",
+                        subplot_titles=(t("The picture"), t("What pushed the answer")))
+    fig.add_trace(go.Image(source=data_uri, name=t("Picture"), hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=z, zmin=-top, zmax=top, zmid=0.0, name=t("Push"),
                              colorscale=[[0.0, DOWN], [0.5, "#FFFFFF"], [1.0, UP]],
-                             colorbar=dict(title=dict(text="points"), thickness=12),
-                             hovertemplate="x %{x}, y %{y}: %{z:+.3g} points<extra></extra>"), row=1, col=2)
+                             colorbar=dict(title=dict(text=t("points")), thickness=12),
+                             hovertemplate="x %{x}, y %{y}: %{z:+.3g} " + t("points") + "<extra></extra>"), row=1, col=2)
     _style(fig, "", "", IMAGE_SIDE + 60)
     fig.update_layout(width=2 * IMAGE_SIDE + 160, margin=dict(l=10, r=10, t=36, b=10))
     fig.update_xaxes(showticklabels=False, showgrid=False, showline=False, constrain="domain")
@@ -109,16 +110,16 @@ def forecast_figure(explanation: dict, history: pd.DataFrame, target: str, train
     times = explanation["details"]["times"]
     pushes = np.asarray(explanation["attributions"], dtype=np.float64)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=times, y=pushes, name="Push on the forecast", showlegend=False,
+    fig.add_trace(go.Bar(x=times, y=pushes, name=t("Push on the forecast"), showlegend=False,
                          marker=dict(color=[UP if v >= 0 else DOWN for v in pushes]),
                          hovertemplate="%{x}: %{y:+.3g}<extra></extra>"), secondary_y=False)
     past = trained.preprocessor.regularise(history)[target].to_numpy(dtype=np.float64)[-len(times):]
-    fig.add_trace(go.Scatter(x=times, y=past, name=f"'{target}' at that step (right axis)", mode="lines+markers",
+    fig.add_trace(go.Scatter(x=times, y=past, name=t("'{target}' at that step (right axis)", target=target), mode="lines+markers",
                              line=dict(color=COLOURS["baseline"], width=1.5), marker=dict(size=4),
                              hovertemplate="%{y:.4g}<extra></extra>"), secondary_y=True)
-    _style(fig, "Past step", f"Push on the forecast ('{target}')", 360)
+    _style(fig, t("Past step"), t("Push on the forecast ('{target}')", target=target), 360)
     fig.update_layout(showlegend=True, hovermode="x unified")
-    fig.update_yaxes(title_text=f"'{target}' at that step", secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text=t("'{target}' at that step", target=target), secondary_y=True, showgrid=False)
     return fig
 
 
@@ -131,15 +132,16 @@ def dependence_figure(curve: dict, trained: TrainedModel, marked: Any = None) ->
     fig = go.Figure()
     for i, line in enumerate(curve["individual"]):
         fig.add_trace(go.Scatter(x=grid, y=np.asarray(line, dtype=np.float64) * scale, mode=mode,
-                                 name="One test row" if i == 0 else None, showlegend=i == 0, hoverinfo="skip",
+                                 name=t("One test row") if i == 0 else None, showlegend=i == 0, hoverinfo="skip",
                                  line=dict(color=COLOURS["baseline"], width=1), opacity=0.25, marker=dict(size=4)))
     fig.add_trace(go.Scatter(x=grid, y=np.asarray(curve["average"], dtype=np.float64) * scale, mode=mode,
-                             name="Average", line=dict(color=COLOURS["model"], width=3.5), marker=dict(size=8),
+                             name=t("Average"), line=dict(color=COLOURS["model"], width=3.5), marker=dict(size=8),
                              hovertemplate="%{x}: %{y:.3g}" + ("%" if scale == 100 else "") + "<extra></extra>"))
     if marked is not None and not categorical:
         fig.add_vline(x=marked, line=dict(color=COLOURS["validation"], dash="dot", width=1.5),
-                      annotation_text="chosen row", annotation_font=dict(color=COLOURS["validation"], size=11))
-    output = curve["output"][0].upper() + curve["output"][1:]
+                      annotation_text=t("chosen row"), annotation_font=dict(color=COLOURS["validation"], size=11))
+    output = tm(curve["output"])
+    output = output[:1].upper() + output[1:]
     _style(fig, curve["column"], output + (" (%)" if scale == 100 else ""), 360)
     fig.update_layout(showlegend=True)
     if categorical:

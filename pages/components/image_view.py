@@ -17,7 +17,8 @@ from PIL import Image
 
 from builder.data import DataSpec
 from builder.data.images import MAX_SIDE, ImageSet, choose_size
-from pages.components.data_view import data_key
+from pages.components.data_view import data_key, table_title
+from pages.components.i18n import t
 from pages.components.state import AppState
 from pages.components.ui import COLOURS
 
@@ -60,16 +61,30 @@ def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
     return out.getvalue()
 
 
-def typical_size(images: ImageSet) -> str:
-    """The median width x height of the images, and the range when they differ."""
+def typical_size(images: ImageSet) -> tuple[str, tuple[str, str] | None]:
+    """The median width x height of the images, and the smallest and largest when they differ."""
     widths, heights = [s[0] for s in images.sizes], [s[1] for s in images.sizes]
-    text = f"{int(np.median(widths))}x{int(np.median(heights))}"
-    if len(set(images.sizes)) > 1:
-        text += f" (from {min(widths)}x{min(heights)} to {max(widths)}x{max(heights)})"
-    return text
+    typical = f"{int(np.median(widths))}x{int(np.median(heights))}"
+    if len(set(images.sizes)) == 1:
+        return typical, None
+    return typical, (f"{min(widths)}x{min(heights)}", f"{max(widths)}x{max(heights)}")
 
 
-@st.cache_data(show_spinner="Drawing example pictures...", max_entries=4)
+def _size_help(images: ImageSet) -> str:
+    typical, spread = typical_size(images)
+    if spread is None:
+        return t("Width x height in pixels: {size}. All are resized to one size.", size=typical)
+    return t("Width x height in pixels: {size} (from {smallest} to {largest}). All are resized to one size.",
+             size=typical, smallest=spread[0], largest=spread[1])
+
+
+def _size_label(size: tuple[int, int], suggested: tuple[int, int]) -> str:
+    if size == suggested:
+        return t("{width} x {height} pixels (suggested: typical of your pictures)", width=size[1], height=size[0])
+    return t("{width} x {height} pixels", width=size[1], height=size[0])
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def _thumbnails(key: str, _images: ImageSet) -> dict[str, list[bytes]]:
     picked = class_examples(_images.labels, _images.classes)
     return {name: [thumbnail(_images.data[i]) for i in idx] for name, idx in picked.items()}
@@ -79,27 +94,29 @@ def _thumbnails(key: str, _images: ImageSet) -> dict[str, list[bytes]]:
 
 
 def _counts_figure(counts: dict[str, int]) -> go.Figure:
+    hover = t("{label}: {count} images", label="%{y}", count="%{x}") + "<extra></extra>"
     fig = go.Figure(go.Bar(x=list(counts.values()), y=[str(c) for c in counts], orientation="h",
-                           marker_color=COLOURS["model"], hovertemplate="%{y}: %{x} images<extra></extra>"))
+                           marker_color=COLOURS["model"], hovertemplate=hover))
     fig.update_layout(template="plotly_white", height=max(160, 22 * len(counts) + 60),
                       margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed", type="category"))
-    fig.update_xaxes(title_text="Images")
+    fig.update_xaxes(title_text=t("Images"))
     return fig
 
 
 def _class_rows(names: list[str], thumbs: dict[str, list[bytes]], counts: dict[str, int]) -> None:
     for name in names:
         label, pictures = st.columns([1, 6], vertical_alignment="center")
-        label.markdown(f"**{name}**  \n{counts[name]:,} images")
+        label.markdown(f"**{name}**  \n" + t("{n:,} images", n=counts[name]))
         pictures.image(thumbs[name], width=THUMB_SIDE)
 
 
 def _examples(state: AppState, images: ImageSet) -> None:
-    thumbs = _thumbnails(data_key(state), images)
+    with st.spinner(t("Drawing example pictures...")):
+        thumbs = _thumbnails(data_key(state), images)
     names = list(thumbs)
     _class_rows(names[:SHOWN_CLASSES], thumbs, images.counts)
     if len(names) > SHOWN_CLASSES:
-        with st.expander(f"Examples of the other {len(names) - SHOWN_CLASSES} classes"):
+        with st.expander(t("Examples of the other {n} classes", n=len(names) - SHOWN_CLASSES)):
             _class_rows(names[SHOWN_CLASSES:], thumbs, images.counts)
 
 
@@ -108,48 +125,50 @@ def image_panel(state: AppState, suffix: str) -> DataSpec:
     images = state.images
     counts, classes = images.counts, images.classes
     gray = Counter(images.gray)[True] * 2 > len(images)
-    st.subheader(state.table_name, anchor=False)
+    st.subheader(table_title(state), anchor=False)
     cards = st.columns(4)
-    cards[0].metric("Images", f"{len(images):,}", help="Pictures the model can learn from.", border=True)
-    cards[1].metric("Classes", len(classes), help="One per folder: the answers the model can give.", border=True)
-    cards[2].metric("Typical size", typical_size(images).split(" ")[0], border=True,
-                    help=f"Width x height in pixels: {typical_size(images)}. All are resized to one size.")
-    cards[3].metric("Colour", "Grayscale" if gray else "Colour", border=True,
-                    help="Most pictures decide; the others are converted.")
+    cards[0].metric(t("Images"), f"{len(images):,}", help=t("Pictures the model can learn from."), border=True)
+    cards[1].metric(t("Classes"), len(classes), help=t("One per folder: the answers the model can give."),
+                    border=True)
+    cards[2].metric(t("Typical size"), typical_size(images)[0], border=True, help=_size_help(images))
+    cards[3].metric(t("Colour"), t("Grayscale") if gray else t("Colour"), border=True,
+                    help=t("Most pictures decide; the others are converted."))
 
     saved = state.data_spec if state.data_spec is not None and state.data_spec.kind == "images" else None
     options = saved.options if saved else {}
     chart, settings = st.columns([2, 3], gap="large")
     with chart:
-        st.markdown("**Images per class**")
+        st.markdown(f"**{t('Images per class')}**")
         st.plotly_chart(_counts_figure(counts), key="data_class_counts")
     with settings:
         choices = size_choices(images.sizes)
         start = tuple(options["size"]) if options.get("size") else choices[0]
         choices = choices if start in choices else [*choices, start]
+        labels = {s: _size_label(s, choices[0]) for s in choices}
         size = st.selectbox(
-            "Size the model sees", choices, index=choices.index(start), key=f"data_image_size_{suffix}",
-            format_func=lambda s: f"{s[1]} x {s[0]} pixels" + (" (suggested: typical of your pictures)"
-                                                                 if s == choices[0] else ""),
-            help=f"Every picture is resized to this. Larger keeps more detail but trains slower; "
-                 f"the suggestion is at most {MAX_SIDE} pixels a side.")
-        augment = st.radio("Vary the training pictures", list(AUGMENT), format_func=AUGMENT.get,
+            t("Size the model sees"), choices, index=choices.index(start), key=f"data_image_size_{suffix}",
+            format_func=lambda s: labels[tuple(s)],
+            help=t("Every picture is resized to this. Larger keeps more detail but trains slower; "
+                   "the suggestion is at most {side} pixels a side.", side=MAX_SIDE))
+        augment = st.radio(t("Vary the training pictures"), list(AUGMENT),
+                           format_func={a: t(label) for a, label in AUGMENT.items()}.get,
                            index=list(AUGMENT).index(options.get("augment", True)), key=f"data_augment_{suffix}",
-                           help="Each epoch, training pictures change a little, so the model learns the "
-                                "shapes rather than exact pixels. Validation and test pictures never change.")
-        st.caption(":material/lightbulb: Shifting moves each picture by a pixel or two. Mirroring also flips "
-                   "half of them left to right: right for photos of things (a mirrored cat is still a cat), "
-                   "wrong for digits and letters (a mirrored 2 is not a 2, and a 7 could look like nothing).")
+                           help=t("Each epoch, training pictures change a little, so the model learns the "
+                                  "shapes rather than exact pixels. Validation and test pictures never change."))
+        st.caption(":material/lightbulb: " + t(
+            "Shifting moves each picture by a pixel or two. Mirroring also flips half of them left to right: "
+            "right for photos of things (a mirrored cat is still a cat), wrong for digits and letters (a "
+            "mirrored 2 is not a 2, and a 7 could look like nothing)."))
     small = [name for name in classes if counts[name] < FEW_IMAGES]
     if small:
-        st.warning(f"{len(small)} class(es) have fewer than {FEW_IMAGES} images ({', '.join(small[:5])}). "
-                   "A network needs a few dozen per class to learn well; add pictures if you can.",
-                   icon=":material/warning:")
+        st.warning(t("{n} class(es) have fewer than {few} images ({names}). A network needs a few dozen per "
+                     "class to learn well; add pictures if you can.", n=len(small), few=FEW_IMAGES,
+                     names=", ".join(small[:5])), icon=":material/warning:")
     if max(counts.values()) > 5 * min(counts.values()):
-        st.warning("Some classes have over 5 times as many images as others; the model will favour them. "
-                   "Accuracy alone can mislead: look at the per-class results on the Evaluate page.",
+        st.warning(t("Some classes have over 5 times as many images as others; the model will favour them. "
+                     "Accuracy alone can mislead: look at the per-class results on the Evaluate page."),
                    icon=":material/warning:")
-    st.markdown("**Examples per class**")
+    st.markdown(f"**{t('Examples per class')}**")
     _examples(state, images)
     task = "binary" if len(classes) == 2 else "multiclass"
     return DataSpec(None, task, [], kind="images", options={"augment": augment, "size": [int(size[0]), int(size[1])]})

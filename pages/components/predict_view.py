@@ -28,6 +28,7 @@ from builder.export.predictions import (
 from builder.predict_inputs import history_for_chart, images_from_uploads, summarise_anomalies, text_row
 from pages.components import charts
 from pages.components.bundle_view import (
+    chance_column,
     fill_form,
     form_columns,
     one_row_form,
@@ -35,6 +36,7 @@ from pages.components.bundle_view import (
     probability_figure,
     score_against_target,
 )
+from pages.components.i18n import t, tcount, tm
 from pages.components.ui import user_errors
 
 UPLOAD_ROWS, ONE_ROW, ONE_TEXT = "Upload a file of rows", "Fill in one row", "Type one text"
@@ -68,17 +70,18 @@ def class_list(classes: list[str], most: int = 8) -> str:
     """'a, b and c'; past ``most`` names: 'a, b, ..., h and 2 more' (no run of dots at a sentence's end)."""
     if len(classes) <= 1:
         return "".join(classes)
+    comma = t(", ")
     if len(classes) <= most:
-        return f"{', '.join(classes[:-1])} and {classes[-1]}"
-    return f"{', '.join(classes[:most])} and {len(classes) - most} more"
+        return comma.join(classes[:-1]) + t(" and ") + classes[-1]
+    return comma.join(classes[:most]) + t(" and {n} more", n=len(classes) - most)
 
 
 def prediction_counts(predictions: pd.DataFrame, kind: str) -> str:
     """'Predicted: 3 (6 images), 7 (5 images).': each answer with how often it was given, most first."""
     singular, plural = {"images": ("image", "images"), "text": ("text", "texts")}.get(kind, ("row", "rows"))
     counts = predictions["prediction"].astype(str).value_counts()
-    return "Predicted: " + ", ".join(f"{label} ({count:,} {singular if count == 1 else plural})"
-                                      for label, count in counts.items()) + "."
+    listed = t(", ").join(f"{label} ({tcount(count, singular, plural)})" for label, count in counts.items())
+    return t("Predicted: {counts}.", counts=listed)
 
 
 def what_it_predicts(model: Any) -> str:
@@ -87,16 +90,24 @@ def what_it_predicts(model: Any) -> str:
     classes = [str(c) for c in pre.classes]
     shown = class_list(classes)
     if task == "forecast":
-        return (f"This model forecasts **'{target}'** {pre.horizon} step(s) ahead from the last {pre.window} "
-                f"steps of a history with `{pre.time_column}` and {', '.join(f'`{c}`' for c in pre.columns)}.")
+        return t("This model forecasts **'{target}'** {horizon} step(s) ahead from the last {window} steps of a "
+                 "history with `{time}` and {columns}.", target=target, horizon=pre.horizon, window=pre.window,
+                 time=pre.time_column, columns=t(", ").join(f"`{c}`" for c in pre.columns))
     if task == "anomaly":
-        return (f"This model scores how unusual each row is from {len(pre.features)} columns and flags rows "
-                f"above its threshold ({pre.threshold:.4g}).")
+        return t("This model scores how unusual each row is from {n} columns and flags rows above its threshold "
+                 "({threshold:.4g}).", n=len(pre.features), threshold=pre.threshold)
     if kind == "images":
-        return f"This model sorts images into {len(classes)} classes: {shown}.{_threshold_words(pre, task)}"
-    what = {"regression": "a number", "binary": " or ".join(classes), "multiclass": f"one of {len(classes)}: {shown}"}
-    source = f"the text in `{pre.text_column}`" if kind == "text" else f"{len(pre.features)} columns"
-    return f"This model predicts **'{target}'** ({what.get(task, task)}) from {source}.{_threshold_words(pre, task)}"
+        return (t("This model sorts images into {n} classes: {classes}.", n=len(classes), classes=shown)
+                + _threshold_words(pre, task))
+    what = {"regression": t("a number"), "binary": t(" or ").join(classes),
+            "multiclass": t("one of {n}: {classes}", n=len(classes), classes=shown)}.get(task, task)
+    if kind == "text":
+        said = t("This model predicts **'{target}'** ({what}) from the text in `{column}`.", target=target,
+                 what=what, column=pre.text_column)
+    else:
+        said = t("This model predicts **'{target}'** ({what}) from {n} columns.", target=target, what=what,
+                 n=len(pre.features))
+    return said + _threshold_words(pre, task)
 
 
 def _threshold_words(pre: Any, task: str) -> str:
@@ -105,8 +116,8 @@ def _threshold_words(pre: Any, task: str) -> str:
     if threshold is None or threshold == 0.5:
         return ""
     negative, positive = pre.classes
-    return (f" It answers '{positive}' when the chance of '{positive}' is above {threshold * 100:.3g}% (its "
-            f"decision threshold), otherwise '{negative}'.")
+    return t(" It answers '{positive}' when the chance of '{positive}' is above {threshold:.3g}% (its decision "
+             "threshold), otherwise '{negative}'.", positive=positive, negative=negative, threshold=threshold * 100)
 
 
 # --- inputs -----------------------------------------------------------------------------------------------
@@ -115,14 +126,19 @@ def _threshold_words(pre: Any, task: str) -> str:
 def rows_upload(model: Any) -> pd.DataFrame | None:
     """A file of rows (or of texts, or a history), read as a table; ``None`` until one is uploaded."""
     forecast = model.data_spec.task == "forecast"
-    label = "The history to forecast from" if forecast else "A table of rows to predict"
-    upload = st.file_uploader(f"{label} (CSV, TSV, Excel, Parquet or JSON)", type=TABLE_TYPES, key="predict_rows")
-    with st.expander("Which columns the file needs"):
+    label = (t("The history to forecast from (CSV, TSV, Excel, Parquet or JSON)") if forecast else
+             t("A table of rows to predict (CSV, TSV, Excel, Parquet or JSON)"))
+    upload = st.file_uploader(label, type=TABLE_TYPES, key="predict_rows")
+    with st.expander(t("Which columns the file needs")):
         needed, target = needed_columns(model), model.data_spec.target
-        extra = (f" The newest {model.preprocessor.window} steps are used; gaps are filled as in training."
-                 if forecast else " Other columns are ignored; empty cells and new categories are fine."
-                 + (f" `{target}` may be there, and then you also see how often the model was right." if target else ""))
-        st.markdown(f"The same columns as the training data: {', '.join(f'`{c}`' for c in needed)}.{extra}")
+        if forecast:
+            extra = t(" The newest {n} steps are used; gaps are filled as in training.", n=model.preprocessor.window)
+        else:
+            extra = t(" Other columns are ignored; empty cells and new categories are fine.") + (
+                t(" `{target}` may be there, and then you also see how often the model was right.", target=target)
+                if target else "")
+        st.markdown(t("The same columns as the training data: {columns}.{extra}",
+                      columns=t(", ").join(f"`{c}`" for c in needed), extra=extra))
     if upload is None:
         return None
     return read_table(upload.getvalue(), name=upload.name, drop_empty_rows=False)
@@ -132,12 +148,12 @@ def one_row(model: Any, key: str, sample: pd.DataFrame) -> pd.DataFrame | None:
     """A form: the text to classify, or one value per input column."""
     if model.data_spec.kind == "text":
         column = model.preprocessor.text_column
-        text = st.text_area(f"The text ('{column}')", key=f"{key}:text", height=120,
-                            placeholder="Type or paste a text to classify")
+        text = st.text_area(t("The text ('{column}')", column=column), key=f"{key}:text", height=120,
+                            placeholder=t("Type or paste a text to classify"))
         return text_row(column, text) if text.strip() else None
     columns = form_columns(model.preprocessor)
-    st.button("Fill with a sample row", icon=":material/casino:", on_click=fill_form, args=(key, columns, sample),
-              disabled=sample.empty, help="Copies a row of the training data (the next one on each click).")
+    st.button(t("Fill with a sample row"), icon=":material/casino:", on_click=fill_form, args=(key, columns, sample),
+              disabled=sample.empty, help=t("Copies a row of the training data (the next one on each click)."))
     with st.container(border=True):
         return one_row_form(key, columns)
 
@@ -152,12 +168,13 @@ def example_images(images: Any, count: int = 12) -> list[tuple[str, bytes]]:
 
 def image_upload(examples: list[tuple[str, bytes]]) -> tuple[list[str], list[bytes]] | None:
     """Uploaded images (files and zips), or the example images when the user asks for them."""
-    uploads = st.file_uploader("Images to sort (PNG, JPEG, BMP or GIF files, or a .zip of them)", type=IMAGE_TYPES,
-                               accept_multiple_files=True, key="predict_images")
+    uploads = st.file_uploader(t("Images to sort (PNG, JPEG, BMP or GIF files, or a .zip of them)"),
+                               type=IMAGE_TYPES, accept_multiple_files=True, key="predict_images")
     if uploads:
         return images_from_uploads([(u.name, u.getvalue()) for u in uploads])
-    if examples and st.toggle(f"Try {len(examples)} example images", key="predict_examples",
-                              help="Images from the training data (or the bundle's examples), to see the model work."):
+    if examples and st.toggle(t("Try {n} example images", n=len(examples)), key="predict_examples",
+                              help=t("Images from the training data (or the bundle's examples), to see the model "
+                                     "work.")):
         return [name for name, _ in examples], [data for _, data in examples]
     return None
 
@@ -168,15 +185,19 @@ def reasons_choice(model: Any) -> bool:
     if reasons_refusal(model.data_spec.kind, model.data_spec.task) is not None:
         return False
     spec = model.data_spec
-    words = "words" if spec.kind == "text" else "columns"
-    moved = {"binary": f"the chance of '{model.preprocessor.classes[-1]}'",
-             "multiclass": "the chance of the predicted class"}.get(spec.task, f"the predicted {spec.target}")
-    example = "'refund' (raises)" if spec.kind == "text" else "age = 72 (raises)"
-    return st.checkbox(REASONS_LABEL, value=False, key="predict_reasons",
-                       help=f"Adds reason_1 to reason_{REASONS} to the table and to the downloads: the {REASONS} "
-                            f"{words} that pushed each prediction most, and whether each raises or lowers "
-                            f"{moved}, e.g. \"{example}\". Measured against a typical row; it takes a few "
-                            "seconds per thousand rows.")
+    words = t("words") if spec.kind == "text" else t("columns")
+    if spec.task == "binary":
+        moved = t("the chance of '{label}'", label=model.preprocessor.classes[-1])
+    elif spec.task == "multiclass":
+        moved = t("the chance of the predicted class")
+    else:
+        moved = t("the predicted {target}", target=spec.target)
+    example = "'refund' (raises)" if spec.kind == "text" else "age = 72 (raises)"  # a reason as the table says it
+    return st.checkbox(t(REASONS_LABEL), value=False, key="predict_reasons",
+                       help=t("Adds reason_1 to reason_{n} to the table and to the downloads: the {n} {words} that "
+                              "pushed each prediction most, and whether each raises or lowers {moved}, e.g. "
+                              "\"{example}\". Measured against a typical row; it takes a few seconds per thousand "
+                              "rows.", n=REASONS, words=words, moved=moved, example=example))
 
 
 def add_reasons(model: Any, key: str, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
@@ -188,7 +209,7 @@ def add_reasons(model: Any, key: str, rows: pd.DataFrame, predictions: pd.DataFr
         reasons = cached[1]
     else:
         noun = "text" if model.data_spec.kind == "text" else "row"
-        with st.spinner(f"Finding what pushed each prediction ({len(rows):,} {noun}{'' if len(rows) == 1 else 's'})..."):
+        with st.spinner(t("Finding what pushed each prediction ({count})...", count=tcount(len(rows), noun))):
             explained = with_reasons(model, rows, predictions, REASONS)
         reasons = explained.iloc[:, len(predictions.columns):]
         st.session_state[REASONS_CACHE] = (token, reasons)
@@ -224,10 +245,10 @@ def keep_columns(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame) -> p
                            taken=taken)
     # One choice per set of columns: a file with other columns starts again from its own ID-like ones.
     key = "predict_keep:" + hashlib.sha256("\x1f".join(map(str, rows.columns)).encode()).hexdigest()[:16]
-    chosen = st.multiselect("Columns of your file to keep with the predictions", options, default=default, key=key,
-                            help="They come first in the table and in the downloads, so the predictions join back "
-                                 "to your rows. Columns that identify a row (a different value in every row, such "
-                                 "as a customer number) are chosen for you.")
+    chosen = st.multiselect(t("Columns of your file to keep with the predictions"), options, default=default,
+                            key=key, help=t("They come first in the table and in the downloads, so the predictions "
+                                            "join back to your rows. Columns that identify a row (a different value "
+                                            "in every row, such as a customer number) are chosen for you."))
     return with_kept_columns(predictions, rows, chosen)
 
 
@@ -241,27 +262,29 @@ def range_notes(model: Any, rows: pd.DataFrame, single: bool = False) -> pd.Seri
     notes = out_of_range(model.preprocessor, rows).reset_index(drop=True)
     flagged = int((notes != "").sum())
     if single and flagged:
-        st.warning(f"This row has values outside what the model saw in training ({notes.iloc[0]}), so its "
-                   "answer is less reliable.", icon=":material/warning:")
+        st.warning(t("This row has values outside what the model saw in training ({values}), so its answer is "
+                     "less reliable.", values=tm(notes.iloc[0])), icon=":material/warning:")
     elif flagged:
-        st.warning(f"{flagged:,} row{' has' if flagged == 1 else 's have'} values outside what the model saw in "
-                   "training: their predictions are less reliable. The out_of_range column says which values.",
-                   icon=":material/warning:")
+        template = ("{n:,} row has values outside what the model saw in training: their predictions are less "
+                    "reliable. The out_of_range column says which values." if flagged == 1 else
+                    "{n:,} rows have values outside what the model saw in training: their predictions are less "
+                    "reliable. The out_of_range column says which values.")
+        st.warning(t(template, n=flagged), icon=":material/warning:")
     return notes
 
 
 def downloads(table: pd.DataFrame, name: str) -> None:
     """The predictions as CSV and, beside it, as Excel (made only when asked for: it takes longer)."""
     csv_cell, excel_cell, _ = st.columns([1, 1, 1])
-    csv_cell.download_button("Download predictions (CSV)", data=predictions_csv(table),
+    csv_cell.download_button(t("Download predictions (CSV)"), data=predictions_csv(table),
                              file_name=f"{name}-predictions.csv", mime="text/csv", icon=":material/download:",
                              type="primary", on_click="ignore", width="stretch")
     too_big = len(table) > EXCEL_MAX_ROWS
     excel_cell.download_button(
-        "Download predictions (Excel)", data=b"" if too_big else (lambda: predictions_excel(table)),
+        t("Download predictions (Excel)"), data=b"" if too_big else (lambda: predictions_excel(table)),
         file_name=f"{name}-predictions.xlsx", icon=":material/table:", on_click="ignore", width="stretch",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", disabled=too_big,
-        help=f"An Excel sheet holds at most {EXCEL_MAX_ROWS:,} rows: download the CSV." if too_big else None)
+        help=t("An Excel sheet holds at most {n:,} rows: download the CSV.", n=EXCEL_MAX_ROWS) if too_big else None)
 
 
 def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, single: bool) -> None:
@@ -272,14 +295,15 @@ def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, sin
     if single:
         left, right = st.columns([2, 3], gap="large")
         label = predictions["prediction"].iloc[0]
-        left.metric(f"Predicted {target}", f"{label:,.4g}" if task == "regression" else str(label), border=True,
-                    help="The model's answer for this row.")
+        left.metric(t("Predicted {target}", target=target), f"{label:,.4g}" if task == "regression" else str(label),
+                    border=True, help=t("The model's answer for this row."))
         if has_chances:
-            left.caption(f"The model gives '{label}' a {predictions[f'probability_{label}'].iloc[0]:.0%} chance.")
+            left.caption(t("The model gives '{label}' a {chance:.0%} chance.", label=label,
+                           chance=predictions[f"probability_{label}"].iloc[0]))
         if asked := reason_columns(predictions):
             reasons = [str(v) for v in predictions[asked].iloc[0] if isinstance(v, str)]
-            left.caption("What pushed it most: " + "; ".join(reasons) + "." if reasons else
-                         "Nothing pushed it: the inputs the model uses are at their typical values.")
+            left.caption(t("What pushed it most: {reasons}.", reasons="; ".join(reasons)) if reasons else
+                         t("Nothing pushed it: the inputs the model uses are at their typical values."))
         if has_chances:
             right.plotly_chart(probability_figure(predictions), config={"displayModeBar": False})
         return
@@ -294,12 +318,13 @@ def table_results(model: Any, rows: pd.DataFrame, predictions: pd.DataFrame, sin
 def anomaly_results(model: Any, rows: pd.DataFrame, scored: pd.DataFrame, single: bool) -> None:
     if single:
         left, right = st.columns(2)
-        left.metric("Anomaly score", f"{scored['anomaly_score'].iloc[0]:.4g}", border=True,
-                    help=f"How badly the model rebuilds this row; above {model.preprocessor.threshold:.4g} is unusual.")
-        right.metric("Unusual?", "yes" if bool(scored["is_anomaly"].iloc[0]) else "no", border=True)
+        left.metric(t("Anomaly score"), f"{scored['anomaly_score'].iloc[0]:.4g}", border=True,
+                    help=t("How badly the model rebuilds this row; above {threshold:.4g} is unusual.",
+                           threshold=model.preprocessor.threshold))
+        right.metric(t("Unusual?"), t("yes") if bool(scored["is_anomaly"].iloc[0]) else t("no"), border=True)
         return
-    st.metric("Rows flagged", f"{int(scored['is_anomaly'].sum()):,} of {len(scored):,}", border=True)
-    st.info(summarise_anomalies(scored), icon=":material/fact_check:")
+    st.metric(t("Rows flagged"), f"{int(scored['is_anomaly'].sum()):,}{t(' of ')}{len(scored):,}", border=True)
+    st.info(tm(summarise_anomalies(scored)), icon=":material/fact_check:")
     notes = range_notes(model, rows)
     if notes is not None:
         scored = scored.assign(out_of_range=notes.to_numpy())
@@ -308,10 +333,10 @@ def anomaly_results(model: Any, rows: pd.DataFrame, scored: pd.DataFrame, single
     table.insert(0, "row", np.arange(1, len(table) + 1))
     table = table.sort_values(["is_anomaly", "anomaly_score"], ascending=False, kind="stable")
     st.dataframe(table, hide_index=True, width="stretch", key="anomaly_table", column_config={
-        "row": st.column_config.NumberColumn("Row", help="Position in your file."),
-        "anomaly_score": st.column_config.NumberColumn("Anomaly score", format="%.4g"),
-        "is_anomaly": st.column_config.CheckboxColumn("Unusual?")})
-    st.caption("Most unusual first; the download keeps your rows' order.")
+        "row": st.column_config.NumberColumn(t("Row"), help=t("Position in your file.")),
+        "anomaly_score": st.column_config.NumberColumn(t("Anomaly score"), format="%.4g"),
+        "is_anomaly": st.column_config.CheckboxColumn(t("Unusual?"))})
+    st.caption(t("Most unusual first; the download keeps your rows' order."))
 
 
 def known_label(path: str, classes: list[str]) -> str | None:
@@ -335,12 +360,10 @@ def image_results(data: list[bytes], predictions: pd.DataFrame) -> None:
                 cell.caption(name)
             else:  # the folder says what it really is: show it, and whether the model got it
                 mark = ":material/check: " if str(truth) == str(label) else ":material/close: "
-                cell.caption(f"{mark}really {truth} · {name}")
+                cell.caption(mark + t("really {truth} · {name}", truth=truth, name=name))
     if len(data) > MAX_THUMBNAILS:
-        st.caption(f"The first {MAX_THUMBNAILS} of {len(data):,} images; the table has them all.")
-    config: dict[str, Any] = {c: st.column_config.ProgressColumn(f"Chance of {c.removeprefix('probability_')}",
-                                                                 format="percent", min_value=0.0, max_value=1.0)
-                              for c in predictions.columns if c.startswith("probability_")}
+        st.caption(t("The first {n} of {total:,} images; the table has them all.", n=MAX_THUMBNAILS, total=len(data)))
+    config: dict[str, Any] = {c: chance_column(c) for c in predictions.columns if c.startswith("probability_")}
     st.dataframe(predictions, hide_index=True, width="stretch", key="image_predictions", column_config=config)
     st.caption(prediction_counts(predictions, "images"))
 
@@ -356,4 +379,4 @@ def forecast_results(model: Any, history: pd.DataFrame, forecast: pd.DataFrame) 
     daily = bool((times == times.dt.normalize()).all())  # whole days: no 00:00:00 on every line
     st.dataframe(forecast, hide_index=True, width="stretch", key="forecast_table", column_config={
         pre.time_column: st.column_config.DatetimeColumn(format="YYYY-MM-DD" if daily else "YYYY-MM-DD HH:mm"),
-        "prediction": st.column_config.NumberColumn(f"Forecast of {pre.target}", format="%.4g")})
+        "prediction": st.column_config.NumberColumn(t("Forecast of {target}", target=pre.target), format="%.4g")})

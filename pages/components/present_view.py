@@ -10,7 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.errors import BuilderError
+from builder.spec import FAMILIES
 from builder.trained import TrainedModel
+from pages.components.i18n import t, tm
 from pages.components.state import SHARE_PARAM, AppState
 from pages.components.ui import trained_time
 
@@ -26,14 +28,16 @@ def headline(trained: TrainedModel) -> str:
     """What the model does, in one line a manager reads first."""
     target = trained.data_spec.target
     if trained.kind == "images":
-        classes = ", ".join(str(c) for c in trained.preprocessor.classes[:6])
-        return f"Sorting pictures into {len(trained.preprocessor.classes)} classes ({classes}{'...' if len(trained.preprocessor.classes) > 6 else ''})"
+        classes = trained.preprocessor.classes
+        shown = ", ".join(str(c) for c in classes[:6]) + ("..." if len(classes) > 6 else "")
+        return t("Sorting pictures into {n} classes ({classes})", n=len(classes), classes=shown)
     if trained.task == "anomaly":
-        return "Finding unusual rows"
+        return t("Finding unusual rows")
     if trained.task == "forecast":
-        return f"Forecasting '{target}'"
-    source = "text" if trained.kind == "text" else "the other columns"
-    return f"Predicting '{target}' from {source}"
+        return t("Forecasting '{target}'", target=target)
+    if trained.kind == "text":
+        return t("Predicting '{target}' from text", target=target)
+    return t("Predicting '{target}' from the other columns", target=target)
 
 
 def run_facts(trained: TrainedModel) -> str:
@@ -41,12 +45,15 @@ def run_facts(trained: TrainedModel) -> str:
     rows = trained.info.get("rows", {})
     trained_rows = rows.get("train")
     when = trained_time(trained.info)
-    parts = [trained.spec.effective_family().upper() if trained.spec.effective_family() in ("mlp", "cnn", "rnn", "lstm", "gru")
-             else trained.spec.effective_family().title()]
+    family = trained.spec.effective_family()
+    # "MLP", "LSTM"; the others by the first words of their title: "Logistic regression", "Autoencoder".
+    parts = [family.upper() if family in ("mlp", "cnn", "rnn", "lstm", "gru")
+             else tm(FAMILIES[family].title.split(" (")[0]) if family in FAMILIES else family]
     if trained_rows:
-        parts.append(f"learnt from {trained_rows:,} rows, scored on {rows.get('test', 0):,} it never saw")
+        parts.append(t("learnt from {train:,} rows, scored on {test:,} it never saw", train=trained_rows,
+                       test=rows.get("test", 0)))
     if when:
-        parts.append(f"trained {when}")
+        parts.append(t("trained {when}", when=when))
     return " · ".join(parts)
 
 
@@ -64,27 +71,27 @@ def share_url(token: str) -> str:
 
 def share_panel(state: AppState) -> None:
     """Make, show, revoke and remake the view-only link of this workspace."""
-    with st.expander("Share a view-only link", icon=":material/share:"):
-        st.caption("A second address for this workspace that shows this presentation only: whoever opens "
-                   "it can look, but can neither edit, start, stop nor delete anything.")
+    with st.expander(t("Share a view-only link"), icon=":material/share:"):
+        st.caption(t("A second address for this workspace that shows this presentation only: whoever opens "
+                     "it can look, but can neither edit, start, stop nor delete anything."))
         try:
             token = state.workspace.share_token()
             if token is None:
-                if st.button("Make a view-only link", key="present_share_make", icon=":material/add_link:"):
+                if st.button(t("Make a view-only link"), key="present_share_make", icon=":material/add_link:"):
                     state.workspace.share_link()
                     st.rerun()
             else:
                 st.code(share_url(token), language=None)
                 left, right = st.columns(2)
-                if left.button("Revoke the link", key="present_share_revoke", icon=":material/link_off:",
-                               help="The address stops working at once."):
+                if left.button(t("Revoke the link"), key="present_share_revoke", icon=":material/link_off:",
+                               help=t("The address stops working at once.")):
                     state.workspace.revoke_share()
                     st.rerun()
-                if right.button("Make a new link", key="present_share_renew", icon=":material/autorenew:",
-                                help="Revokes this address and makes another."):
+                if right.button(t("Make a new link"), key="present_share_renew", icon=":material/autorenew:",
+                                help=t("Revokes this address and makes another.")):
                     state.workspace.revoke_share()
                     state.workspace.share_link()
                     st.rerun()
         except BuilderError as exc:
-            st.error(str(exc), icon=":material/error:")
-        st.caption(LOOPBACK_NOTE)
+            st.error(tm(exc), icon=":material/error:")
+        st.caption(t(LOOPBACK_NOTE))

@@ -25,6 +25,7 @@ import streamlit as st
 from builder.errors import BuilderError
 from builder.report import build_report, find_chromium, report_pdf
 from pages.components.bundle_view import slug
+from pages.components.i18n import language, t, tm
 from pages.components.state import AppState
 from pages.components.ui import human_bytes, user_errors
 
@@ -51,7 +52,7 @@ def report_key(state: AppState) -> str:
     trained = state.trained
     extras = {name: trained.info.get(name) for name in ("explanations", "threshold", "trained_at")}
     digest = hashlib.sha256(json.dumps(extras, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{state.run_id}:{digest}"
+    return f"{state.run_id}:{digest}:{language()}"  # a report is in the language it was made in
 
 
 def report_file_name(state: AppState, extension: str) -> str:
@@ -66,13 +67,13 @@ def make_report(state: AppState) -> MadeReport:
         ReportError: the report could not be written (a bad threshold or explanations kept with the run).
     """
     started = time.perf_counter()
-    html = build_report(state.trained)
+    html = build_report(state.trained, lang=language())
     return MadeReport(report_key(state), html.encode("utf-8"), None, None, time.perf_counter() - started)
 
 
 def print_pdf(made: MadeReport, chromium: str) -> None:
     """Print ``made``'s HTML to PDF with Chromium (seconds: on a click), into ``made``."""
-    with st.spinner("Printing the PDF with Chromium (a few seconds)..."), \
+    with st.spinner(t("Printing the PDF with Chromium (a few seconds)...")), \
             tempfile.TemporaryDirectory(prefix="report-") as folder:
         try:
             path = report_pdf(made.html.decode("utf-8"), Path(folder) / "report.pdf", chromium=chromium)
@@ -83,31 +84,33 @@ def print_pdf(made: MadeReport, chromium: str) -> None:
 
 def report_section(state: AppState) -> None:
     """The report, ready to download in one click (HTML); the PDF printed on a click of its own."""
-    st.subheader("A report for stakeholders")
+    st.subheader(t("A report for stakeholders"))
     chromium = find_chromium()
-    st.caption(f"One file that opens in any browser without the app or an internet connection, and prints "
-               f"on A4: {CONTENTS}." + ("" if chromium else " A PDF needs Chromium on the server; print the "
-                                                          "HTML from your browser instead."))
+    about = t("One file that opens in any browser without the app or an internet connection, and prints on A4: "
+              "{contents}.", contents=t(CONTENTS))
+    if not chromium:
+        about = t("{about} A PDF needs Chromium on the server; print the HTML from your browser instead.", about=about)
+    st.caption(about)
     made = st.session_state.get(REPORT_KEY)
     if made is None or made.key != report_key(state):  # none yet, or made for another run or explanations
         made = None
-        with user_errors("The report could not be made. "):
+        with user_errors(t("The report could not be made. ")):
             made = make_report(state)
             st.session_state[REPORT_KEY] = made
         if made is None:
             return
     left, right = st.columns(2)
-    left.download_button("Download the report (HTML)", data=made.html, file_name=report_file_name(state, "html"),
+    left.download_button(t("Download the report (HTML)"), data=made.html, file_name=report_file_name(state, "html"),
                          mime="text/html", icon=":material/download:", width="stretch", key="export_report_html")
     if made.pdf is not None:
-        right.download_button("Download the report (PDF)", data=made.pdf, file_name=report_file_name(state, "pdf"),
+        right.download_button(t("Download the report (PDF)"), data=made.pdf, file_name=report_file_name(state, "pdf"),
                               mime="application/pdf", icon=":material/picture_as_pdf:", width="stretch",
                               key="export_report_pdf")
     elif chromium is not None and made.pdf_problem is None and right.button(
-            "Make a PDF of it", icon=":material/picture_as_pdf:", width="stretch", key="export_report_pdf_make"):
+            t("Make a PDF of it"), icon=":material/picture_as_pdf:", width="stretch", key="export_report_pdf_make"):
         print_pdf(made, chromium)
         st.rerun()
     sizes = f"HTML {human_bytes(len(made.html))}" + (f", PDF {human_bytes(len(made.pdf))}" if made.pdf else "")
-    st.caption(f"{sizes}, from the model trained {state.trained.info.get('trained_at', '')}.")
+    st.caption(t("{sizes}, from the model trained {when}.", sizes=sizes, when=state.trained.info.get("trained_at", "")))
     if made.pdf_problem:
-        st.warning(made.pdf_problem, icon=":material/picture_as_pdf:")
+        st.warning(tm(made.pdf_problem), icon=":material/picture_as_pdf:")

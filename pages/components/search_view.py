@@ -18,11 +18,14 @@ import pandas as pd
 import streamlit as st
 
 from builder.evaluate import HEADLINE_METRIC, METRICS, format_metric
+from builder.i18n import translate
 from builder.jobs import FAILED, Job
 from builder.search import COMPLETE, SearchResult, TrialRecord, search
 from builder.train import Callback, TrainConfig, TrainControl
 from builder.trained import TrainedModel
+from pages.components.i18n import language, t, tm
 from pages.components.state import AppState, job_registry
+from pages.components.train_settings import in_sentence
 from pages.components.training import run_title
 from pages.components.ui import user_errors
 
@@ -66,6 +69,7 @@ def start_search(state: AppState, config: TrainConfig, budget_minutes: float) ->
     state.set_config(config)
     source, data_spec, design, workspace = state.data_source(), state.data_spec, state.design, state.workspace
     title, data_name = run_title(state), state.table_name
+    lang = language()  # the worker names the runs it saves in the language of the page that started it
     progress = SearchProgress(budget_minutes)
 
     def on_trial(record: TrialRecord, trained: TrainedModel | None) -> None:  # worker thread
@@ -73,7 +77,8 @@ def start_search(state: AppState, config: TrainConfig, budget_minutes: float) ->
         if trained is not None:
             if data_name:
                 trained.info["source"] = data_name
-            run_id = workspace.save_run(trained, f"{title}, search trial {record.number}")
+            run_id = workspace.save_run(trained, translate("{title}, search trial {n}", lang, title=title,
+                                                           n=record.number))
         progress.add(record, run_id)
 
     def work(control: TrainControl, callbacks: Sequence[Callback]) -> TrainedModel:
@@ -85,12 +90,14 @@ def start_search(state: AppState, config: TrainConfig, budget_minutes: float) ->
     def on_done(job: Job) -> None:  # worker thread: the best run gets its test score in the list
         result = progress.result
         run_id = progress.run_ids[result.best_number]
-        workspace.save_run(job.result, f"{title}, best of search (trial {result.best_number})", run_id=run_id)
+        workspace.save_run(job.result, translate("{title}, best of search (trial {n})", lang, title=title,
+                                                 n=result.best_number), run_id=run_id)
         workspace.save_state(SEARCH_STATE, {"trials": progress.snapshot(), "best_number": result.best_number,
                                             "best_run_id": run_id, "task": data_spec.task})
 
-    job = job_registry().start(workspace.token, work, f"Search: {title}", config.epochs, on_done)
+    job = job_registry().start(workspace.token, work, t("Search: {title}", title=title), config.epochs, on_done)
     job.outputs["progress"] = progress
+    job.outputs["title"] = title
     workspace.save_state(SEARCH_JOB, job.id)
     return job
 
@@ -104,14 +111,14 @@ def current_search(state: AppState) -> Job | None:
 def search_button(state: AppState, config: TrainConfig, disabled: bool) -> None:
     """The budget and the "Find a better model" button, under Start."""
     budget, button = st.columns([1, 2], vertical_alignment="bottom")
-    minutes = budget.number_input("Search minutes", min_value=0.1, max_value=600.0, value=DEFAULT_BUDGET_MINUTES,
+    minutes = budget.number_input(t("Search minutes"), min_value=0.1, max_value=600.0, value=DEFAULT_BUDGET_MINUTES,
                                   step=0.5, format="%g", key="search_budget", disabled=disabled,
-                                  help="How long the search may take, all trials together.")
-    if button.button("Find a better model", icon=":material/travel_explore:", width="stretch",
+                                  help=t("How long the search may take, all trials together."))
+    if button.button(t("Find a better model"), icon=":material/travel_explore:", width="stretch",
                      disabled=disabled, key="search_start",
-                     help="Try larger and smaller versions of this design and other training settings "
-                          "for the minutes given, and keep the best. The first trial is your design and "
-                          "settings as they are; trials are compared on the validation rows only."):
+                     help=t("Try larger and smaller versions of this design and other training settings "
+                            "for the minutes given, and keep the best. The first trial is your design and "
+                            "settings as they are; trials are compared on the validation rows only.")):
         with user_errors():
             start_search(state, config, float(minutes))
             st.rerun()
@@ -124,7 +131,7 @@ def search_panel(state: AppState) -> bool:
         return False
     progress: SearchProgress = job.outputs["progress"]
     task = state.data_spec.task
-    st.subheader(f"Finding a better model: {job.title.removeprefix('Search: ')}")
+    st.subheader(t("Finding a better model: {title}", title=job.outputs.get("title", job.title)))
 
     def draw() -> None:
         if job.snapshot().done:
@@ -133,10 +140,11 @@ def search_panel(state: AppState) -> bool:
         elapsed = time.monotonic() - progress.started
         trials = progress.snapshot()
         st.progress(min(1.0, elapsed / budget),
-                    text=f"Trial {len(trials) + 1} · {elapsed:.0f} s of {budget:.0f} s · every trial is "
-                         "scored on the validation rows; the test rows wait for the best one")
-        if st.button("Stop", icon=":material/stop_circle:", key="search_stop",
-                     help="End the search now and keep the best trial so far."):
+                    text=t("Trial {n} · {elapsed:.0f} s of {budget:.0f} s · every trial is scored on the "
+                           "validation rows; the test rows wait for the best one", n=len(trials) + 1,
+                           elapsed=elapsed, budget=budget))
+        if st.button(t("Stop"), icon=":material/stop_circle:", key="search_stop",
+                     help=t("End the search now and keep the best trial so far.")):
             job.stop()
         trial_table(trials, task)
 
@@ -148,18 +156,18 @@ def search_results(state: AppState) -> None:
     """The last search: how it ended, its table and "Use the best"."""
     job = current_search(state)
     if job is not None and job.status == FAILED:
-        st.error(f"The search did not finish: {job.error}", icon=":material/error:")
+        st.error(t("The search did not finish: {error}", error=tm(job.error)), icon=":material/error:")
     found = state.workspace.load_state(SEARCH_STATE)
     if not isinstance(found, dict) or not found.get("trials"):
         return
     st.divider()
-    st.subheader("Last search")
+    st.subheader(t("Last search"))
     best, run_id = found["best_number"], found["best_run_id"]
     trial_table(found["trials"], found.get("task", ""), best)
     if state.run_id == run_id:
-        st.success(f"Trial {best}, the best, is the current model: its design and settings are applied.",
+        st.success(t("Trial {n}, the best, is the current model: its design and settings are applied.", n=best),
                    icon=":material/check_circle:")
-    elif st.button(f"Use the best (trial {best})", type="primary", icon=":material/done_all:", key="search_use"):
+    elif st.button(t("Use the best (trial {n})", n=best), type="primary", icon=":material/done_all:", key="search_use"):
         with user_errors():
             trained = state.workspace.load_run(run_id)
             state.set_design(trained.spec)
@@ -181,17 +189,18 @@ def trials_frame(trials: list[dict[str, Any]], task: str, best: int | None = Non
         done = [t for t in trials if t["state"] == COMPLETE and t["val_loss"] is not None]
         best = min(done, key=lambda t: t["val_loss"])["number"] if done else None
     short = METRICS[metric].short if metric in METRICS else "score"
-    label = f"Validation {short if short.isupper() else short.lower()}"
+    label = t("Validation {metric}", metric=short if short.isupper() else in_sentence(short))
     rows = []
     for trial in trials:
         score = trial["validation"].get(metric)
+        trial_state = t(trial["state"])  # complete, pruned or failed
         rows.append({
-            "Trial": f"{trial['number']} ★" if trial["number"] == best else str(trial["number"]),
+            t("Trial"): f"{trial['number']} ★" if trial["number"] == best else str(trial["number"]),
             label: format_metric(metric, score) if score is not None else "",
-            "Validation loss": trial["val_loss"],
-            "State": trial["state"] if not trial["note"] else f"{trial['state']}: {trial['note']}",
-            "Epochs": trial["epochs"],
-            "Seconds": round(trial["seconds"], 1),
-            **{PARAM_LABELS.get(k, k): v for k, v in trial["params"].items()},
+            t("Validation loss"): trial["val_loss"],
+            t("State"): f"{trial_state}: {tm(trial['note'])}" if trial["note"] else trial_state,
+            t("Epochs"): trial["epochs"],
+            t("Seconds"): round(trial["seconds"], 1),
+            **{t(PARAM_LABELS[k]) if k in PARAM_LABELS else k: v for k, v in trial["params"].items()},
         })
     return pd.DataFrame(rows)

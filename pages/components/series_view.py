@@ -21,7 +21,8 @@ from builder.data.profile import date_columns
 from builder.data.sources import prepare_data
 from builder.data.timeseries import FILL_WORDS, MIN_WINDOWS, SeriesProfile, WindowSpec, describe_step, profile_series
 from builder.errors import BuilderError, DataError
-from pages.components.data_view import data_key, saved_for
+from pages.components.data_view import choices_placeholder, data_key, saved_for
+from pages.components.i18n import t, tcount, tm
 from pages.components.state import AppState
 from pages.components.ui import COLOURS
 
@@ -70,7 +71,7 @@ def suggest_window(n_steps: int, season: int | None, val_fraction: float = 0.15,
 # --- cached engine calls -----------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Reading the time column...", max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _profile(key: str, time_column: str, columns: tuple[str, ...], fill: str, _df) -> SeriesProfile:
     return profile_series(_df, time_column, list(columns), fill=fill)
 
@@ -81,7 +82,8 @@ def series_profile(state: AppState, time_column: str, columns: list[str], fill: 
     Raises:
         DataError: the time column holds no dates, a value column no numbers...
     """
-    return _profile(data_key(state), time_column, tuple(columns), fill, state.df)
+    with st.spinner(t("Reading the time column...")):
+        return _profile(data_key(state), time_column, tuple(columns), fill, state.df)
 
 
 def series_step(state: AppState, spec: DataSpec) -> dict | None:
@@ -104,7 +106,7 @@ class SeriesPreview:
     horizon: int
 
 
-@st.cache_resource(show_spinner="Cutting the series into windows...", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _preview(key: str, spec_json: str, val: float, test: float, seed: int, _df) -> SeriesPreview:
     spec = DataSpec.from_dict(json.loads(spec_json))
     prepared = prepare_data(_df, spec, val, test, seed)
@@ -120,8 +122,9 @@ def series_preview(state: AppState, spec: DataSpec) -> SeriesPreview:
         DataError: too few rows for the window, bad shares...: the message says what to change.
     """
     config = state.config
-    return _preview(data_key(state), json.dumps(spec.to_dict(), sort_keys=True), config.val_fraction,
-                    config.test_fraction, config.seed, state.df)
+    with st.spinner(t("Cutting the series into windows...")):
+        return _preview(data_key(state), json.dumps(spec.to_dict(), sort_keys=True), config.val_fraction,
+                        config.test_fraction, config.seed, state.df)
 
 
 # --- pictures ----------------------------------------------------------------------------------------
@@ -138,11 +141,11 @@ def window_figure(preview: SeriesPreview, target: str) -> go.Figure:
     fig.add_trace(go.Scatter(x=times[lo:hi + 1], y=values[lo:hi + 1], name=f"'{target}'", mode="lines",
                              line=dict(color=COLOURS["baseline"], width=1.5), hovertemplate="%{y:.4g}"))
     fig.add_trace(go.Scatter(x=times[start:end + 1], y=values[start:end + 1], mode="lines+markers",
-                             name=f"What the model sees ({preview.window} steps)",
+                             name=t("What the model sees ({n} steps)", n=preview.window),
                              line=dict(color=COLOURS["train"], width=3), marker=dict(size=5),
                              hovertemplate="%{y:.4g}"))
     fig.add_trace(go.Scatter(x=times[end:stop + 1], y=values[end:stop + 1], mode="lines+markers",
-                             name=f"What it forecasts ({preview.horizon} step{'s' * (preview.horizon > 1)})",
+                             name=t("What it forecasts ({steps})", steps=tcount(preview.horizon, "step")),
                              line=dict(color=COLOURS["validation"], width=3, dash="dot"), marker=dict(size=8),
                              hovertemplate="%{y:.4g}"))
     for first, last, colour in ((start, end, COLOURS["train"]), (end + 1, stop, COLOURS["validation"])):
@@ -156,14 +159,16 @@ def window_figure(preview: SeriesPreview, target: str) -> go.Figure:
 def split_sentence(preview: SeriesPreview) -> str:
     """Which dates each block forecasts, oldest first: the split is by time, never shuffled."""
     parts = []
-    for name, label in (("train", "learns from"), ("val", "is tuned on"), ("test", "is tested on")):
+    for name, part in (("train", "learns from {first} to {last} ({n:,} windows)"),
+                       ("val", "is tuned on {first} to {last} ({n:,} windows)"),
+                       ("test", "is tested on {first} to {last} ({n:,} windows)")):
         ends = preview.ends[name]
         if ends.size:
             first = np.datetime_as_string(preview.times[ends[0] + 1], unit="D")
             last = np.datetime_as_string(preview.times[ends[-1] + preview.horizon], unit="D")
-            parts.append(f"{label} {first} to {last} ({ends.size:,} windows)")
-    return ("The split is by time, never shuffled: the model " + ", ".join(parts) +
-            ". Like a real forecast, it is always judged on a future it has not seen.")
+            parts.append(t(part, first=first, last=last, n=ends.size))
+    return t("The split is by time, never shuffled: the model {parts}. Like a real forecast, it is always "
+             "judged on a future it has not seen.", parts=t(", ").join(parts))
 
 
 # --- the panel -------------------------------------------------------------------------------------
@@ -171,15 +176,15 @@ def split_sentence(preview: SeriesPreview) -> str:
 
 def _messages(profile: SeriesProfile) -> None:
     with st.container(border=True):
-        st.markdown("**What the time column says**")
+        st.markdown(f"**{t('What the time column says')}**")
         for message in profile.messages:
             calm = message.startswith(("One value every", "No gaps", "Suggested season", "No natural season"))
-            st.markdown(f"{':material/check_circle:' if calm else ':material/warning:'} {message}")
+            st.markdown(f"{':material/check_circle:' if calm else ':material/warning:'} {tm(message)}")
 
 
 def _number(place, label: str, value: int, key: str, low: int, help_text: str, step: dict) -> int:
     number = place.number_input(label, min_value=low, value=max(low, int(value)), step=1, key=key, help=help_text)
-    place.caption(f"= {describe_step(step, int(number))}")
+    place.caption(f"= {tm(describe_step(step, int(number)))}")
     return int(number)
 
 
@@ -190,29 +195,31 @@ def series_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[D
     times = time_columns_first(profile)
     when, what, extra = st.columns(3, gap="medium")
     time_column = when.selectbox(
-        "The time column", times, key=f"data_time_{suffix}",
+        t("The time column"), times, key=f"data_time_{suffix}",
         index=times.index(options["time_column"]) if options.get("time_column") in times else 0,
-        help="The date or time of each row. Columns that look like dates are listed first.")
+        help=t("The date or time of each row. Columns that look like dates are listed first."))
     values = value_columns(profile, time_column)
     if not values:
-        st.error(f"No column besides '{time_column}' holds numbers, so there is nothing to forecast. "
-                 "Choose a table with a column of numbers measured over time.", icon=":material/error:")
+        st.error(t("No column besides '{column}' holds numbers, so there is nothing to forecast. Choose a "
+                   "table with a column of numbers measured over time.", column=time_column),
+                 icon=":material/error:")
         return None, {time_column: "Time"}
-    target = what.selectbox("The column to forecast", values, key=f"data_forecast_{suffix}_{time_column}",
+    target = what.selectbox(t("The column to forecast"), values, key=f"data_forecast_{suffix}_{time_column}",
                             index=values.index(saved.target) if saved and saved.target in values else 0,
-                            help="The numbers the model should predict for the coming steps.")
+                            help=t("The numbers the model should predict for the coming steps."))
     others = [v for v in values if v != target]
-    extras = extra.multiselect("Other value columns (optional)", others, key=f"data_extras_{suffix}_{target}",
+    extras = extra.multiselect(t("Other value columns (optional)"), others, key=f"data_extras_{suffix}_{target}",
                                default=[f for f in (saved.features if saved else []) if f in others],
-                               help="Other numbers measured at the same times that may help, e.g. the "
-                                    "temperature or a price. The model sees their past, never their future.")
+                               placeholder=choices_placeholder(others), disabled=not others,
+                               help=t("Other numbers measured at the same times that may help, e.g. the "
+                                      "temperature or a price. The model sees their past, never their future."))
     roles = {time_column: "Time", target: "Forecast", **{e: "Input" for e in extras}}
     fill_key = f"data_fill_{suffix}"
     fill = st.session_state.get(fill_key, options.get("fill", "forward"))
     try:
         profile_ts = series_profile(state, time_column, [target, *extras], fill)
     except DataError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(tm(exc), icon=":material/error:")
         return None, roles
     _messages(profile_ts)
     suggested = suggest_window(profile_ts.n_steps, profile_ts.suggested_season,
@@ -221,25 +228,27 @@ def series_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[D
     w, h, s, f = st.columns(4, gap="medium")
     key = f"{suffix}_{time_column}"
     step = profile_ts.step
-    window = _number(w, "Past steps seen (window)", (options.get("window") if same else None) or suggested.window,
-                     f"data_window_{key}", 2, "How far back the model looks for each forecast. A few "
-                     "natural cycles (e.g. 4 weeks of days) usually work well.", step)
-    horizon = _number(h, "Steps ahead (horizon)", (options.get("horizon") if same else None) or suggested.horizon,
-                      f"data_horizon_{key}", 1, "How many steps ahead the model predicts at once.", step)
-    stride = _number(s, "Steps between examples (stride)", (options.get("stride") if same else None) or suggested.stride,
-                     f"data_stride_{key}", 1, "1 makes a training example at every step; larger values "
-                     "make fewer examples and train faster.", step)
-    f.selectbox("Fill gaps by", list(FILL_WORDS), format_func=FILL_LABELS.get, key=fill_key,
-                index=list(FILL_WORDS).index(fill),
-                help="Missing steps and empty values are filled before training, the same way as when "
-                     "the model predicts.")
+    window = _number(w, t("Past steps seen (window)"), (options.get("window") if same else None) or suggested.window,
+                     f"data_window_{key}", 2, t("How far back the model looks for each forecast. A few "
+                                                "natural cycles (e.g. 4 weeks of days) usually work well."), step)
+    horizon = _number(h, t("Steps ahead (horizon)"), (options.get("horizon") if same else None) or suggested.horizon,
+                      f"data_horizon_{key}", 1, t("How many steps ahead the model predicts at once."), step)
+    stride = _number(s, t("Steps between examples (stride)"),
+                     (options.get("stride") if same else None) or suggested.stride, f"data_stride_{key}", 1,
+                     t("1 makes a training example at every step; larger values make fewer examples and train "
+                       "faster."), step)
+    # No tooltip here: it would open over the gaps it explains, in the box just above.
+    f.selectbox(t("Fill gaps by"), list(FILL_WORDS), key=fill_key, index=list(FILL_WORDS).index(fill),
+                format_func={k: t(v) for k, v in FILL_LABELS.items()}.get)
+    f.caption(t("Missing steps and empty values are filled before training, the same way as when the model "
+                "predicts."))
     spec = DataSpec(target, "forecast", [target, *extras], kind="series",
                     options={"time_column": time_column, "window": window, "horizon": horizon,
                              "stride": stride, "fill": fill})
     try:
         preview = series_preview(state, spec)
     except DataError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(tm(exc), icon=":material/error:")
         return None, roles
     st.plotly_chart(window_figure(preview, target), key="data_window_picture")
     st.info(split_sentence(preview), icon=":material/schedule:")

@@ -16,7 +16,8 @@ from builder.data import DataSpec, TableProfile, check_target, suggest_features
 from builder.data.profile import MAX_CLASSES
 from builder.data.text import LENGTH_PERCENTILE, MAX_LENGTH_CAP, check_text_column, tokenize
 from builder.errors import DataError
-from pages.components.data_view import PURPOSES, cached_text_guess, data_key, saved_for
+from pages.components.data_view import cached_text_guess, data_key, purpose_name, saved_for
+from pages.components.i18n import t, tm
 from pages.components.state import AppState
 
 FACT_ROWS = 5_000  # texts counted for the length facts (a sample of larger tables)
@@ -105,11 +106,24 @@ def _no_text_advice(profile: TableProfile, problems: dict[str, str | None], text
     say so and point to a table model (which reads numbers and categories)."""
     usable = [name for name in text_column_choices(profile, problems) if problems.get(name) is None]
     if usable:
-        return f" '{usable[0]}' holds written text: choose it above."
+        return t("'{column}' holds written text: choose it above.", column=usable[0])
     labels = label_columns(profile, text_column)
-    goal = f"predict '{labels[0]}' from the other columns" if labels else "learn from numbers and categories"
-    return (f" No column of this table holds written text (sentences of a few words), so there is nothing "
-            f"for a text model to read. To {goal}, choose '{PURPOSES['table'][0].split(' ', 1)[1]}' above.")
+    goal = t("predict '{label}' from the other columns", label=labels[0]) if labels \
+        else t("learn from numbers and categories")
+    return t("No column of this table holds written text (sentences of a few words), so there is nothing for a "
+             "text model to read. To {goal}, choose '{purpose}' above.", goal=goal, purpose=purpose_name("table"))
+
+
+def _left_out_sentence(text_column: str, left_out: list[str]) -> str:
+    """Which columns a text model does not read, and how to learn from them instead."""
+    names = ", ".join(f"'{name}'" for name in left_out[:10])
+    if len(left_out) > 10:
+        names = t("{names} and more", names=names)
+    sentence = ("A text model reads only '{column}', so {names} is left out. To learn from those columns "
+                "instead, choose '{purpose}' above." if len(left_out) == 1 else
+                "A text model reads only '{column}', so {names} are left out. To learn from those columns "
+                "instead, choose '{purpose}' above.")
+    return t(sentence, column=text_column, names=names, purpose=purpose_name("table"))
 
 
 def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[DataSpec | None, dict[str, str]]:
@@ -121,45 +135,45 @@ def text_panel(state: AppState, profile: TableProfile, suffix: str) -> tuple[Dat
     pick, label = st.columns(2, gap="large")
     guess = cached_text_guess(data_key(state), profile)  # the column the CLI would read, too
     start = saved.options.get("text_column") if saved else guess.column if guess else None
-    text_column = pick.selectbox("The column with the texts", texts, key=f"data_text_{suffix}",
+    text_column = pick.selectbox(t("The column with the texts"), texts, key=f"data_text_{suffix}",
                                  index=texts.index(start) if start in texts else 0,
-                                 help="Written text, e.g. messages, reviews or descriptions. Columns that "
-                                      "hold text are listed first.")
+                                 help=t("Written text, e.g. messages, reviews or descriptions. Columns that "
+                                        "hold text are listed first."))
     # The texts first: a label only makes sense next to a column the model can read.
     try:
         check_text_column(df, text_column)
     except DataError as exc:
-        st.error(f"{exc}{_no_text_advice(profile, problems, text_column)}", icon=":material/error:")
+        st.error(f"{tm(exc)} {_no_text_advice(profile, problems, text_column)}", icon=":material/error:")
         return None, {text_column: "Text"}
     labels = label_columns(profile, text_column)
     if not labels:
-        st.error(f"No column besides '{text_column}' has between 2 and {MAX_CLASSES} different values to "
-                 "predict. Add a column with the label of each text (e.g. its topic).", icon=":material/error:")
+        st.error(t("No column besides '{column}' has between 2 and {most} different values to predict. Add a "
+                   "column with the label of each text (e.g. its topic).", column=text_column, most=MAX_CLASSES),
+                 icon=":material/error:")
         return None, {text_column: "Text"}
-    target = label.selectbox("The label to predict", labels, key=f"data_label_{suffix}_{text_column}",
+    target = label.selectbox(t("The label to predict"), labels, key=f"data_label_{suffix}_{text_column}",
                              index=labels.index(saved.target) if saved and saved.target in labels else 0,
-                             help="The category the model should give each text.")
+                             help=t("The category the model should give each text."))
     roles = {text_column: "Text", target: "Predicted"}
     task = "binary" if profile.column(target).n_unique == 2 else "multiclass"
     try:
         check_target(df, target, task)
     except DataError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(tm(exc), icon=":material/error:")
         return None, roles
     facts = _facts(data_key(state), text_column, df[text_column])
-    label.caption(f":material/lightbulb: {profile.column(target).n_unique} different labels → "
-                  f"{'a yes/no' if task == 'binary' else 'a category'} prediction.")
-    pick.caption(f":material/straighten: About {facts.median:.0f} words per text, the longest {facts.longest:,}; "
-                 f"the model reads the first {facts.covered} tokens, which covers "
-                 f"{LENGTH_PERCENTILE}% of the texts in full.")
+    prediction = ("{n} different labels → a yes/no prediction." if task == "binary"
+                  else "{n} different labels → a category prediction.")
+    label.caption(":material/lightbulb: " + t(prediction, n=profile.column(target).n_unique))
+    pick.caption(":material/straighten: " + t(
+        "About {median:.0f} words per text, the longest {longest:,}; the model reads the first {covered} tokens, "
+        "which covers {percent}% of the texts in full.", median=facts.median, longest=facts.longest,
+        covered=facts.covered, percent=LENGTH_PERCENTILE))
     left_out = [name for name in suggest_features(profile, target) if name != text_column]
     if left_out:  # a text model reads one column: say which others it does not read
-        names = ", ".join(f"'{name}'" for name in left_out[:10]) + (" and more" if len(left_out) > 10 else "")
-        st.info(f"A text model reads only '{text_column}', so {names} {'is' if len(left_out) == 1 else 'are'} "
-                f"left out. To learn from those columns instead, choose "
-                f"'{PURPOSES['table'][0].split(' ', 1)[1]}' above.", icon=":material/info:")
+        st.info(_left_out_sentence(text_column, left_out), icon=":material/info:")
     st.dataframe(examples(df, text_column, target), hide_index=True, width="stretch",
                  column_config={text_column: st.column_config.TextColumn(width="large")})
-    st.caption("A few texts with their labels. Words are read in lower case; Chinese and Japanese "
-               "texts are read one character at a time.")
+    st.caption(t("A few texts with their labels. Words are read in lower case; Chinese and Japanese "
+                 "texts are read one character at a time."))
     return DataSpec(target, task, [text_column], kind="text", options={"text_column": text_column}), roles

@@ -16,6 +16,7 @@ import streamlit as st
 
 from builder.errors import BuilderError
 from builder.params import ParamSpec
+from pages.components.i18n import shown_as, t, tm
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def human_bytes(size: float) -> str:
     """A size for people: "812 bytes", "4.6 KB", "1.2 GB"."""
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+            return t("{size:,.0f} bytes", size=size) if unit == "bytes" else f"{size:,.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
 
@@ -59,7 +60,7 @@ def page_header(title: str, subtitle: str) -> None:
 def go_to(title: str, label: str | None = None) -> None:
     """A link to another step of the journey, by its title ("Data", "Build"...)."""
     path, icon = PAGE_BY_TITLE[title]
-    st.page_link(path, label=label or f"Go to {title}", icon=icon)
+    st.page_link(path, label=label or t("Go to {page}", page=t(title)), icon=icon)
 
 
 class PageEnd(Exception):  # noqa: N818  (a signal, not an error)
@@ -110,32 +111,35 @@ def user_errors(where: str = "") -> Iterator[None]:
     try:
         yield
     except BuilderError as exc:
-        st.error(f"{where}{exc}" if where else str(exc), icon=":material/error:")
+        st.error(f"{where}{tm(str(exc))}", icon=":material/error:")
     except PageEnd:
         raise  # the page chose to end here: not an error
     except Exception as exc:  # noqa: BLE001 - a bug; the page stays usable and the log has details
         log.exception("unexpected error in the app")
-        st.error(f"Something went wrong that is not your fault ({type(exc).__name__}). "
-                 "Your data and trained models are safe; please report this.", icon=":material/bug_report:")
+        st.error(t("Something went wrong that is not your fault ({error}). Your data and trained models "
+                   "are safe; please report this.", error=type(exc).__name__), icon=":material/bug_report:")
         st.exception(exc)
 
 
 def param_input(spec: ParamSpec, value: Any, key: str, disabled: bool = False) -> Any:
     """Draw the widget that fits ``spec`` and return the value the user set."""
     constraint = spec.constraint
-    help_text = f"{spec.help} Allowed: {constraint.describe()}." if spec.help else constraint.describe()
+    allowed = tm(constraint.describe())
+    help_text = t("{help} Allowed: {allowed}.", help=tm(spec.help), allowed=allowed) if spec.help else allowed
+    label = tm(spec.label)
     if value is None:
         value = spec.default
     if constraint.widget == "bool":
-        return st.toggle(spec.label, value=bool(value), key=key, help=help_text, disabled=disabled)
+        return st.toggle(label, value=bool(value), key=key, help=help_text, disabled=disabled)
     if constraint.widget == "choice":
         options = list(constraint.options)
         index = options.index(value) if value in options else 0
-        return st.selectbox(spec.label, options, index=index, key=key, help=help_text, disabled=disabled)
+        return st.selectbox(label, options, index=index, key=key, help=help_text, disabled=disabled,
+                            format_func=shown_as(options, lambda option: tm(str(option))))
     if constraint.widget == "int":
-        return st.number_input(spec.label, value=int(value), step=1, key=key, help=help_text,
+        return st.number_input(label, value=int(value), step=1, key=key, help=help_text,
                                min_value=constraint.low, max_value=constraint.high, disabled=disabled)
     if constraint.widget == "float":
-        return st.number_input(spec.label, value=float(value), key=key, help=help_text, format="%g",
+        return st.number_input(label, value=float(value), key=key, help=help_text, format="%g",
                                disabled=disabled)
-    return st.text_input(spec.label, value=str(value), key=key, help=help_text, disabled=disabled)
+    return st.text_input(label, value=str(value), key=key, help=help_text, disabled=disabled)
