@@ -220,7 +220,7 @@ class JobRegistry:
         self.pool = pool  # a ``workers.WorkerPool``: ``submit`` trains in its processes
 
     def submit(self, owner: str, request: Any, title: str, epochs: int,
-               load_result: Callable[[str], Any]) -> Job:
+               load_result: Callable[[str], Any], job_id: str | None = None) -> Job:
         """Queue ``request`` (a ``workers.TrainingRequest``) for the worker processes; return its job.
 
         Args:
@@ -231,7 +231,7 @@ class JobRegistry:
         """
         if self.pool is None:
             raise RuntimeError("this registry has no worker processes: use start()")
-        job = self._new_job(owner, title, epochs, QUEUED)
+        job = self._new_job(owner, title, epochs, QUEUED, job_id)
         job.load_result = load_result
         self.pool.submit(job, request, JobRecorder(job))
         return job
@@ -240,7 +240,12 @@ class JobRegistry:
         """How many jobs wait for a worker before ``job``."""
         return self.pool.queued_ahead(job) if self.pool is not None else 0
 
-    def _new_job(self, owner: str, title: str, epochs: int, status: str = RUNNING) -> Job:
+    @staticmethod
+    def new_id() -> str:
+        """A fresh job id (a caller that names files after its job takes one first)."""
+        return secrets.token_urlsafe(8)
+
+    def _new_job(self, owner: str, title: str, epochs: int, status: str = RUNNING, job_id: str | None = None) -> Job:
         with self._lock:
             running = [j for j in self._jobs.values() if j.owner == owner and j.status not in FINAL_STATUSES]
             if len(running) >= self.max_running_per_owner:
@@ -249,7 +254,7 @@ class JobRegistry:
                     "before starting another."
                 )
             self._evict_finished()
-            job = Job(id=secrets.token_urlsafe(8), owner=owner, title=title, epochs=epochs, status=status)
+            job = Job(id=job_id or self.new_id(), owner=owner, title=title, epochs=epochs, status=status)
             self._jobs[job.id] = job
         return job
 
@@ -260,6 +265,7 @@ class JobRegistry:
         title: str,
         epochs: int,
         on_done: Callable[[Job], None] | None = None,
+        job_id: str | None = None,
     ) -> Job:
         """Run ``work(control, callbacks)`` in a daemon thread and return its job at once.
 
@@ -271,11 +277,12 @@ class JobRegistry:
             on_done: called in the worker thread after ``work`` returns, with ``job.result`` set
                 (e.g. to save the run and note its id in ``job.outputs``); an error there marks
                 the job failed but keeps its result.
+            job_id: the job's id, when the caller named files after it first (``new_id``).
 
         Raises:
             BuilderError: the owner already has the maximum number of running jobs.
         """
-        job = self._new_job(owner, title, epochs)
+        job = self._new_job(owner, title, epochs, job_id=job_id)
         job.thread = threading.Thread(target=self._run, args=(job, work, on_done), name=f"job-{job.id}",
                                       daemon=True)
         job.thread.start()

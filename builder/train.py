@@ -511,7 +511,7 @@ class _Trainer:
             self.history.stopped_reason = "error"  # a bug or Ctrl-C: still hand back what exists
             raise
         finally:
-            result = self._finish(time.perf_counter() - started)
+            result = self._finish(time.perf_counter() - started - self.paused_seconds)  # pauses do not count
         if failure is not None:
             failure.result = result
             raise failure

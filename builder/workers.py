@@ -21,13 +21,17 @@ its interpreter with them. ``WorkerPool`` keeps training out of the server's pro
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,14 +154,19 @@ def _read_source(request: TrainingRequest, cache: dict[tuple, Any]) -> Any:
     return cache[key]
 
 
-def train_request(request: TrainingRequest, control: TrainControl, callbacks: list, cache: dict) -> Any:
-    """Train ``request``; return the ``TrainedModel``."""
+def train_request(request: TrainingRequest, control: TrainControl, callbacks: list, cache: dict,
+                  source: Any = None) -> Any:
+    """Train ``request``; return the ``TrainedModel``.
+
+    Args:
+        source: the data already in memory (the app's own table), instead of reading the file again.
+    """
     from builder.data import DataSpec
     from builder.pipeline import train_model
     from builder.spec import ModelSpec
     from builder.train_config import TrainConfig
 
-    source = _read_source(request, cache)
+    source = _read_source(request, cache) if source is None else source
     design = ModelSpec.from_dict(request.design) if request.design else None
     trained = train_model(source, DataSpec.from_dict(request.data_spec), TrainConfig.from_dict(request.config),
                           spec=design, callbacks=callbacks, control=control,
@@ -290,7 +299,8 @@ class WorkerPool:
         gpu = index % self.gpus if self.gpus else None
         process = context.Process(target=_serve, name=f"training-worker-{index}", daemon=True,
                                   args=(tasks, self._events, stop, running, os.getpid(), self.threads, gpu))
-        process.start()
+        with _empty_main():
+            process.start()
         return _Worker(index, process, tasks, stop, running, gpu)
 
     def _dispatch(self) -> None:
@@ -362,6 +372,22 @@ class WorkerPool:
                 if job is not None:
                     self._finish(job, "failed", died_message(code), None)
                 self._dispatch()
+
+
+@contextlib.contextmanager
+def _empty_main() -> Iterator[None]:
+    """Start a process without the parent's ``__main__``.
+
+    A spawned child imports its parent's main module first (functions defined there may be its
+    target). Under Streamlit the main module is the app's script, so a worker would run the whole
+    app; the worker's code lives in this module, so it is given an empty main instead.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def died_message(exit_code: int | None) -> str:

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 HOME_ENV = "BUILDER_HOME"
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+JOB_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")  # a training job's id (builder.jobs)
 RUN_PATTERN = re.compile(r"^run-[0-9]{8}-[0-9]{6}-[a-z0-9]{4}$")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 DATA_KINDS = ("table", "images")  # what the saved data file is: a table file, or an image zip
@@ -362,6 +364,22 @@ class Workspace:
                                               data_name=data.name if data else None)
         except Exception as exc:  # noqa: BLE001 - the run is saved in its folder; the store is its index
             log.warning("run %s is saved, but the run store could not be updated (%s)", folder.name, exc)
+
+    # --- the training in progress ----------------------------------------------------------------
+
+    def checkpoint_folder(self, job_id: str) -> Path:
+        """Where training job ``job_id`` keeps its checkpoint, so it can resume after a restart."""
+        if not JOB_PATTERN.fullmatch(job_id or ""):
+            raise BuilderError(f"{job_id!r} is not a training job id.")
+        return self.root / "checkpoints" / job_id
+
+    def discard_checkpoints(self, keep: Collection[str] = ()) -> None:
+        """Delete the checkpoints of trainings that ended or were given up, all but ``keep``'s."""
+        self._check_writable("discard a training's checkpoint")
+        folder = self.root / "checkpoints"
+        for child in folder.iterdir() if folder.is_dir() else ():
+            if child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
 
     def _run_folder(self, run_id: str) -> Path:
         if not RUN_PATTERN.fullmatch(run_id or ""):

@@ -46,38 +46,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app, started exactly as README.md says, on a free local port with an empty home."""
-    home = tmp_path_factory.mktemp("home")
-    port = _free_port()
-    env = {**os.environ, "BUILDER_HOME": str(home)}
-    log = (home / "server.log").open("w")  # a file, not a pipe nobody reads (a full pipe blocks the app)
+def start_app(home: Path, port: int) -> subprocess.Popen:
+    """The app, started exactly as README.md says (training in worker processes, the default), on
+    ``port`` with ``home``; returns once it answers."""
+    env = {**os.environ, "BUILDER_HOME": str(home), "BUILDER_TRAINING_WORKERS": "2"}
+    log = (home / "server.log").open("a")  # a file, not a pipe nobody reads (a full pipe blocks the app)
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not start within 60 s")
-        yield url
-    finally:
-        process.terminate()
+    log.close()  # the child holds its own copy
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    pytest.fail("the app did not start within 60 s")
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app, started exactly as README.md says, on a free local port with an empty home."""
+    home = tmp_path_factory.mktemp("home")
+    port = _free_port()
+    process = start_app(home, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_app(process)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +123,18 @@ def shot(page, name: str) -> None:
 
 def wait_for_text(page, text: str, timeout: float = 60_000) -> None:
     page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=timeout)
+
+
+def wait_for_epochs_done(page, epochs: int, timeout: float = 120.0) -> int:
+    """Wait until the live progress says at least ``epochs`` epochs are done ("Epoch 5 of 400 (4
+    done)"; it changes twice a second, so it is read, not waited for as fixed text); return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"\((\d+) done\)", page.locator('[data-testid="stMain"]').inner_text())
+        if found and int(found.group(1)) >= epochs:
+            return int(found.group(1))
+        time.sleep(0.1)
+    pytest.fail(f"fewer than {epochs} epochs were done after {timeout:.0f} s")
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:
@@ -233,10 +254,38 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
     viewer.close()
 
     # The report: downloaded in one click, it opens offline with no request at all.
+    content = report_opened_offline(page, browser, server, "Download the report (HTML)", tmp_path / "en",
+                                    "11-report")
+    assert content.count("<h1") == 1 and "baseline" in content
+
+    # 中文: the switch in the sidebar turns the whole interface Chinese, page after page, and the
+    # report follows; the URL keeps the choice.
+    page.goto(server.rstrip("/") + "/evaluate?" + page.url.split("?", 1)[1])
+    wait_for_text(page, "Your journey")
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
+    page.get_by_role("option", name="中文").click()
+    wait_for_text(page, "您的进度")
+    wait_for_text(page, "为何这样回答")
+    assert "lang=zh" in page.url
+    wait_idle(page)
+    shot(page, "12-evaluate-zh")
+    page.goto(server.rstrip("/") + "/present?" + page.url.split("?", 1)[1])
+    wait_for_text(page, f"根据其他列预测 '{TARGET}'")
+    page.locator(".js-plotly-plot").first.wait_for(state="visible")
+    shot(page, "13-present-zh")
+    content = report_opened_offline(page, browser, server, "下载报告（HTML）", tmp_path / "zh", "14-report-zh")
+    assert 'lang="zh-Hans"' in content and "基线" in content
+
+
+def report_opened_offline(page, browser, server: str, button: str, folder: Path, shot_name: str) -> str:
+    """Download the report from the Export page with ``button``, open it with the network blocked
+    (every request but the file itself is refused and counted: none may be made), screenshot it;
+    return its HTML."""
     page.goto(server.rstrip("/") + "/export?" + page.url.split("?", 1)[1])
     with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download the report (HTML)").click()
-    report_path = tmp_path / download_info.value.suggested_filename
+        page.get_by_role("button", name=button).click()
+    folder.mkdir(parents=True, exist_ok=True)
+    report_path = folder / download_info.value.suggested_filename
     download_info.value.save_as(report_path)
     offline = browser.new_page(viewport={"width": 1200, "height": 1000})
     requests = []
@@ -245,9 +294,10 @@ def test_upload_train_export_and_predict_like_a_user(server, browser, tmp_path):
                                          else route.abort()))
     offline.goto(report_path.as_uri())
     assert [url for url in requests if not url.startswith("file:")] == []
-    assert offline.locator("h1").count() == 1 and "baseline" in offline.content()
-    shot(offline, "11-report")
+    content = offline.content()
+    shot(offline, shot_name)
     offline.close()
+    return content
 
 
 def cell(grid, row: int, column: int):
@@ -392,3 +442,54 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     shot(page, "cnn-07-train-done")
     accuracy = float(test_accuracy.inner_text().rstrip("%"))
     assert accuracy > 50, f"test accuracy {accuracy}% on 10 classes, chance is 10%"
+
+
+def test_a_server_killed_during_training_offers_to_resume_and_goes_on(browser, tmp_path):
+    from builder.data import DataSpec
+    from builder.templates import starter_spec
+    from builder.train import TrainConfig
+    from builder.workspace import Workspace
+
+    # A workspace as the Data and Build pages leave it, with settings that train for a while.
+    home = tmp_path / "home"
+    home.mkdir()
+    table = make_interaction_table(n=3000, seed=5, task="binary")
+    workspace = Workspace.open(None, home=home)
+    workspace.save_table("churn.csv", table.to_csv(index=False).encode())
+    features = [c for c in table.columns if c != TARGET]
+    workspace.save_state("data_spec", DataSpec(TARGET, "binary", features).to_dict())
+    workspace.save_state("design", starter_spec("mlp", len(features), len(table)).to_dict())
+    workspace.save_state("train_config", TrainConfig(epochs=400, batch_size=16, early_stopping_patience=None,
+                                               seed=0).to_dict())
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_app(home, port)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{url}/train?ws={workspace.token}")
+        page.get_by_role("button", name="Start training").click()
+        wait_for_epochs_done(page, 3)  # three epochs or more checkpointed, the next one running
+        shot(page, "restart-01-training")
+
+        process.kill()  # SIGKILL: the server says nothing; its workers stop at their next batch
+        process.wait()
+        process = start_app(home, port)
+        page.goto(f"{url}/train?ws={workspace.token}")
+        wait_for_text(page, "was interrupted after epoch")
+        resume_button = page.get_by_role("button", name=re.compile(r"Resume from epoch \d+"))
+        epoch = int(re.search(r"\d+", resume_button.inner_text()).group())
+        assert 3 <= epoch < 400
+        shot(page, "restart-02-interrupted")
+        resume_button.click()
+        wait_for_epochs_done(page, epoch + 2)  # it goes on past where it stopped
+        shot(page, "restart-03-resumed")
+        page.get_by_role("button", name="Stop").click()
+        wait_for_text(page, "Training finished", timeout=120_000)
+        shot(page, "restart-04-done")
+        run = workspace.load_run(workspace.load_state("run_id"))
+        assert run.history.epoch == list(range(1, len(run.history.epoch) + 1))  # no gap, no repeat
+        assert len(run.history.epoch) >= epoch + 2
+    finally:
+        page.close()
+        stop_app(process)

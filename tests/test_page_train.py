@@ -157,13 +157,13 @@ def test_a_bad_setting_shows_its_message_and_blocks_start(app, builder_home, key
 
 
 def test_a_failed_job_shows_its_plain_error(app, builder_home, monkeypatch):
+    from builder import pipeline
     from builder.errors import DataError
-    from pages.components import training
 
     def failing(*args, **kwargs):
         raise DataError("'species' holds text, so it cannot be predicted as a number.")
 
-    monkeypatch.setattr(training, "train_model", failing)  # what the job runs, in its thread
+    monkeypatch.setattr(pipeline, "train_model", failing)  # what the job runs, in its thread
     at = open_page(app, make_workspace(builder_home, "iris"), PAGE)
     at.button(key="train_start").click().run()
     poll_until(at, lambda at: any("Training did not finish" in e.value for e in at.error))
@@ -277,12 +277,12 @@ def test_the_live_loss_chart_never_shows_empty_axes(app, builder_home, monkeypat
     """Before the first batch: a note (no empty axes); from the first batch: the running loss, a dot."""
     import threading
 
+    from builder import pipeline
     from builder.errors import DataError
-    from pages.components import training
 
     batch, release = threading.Event(), threading.Event()
 
-    def slow_start(source, data_spec, config, spec=None, callbacks=(), control=None):
+    def slow_start(source, data_spec, config, spec=None, callbacks=(), control=None, **checkpoints):
         batch.wait(30)  # preparing the data: nothing to draw yet
         for callback in callbacks:
             callback.on_train_begin({"device": "CPU", "epochs": config.epochs, "batches_per_epoch": 4})
@@ -290,7 +290,7 @@ def test_the_live_loss_chart_never_shows_empty_axes(app, builder_home, monkeypat
         release.wait(30)
         raise DataError("stopped by the test")
 
-    monkeypatch.setattr(training, "train_model", slow_start)
+    monkeypatch.setattr(pipeline, "train_model", slow_start)
     at = open_page(app, make_workspace(builder_home, "iris"), PAGE)
     at.button(key="train_start").click().run()
     try:

@@ -32,6 +32,7 @@ from builder.jobs import JobRegistry
 from builder.spec import ModelSpec
 from builder.train import TrainConfig
 from builder.trained import TrainedModel
+from builder.workers import WorkerPool, configured_workers
 from builder.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,13 @@ PREDICTED_STATE = "predicted"  # workspace state: {"run_id": the run predictions
 
 @st.cache_resource(show_spinner=False)
 def job_registry() -> JobRegistry:
-    """The process-wide registry of training jobs (each job visible only to its workspace)."""
-    return JobRegistry()
+    """The process-wide registry of training jobs (each job visible only to its workspace).
+
+    Trainings run in worker processes started here, with the app (``BUILDER_TRAINING_WORKERS``,
+    default 2; 0 trains in the server's own threads, as the page tests do).
+    """
+    workers = configured_workers()
+    return JobRegistry(pool=WorkerPool(workers) if workers else None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
