@@ -74,6 +74,36 @@ def prepared_workspace(home: Path, rows: int, seed: int) -> str:
     return workspace.token
 
 
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command line, CPU seconds so far), from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def cpu_by_role(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the app's server, its training workers, and Chromium."""
+    processes = _processes()
+    roles = {"server": 0.0, "workers": 0.0, "chromium": 0.0}
+    for pid, (parent, command, seconds) in processes.items():
+        if pid == server_pid:
+            roles["server"] += seconds
+        elif parent == server_pid and "multiprocessing" in command:
+            roles["workers"] += seconds
+        elif "chrom" in command:
+            roles["chromium"] += seconds
+    return roles
+
+
 def load_seconds(browser, url: str) -> float:
     """A fresh visit (new context: no cache, new session) until the Data page has drawn."""
     context = browser.new_context()
@@ -105,8 +135,15 @@ def measure(rows: int, loads: int, workers: int) -> dict:
                 page.get_by_role("button", name="Start training").click(timeout=120_000)
                 page.get_by_text("Epoch", exact=False).first.wait_for(state="visible", timeout=180_000)
                 trainers.append(page)
+            before, started = cpu_by_role(process.pid), time.monotonic()
             busy = [load_seconds(browser, url) for _ in range(loads)]
+            after, window = cpu_by_role(process.pid), time.monotonic() - started
+            # Where the two cores went while the trainings were watched: share of one core each.
+            busy_cpu = {role: round((after[role] - before[role]) / window, 2) for role in after}
             still_training = all("Training finished" not in page.content() for page in trainers)
+            for page in trainers:  # the same with nobody watching the trainings (no live charts)
+                page.close()
+            unwatched = [load_seconds(browser, url) for _ in range(loads)]
             browser.close()
     finally:
         process.terminate()
@@ -117,6 +154,9 @@ def measure(rows: int, loads: int, workers: int) -> dict:
         "idle_median_s": round(statistics.median(idle), 2), "idle_max_s": round(max(idle), 2),
         "busy_median_s": round(statistics.median(busy), 2), "busy_max_s": round(max(busy), 2),
         "ratio_median": round(statistics.median(busy) / statistics.median(idle), 2),
+        "cores_used_while_watched": busy_cpu,
+        "unwatched_median_s": round(statistics.median(unwatched), 2),
+        "unwatched_ratio": round(statistics.median(unwatched) / statistics.median(idle), 2),
         "both_still_training": still_training,
     }
 
