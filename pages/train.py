@@ -10,13 +10,13 @@ from pages.components import charts
 from pages.components.coach_view import coach_panel
 from pages.components.i18n import t, tm
 from pages.components.resume_view import interrupted_panel
+from pages.components.runs_view import runs_panel
 from pages.components.search_view import search_button, search_panel, search_results
 from pages.components.state import app_state
 from pages.components.train_settings import forget_widgets, settings_form
 from pages.components.training import (
     current_job,
     design_problems,
-    earlier_runs,
     live_panel,
     missing_data_message,
     result_summary,
@@ -112,4 +112,4 @@ elif not searching:
                     key=f"run_{state.run_id}")
         go_to("Evaluate", t("Next: see how good the model is"))
     search_results(state)
-earlier_runs(state)
+runs_panel(state)

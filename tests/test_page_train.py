@@ -179,7 +179,7 @@ def test_a_design_for_another_task_is_refused_before_training(app, builder_home)
     assert at.button(key="train_start").disabled
 
 
-def test_an_earlier_run_can_be_opened(app, builder_home):
+def test_earlier_runs_are_listed_found_reopened_renamed_compared_and_deleted(app, builder_home):
     workspace = make_workspace(builder_home, "iris")
     at = open_page(app, workspace, PAGE)
     at.number_input(key="train_epochs").set_value(2)
@@ -189,10 +189,33 @@ def test_an_earlier_run_can_be_opened(app, builder_home):
         time.sleep(1.1)  # run ids carry the second they were saved in
     first, second = sorted(r.id for r in workspace.list_runs())
     assert at.session_state["app"].run_id == second
-    shown = " ".join(c.value for c in at.caption)  # each run listed with its own trained_at, as elsewhere
-    assert all(workspace.load_run(run).info["trained_at"] in shown for run in (first, second))
-    at.button(key=f"open_{first}").click().run()
+    table = at.dataframe(key="runs_table").value  # newest first, each with its own trained_at
+    assert list(table["created"]) == [workspace.load_run(run).info["trained_at"] for run in (second, first)]
+    assert table["title"][0].endswith("✓") and table["score"][0].endswith("%")
+
+    def pick(*rows: int):
+        at.session_state["runs_table"] = {"selection": {"rows": list(rows), "columns": [], "cells": []}}
+        return at.run()
+
+    pick(1)  # the older run: open it, its design and settings come back too
+    at.button(key="runs_open").click().run()
     assert at.session_state["app"].run_id == first
+    at.text_input(key=f"runs_title_{first}").set_value("The first try")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert {r.id: r.title for r in workspace.list_runs()}[first] == "The first try"
+    at.text_input(key="runs_search").set_value("first try").run()
+    assert list(at.dataframe(key="runs_table").value["title"]) == ["The first try ✓"]
+    at.text_input(key="runs_search").set_value("").run()
+
+    pick(0, 1)  # both: their curves overlaid and their metrics side by side
+    names = {trace.get("name") for c in at.get("plotly_chart") for trace in json.loads(c.proto.spec)["data"]}
+    assert {"The first try", "MLP (neural network) on Iris flowers (sample)"} <= names
+    compared = at.dataframe[-1].value
+    assert list(compared.columns)[0] == "Metric" and len(compared.columns) == 3
+
+    pick(0)  # the newer run: delete it
+    at.button(key="runs_delete").click().run()
+    assert [r.id for r in workspace.list_runs()] == [first]
 
 
 @pytest.mark.parametrize("status, expected", [

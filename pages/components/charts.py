@@ -27,7 +27,7 @@ LIVE_TRACE = "Training (live)"  # the running loss of the epoch in progress
 _FONT = dict(family="Inter, Source Sans Pro, sans-serif", size=13, color="#3C4043")
 
 
-def _layout(fig: go.Figure, x_title: str, y_title: str, height: int = HEIGHT) -> go.Figure:
+def layout(fig: go.Figure, x_title: str, y_title: str, height: int = HEIGHT) -> go.Figure:
     fig.update_layout(
         template="plotly_white", height=height, font=_FONT, hovermode="x unified",
         margin=dict(l=10, r=10, t=36, b=10),
@@ -91,7 +91,7 @@ def loss_figure(
                                  line=dict(color=colour, width=2.5), marker=dict(size=6),
                                  hovertemplate="%{y:.4g}"))
     _mark_best(fig, best_epoch)
-    _layout(fig, t("Epoch"), t("Loss (lower is better)"))
+    layout(fig, t("Epoch"), t("Loss (lower is better)"))
     fig.update_xaxes(rangemode="tozero")
     return fig
 
@@ -116,7 +116,7 @@ def lr_preview_figure(epochs: np.ndarray, rates: np.ndarray, note: str | None = 
     if note:
         fig.add_annotation(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                            font=dict(color=COLOURS["baseline"], size=12))
-    _layout(fig, t("Epoch"), t("Learning rate"), height=170)
+    layout(fig, t("Epoch"), t("Learning rate"), height=170)
     fig.update_layout(showlegend=False, hovermode="closest", margin=dict(l=10, r=10, t=10, b=10))
     fig.update_yaxes(rangemode="tozero", tickformat=".2g")
     return fig
@@ -147,7 +147,7 @@ def metric_figure(
                                  line=dict(color=colour, width=2.5),
                                  hovertemplate="%{y:.1f}%" if percent else "%{y:.4g}"))
     _mark_best(fig, best_epoch)
-    _layout(fig, t("Epoch"), title)
+    layout(fig, t("Epoch"), title)
     if percent:
         fig.update_yaxes(ticksuffix="%")
     fig.update_xaxes(rangemode="tozero")
@@ -192,7 +192,7 @@ def confusion_figure(classes: Sequence[Any], counts: np.ndarray, normalized: np.
         colorscale=[[0, "#FFFFFF"], [1, COLOURS["model"]]], showscale=False, hovertemplate=hover,
         xgap=2, ygap=2, name=t("Confusion matrix"),
     ))
-    _layout(fig, t("Predicted class"), t("True class"), height=max(300, min(640, 80 + 44 * len(labels))))
+    layout(fig, t("Predicted class"), t("True class"), height=max(300, min(640, 80 + 44 * len(labels))))
     fig.update_layout(hovermode="closest")
     fig.update_xaxes(type="category", side="bottom", showgrid=False,
                      tickangle=-40 if many and max(map(len, labels), default=0) > 3 else 0)
@@ -249,7 +249,7 @@ def predicted_vs_actual_figure(actual: np.ndarray, predicted: np.ndarray, units:
         fig.add_trace(go.Scatter(x=np.array([low, high]), y=np.array([low, high]), mode="lines",
                                  name=t("Perfect prediction"), hoverinfo="skip",
                                  line=dict(color=COLOURS["baseline"], dash="dash", width=2)))
-    _layout(fig, _titled("Actual value", units), _titled("Predicted value", units))
+    layout(fig, _titled("Actual value", units), _titled("Predicted value", units))
     fig.update_layout(hovermode="closest")
     return fig
 
@@ -262,7 +262,7 @@ def residual_histogram(residuals: np.ndarray, units: str = "") -> go.Figure:
                                  marker=dict(color=COLOURS["model"], line=dict(color="white", width=1)),
                                  hovertemplate=t("error %{x}<br>%{y} rows<extra></extra>")))
     fig.add_vline(x=0, line=dict(color=COLOURS["baseline"], dash="dash", width=2))
-    _layout(fig, _titled("Actual minus predicted", units), t("Rows"))
+    layout(fig, _titled("Actual minus predicted", units), t("Rows"))
     fig.update_layout(hovermode="closest", bargap=0.02)
     return fig
 
@@ -275,7 +275,7 @@ def residual_scatter(predicted: np.ndarray, residuals: np.ndarray, units: str = 
                                marker=dict(color=COLOURS["model"], size=6, opacity=0.55),
                                hovertemplate=t("predicted %{x:.4g}<br>error %{y:.4g}<extra></extra>")))
     fig.add_hline(y=0, line=dict(color=COLOURS["baseline"], dash="dash", width=2))
-    _layout(fig, _titled("Predicted value", units), _titled("Actual minus predicted", units))
+    layout(fig, _titled("Predicted value", units), _titled("Actual minus predicted", units))
     fig.update_layout(hovermode="closest")
     return fig
 
@@ -340,7 +340,7 @@ def forecast_figure(lines: Any, target: str, shown_baseline: str | None = None) 
                                            width=1.8, dash=_BASELINE_DASHES.get(name, "dash")),
                                  visible=True if name == shown_baseline else "legendonly",
                                  hovertemplate="%{y:.4g}"))
-    _layout(fig, "", target, height=400)
+    layout(fig, "", target, height=400)
     return fig
 
 
@@ -359,7 +359,7 @@ def future_forecast_figure(history: pd.DataFrame, forecast: pd.DataFrame, target
     fig.add_trace(go.Scatter(x=joined_x, y=joined_y, name=t("Forecast"), mode="lines+markers",
                              line=dict(color=COLOURS["model"], width=2.5, dash="dash"), marker=dict(size=6),
                              hovertemplate="%{y:.4g}"))
-    _layout(fig, "", target, height=380)
+    layout(fig, "", target, height=380)
     return fig
 
 
@@ -382,6 +382,6 @@ def error_histogram(val_errors: np.ndarray, test_errors: np.ndarray, threshold: 
     fig.add_vline(x=threshold, line=dict(color=COLOURS["bad"], dash="dash", width=2),
                   annotation_text=t("threshold"), annotation_position="top right",
                   annotation_font=dict(color=COLOURS["bad"], size=12))
-    _layout(fig, t("Anomaly score (reconstruction error)"), t("Rows"))
+    layout(fig, t("Anomaly score (reconstruction error)"), t("Rows"))
     fig.update_layout(barmode="overlay", hovermode="closest", bargap=0.02)
     return fig

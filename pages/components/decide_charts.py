@@ -17,7 +17,7 @@ CALIBRATION_MIN_ROWS = 5  # a calibration bin is read out only from this many ro
 
 
 def _figure(x_title: str, y_title: str, percent_axes: bool = True) -> go.Figure:
-    fig = charts._layout(go.Figure(), x_title, y_title)
+    fig = charts.layout(go.Figure(), x_title, y_title)
     fig.update_layout(hovermode="closest")
     if percent_axes:
         fig.update_xaxes(tickformat=".0%", range=[0, 1])
@@ -88,7 +88,7 @@ def lift_figure(curves: decide.BinaryCurves) -> go.Figure:
 def calibration_figure(curves: decide.BinaryCurves, positive: str) -> go.Figure:
     """Observed share against predicted probability per bin, the rows per bin as bars behind."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    charts._layout(fig, t("Probability the model gave"), t("Share really {positive}", positive=positive))
+    charts.layout(fig, t("Probability the model gave"), t("Share really {positive}", positive=positive))
     fig.update_layout(hovermode="closest")
     fig.add_trace(go.Bar(x=curves.calibration_predicted, y=curves.calibration_counts, name=t("Test rows in the bin"),
                          width=0.06, marker=dict(color=COLOURS["baseline"], opacity=0.35),

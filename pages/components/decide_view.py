@@ -456,7 +456,7 @@ def segment_figure(table: decide.SegmentTable, scale: float) -> go.Figure:
     values = [(s.metrics.get(table.metric) or 0.0) * scale for s in table.segments]
     suffix = "%" if scale != 1.0 else ""
     better = "{metric} (higher is better)" if info.higher_is_better else "{metric} (lower is better)"
-    fig = charts._layout(go.Figure(), "", t(better, metric=tm(info.label)))
+    fig = charts.layout(go.Figure(), "", t(better, metric=tm(info.label)))
     fig.add_trace(go.Bar(
         x=[_segment_name(s.label) for s in table.segments], y=values, name=t("Segment"), showlegend=False,
         marker=dict(color=[COLOURS["bad"] if s.weak else COLOURS["model"] for s in table.segments]),

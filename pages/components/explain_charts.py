@@ -26,8 +26,8 @@ IMAGE_SIDE = 224  # pixels of the explained picture and of its heatmap on screen
 
 
 def _style(fig: go.Figure, x_title: str, y_title: str, height: int) -> go.Figure:
-    """The look of every page's charts (``charts._layout``), hovering one point at a time and no legend."""
-    charts._layout(fig, x_title, y_title, height)
+    """The look of every page's charts (``charts.layout``), hovering one point at a time and no legend."""
+    charts.layout(fig, x_title, y_title, height)
     fig.update_layout(hovermode="closest", showlegend=False)
     return fig
 

@@ -26,12 +26,11 @@ from builder.pipeline import TrainedModel
 from builder.spec import FAMILIES
 from builder.train import Callback, TrainConfig, TrainControl
 from builder.workers import TrainingRequest, save_result, train_request
-from builder.workspace import RunSummary
 from pages.components import charts
 from pages.components.coach_view import coach_panel, history_from_logs
 from pages.components.i18n import language, t, tm
 from pages.components.state import AppState, job_registry
-from pages.components.ui import trained_time, user_errors
+from pages.components.ui import trained_time
 
 POLL_SECONDS = 0.5
 
@@ -524,50 +523,14 @@ def _saved_trained_at(path: str, mtime_ns: int) -> str:
         return ""
 
 
-def run_trained_at(state: AppState, run: RunSummary) -> str:
+def run_trained_at(state: AppState, run_id: str, saved: str) -> str:
     """When a listed run was trained, as the other pages say it (its ``trained_at``; the list's own
-    time is when the run was saved, seconds later). Falls back to that saved time for old runs."""
-    if run.id == state.run_id and state.trained is not None and trained_time(state.trained.info):
+    time, ``saved``, is when the run was saved, seconds later). Falls back to ``saved`` for old runs."""
+    if run_id == state.run_id and state.trained is not None and trained_time(state.trained.info):
         return trained_time(state.trained.info)
-    path = state.workspace.root / "runs" / run.id / TRAINED_JSON
+    path = state.workspace.root / "runs" / run_id / TRAINED_JSON
     try:
         found = _saved_trained_at(str(path), path.stat().st_mtime_ns)
     except OSError:
         found = ""
-    return found or run.created
-
-
-def _metric_name(metric: str) -> str:
-    """A metric in the list of runs: its key in English ("accuracy", "rmse"), its label otherwise."""
-    label = METRICS[metric].label if metric in METRICS else metric
-    shown = tm(label)
-    return metric if shown == label else shown
-
-
-def earlier_runs(state: AppState) -> None:
-    runs = state.workspace.list_runs()
-    if not runs:
-        return
-    st.subheader(t("Earlier runs in this workspace"))
-    for run in runs[:10]:
-        metric = HEADLINE_METRIC.get(run.task)
-        if metric in run.headline:
-            score = t("Test {metric}: {score}", metric=_metric_name(metric),
-                      score=format_metric(metric, run.headline[metric]))
-        elif metric in run.validation:  # a search trial: scored on the validation rows only
-            score = t("Validation {metric}: {score}", metric=_metric_name(metric),
-                      score=format_metric(metric, run.validation[metric]))
-        else:
-            score = t("no score")
-        with st.container(border=True):
-            title, when, value, button = st.columns([4, 2, 2, 1.4], vertical_alignment="center")
-            title.markdown(f"**{run.title}**")
-            when.caption(run_trained_at(state, run))
-            value.caption(score)
-            if run.id == state.run_id:
-                button.badge(t("Current"), icon=":material/check:", color="green")
-            elif button.button(t("Open"), key=f"open_{run.id}", icon=":material/folder_open:"):
-                with user_errors():
-                    state.set_trained(state.workspace.load_run(run.id), run.id)
-                    state.set_job(None)  # the last training's result is no longer the one shown
-                    st.rerun()
+    return found or saved
