@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each implementation")
     parser.add_argument("--rows", type=int, default=None,
-                        help="total rows before the split (W1: generated; W2/W3: a subsample)")
+                        help="total rows before the split (W1, W4: generated; W2/W3: a subsample)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads for both implementations (default: all cores)")
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
