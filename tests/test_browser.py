@@ -418,7 +418,8 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     # Train: 5 epochs of small batches, the live charts, then the result, well above chance (10%
     # for 10 classes; about 88% here, in a few seconds on one CPU thread).
     page.get_by_role("link", name="Next: train this model").click()
-    for setting, value in (("epochs", "5"), ("batch_size", "8")):
+    # 40 epochs: a warm worker process trains 5 in well under a second, before a chart could show.
+    for setting, value in (("epochs", "40"), ("batch_size", "8")):
         box = page.locator(f".st-key-train_{setting} input")
         box.fill(value)
         box.press("Enter")
@@ -436,7 +437,8 @@ def test_break_the_cnn_fix_it_in_one_click_and_train(server, browser, tmp_path):
     wait_for_text(page, "Training finished", timeout=180_000)
     wait_idle(page)
     cards = page.locator('[data-testid="stMetric"]')
-    expect(cards.filter(has_text="Epochs run").locator('[data-testid="stMetricValue"]')).to_have_text("5")
+    epochs_run = int(cards.filter(has_text="Epochs run").locator('[data-testid="stMetricValue"]').inner_text())
+    assert 1 <= epochs_run <= 40  # all 40, or fewer when early stopping saw no more progress
     test_accuracy = cards.filter(has_text="Test accuracy").locator('[data-testid="stMetricValue"]')
     expect(test_accuracy).to_have_text(re.compile(r"^\d+\.\d%$"))
     shot(page, "cnn-07-train-done")

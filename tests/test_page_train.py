@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from builder.data import SAMPLES, DataSpec, load_sample
 from builder.data.sources import data_shape, prepare_data
@@ -327,3 +328,25 @@ def test_the_live_loss_chart_never_shows_empty_axes(app, builder_home, monkeypat
     finally:
         batch.set()
         release.set()
+
+
+def test_a_halved_batch_is_said_on_the_page_during_and_after_training(app, builder_home, monkeypatch):
+    """Out of GPU memory (simulated on the CPU): the live panel and the result both say the batch was
+    halved, in the engine's words."""
+    from builder import train as train_module
+
+    real_epoch = train_module._Trainer._train_epoch
+
+    def runs_out_once(self, epoch):
+        if self.batch_size > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_epoch(self, epoch)
+
+    monkeypatch.setattr(train_module._Trainer, "_train_epoch", runs_out_once)
+    at = open_page(app, make_workspace(builder_home, "iris"), PAGE)
+    at.number_input(key="train_epochs").set_value(3)
+    at.button(key="train_start").click().run()
+    poll_until(at, lambda at: any("Training finished" in s.value for s in at.success))
+    notes = [i.value for i in at.info if "ran out of memory" in i.value]
+    assert len(notes) == 3 and "training went on with batch size 8" in notes[-1]  # 64 -> 32 -> 16 -> 8
+    assert at.session_state["app"].trained.history.notes == notes

@@ -315,6 +315,8 @@ def live_panel(job: Job, task: str, device_label: str, state: AppState | None = 
             st.rerun()  # once: the full run takes over the result and drops run_every
         fraction, text = _progress_text(snap)  # one snapshot for the label and the charts: they agree
         st.progress(fraction, text=text)
+        for note in snap.notes:  # out of device memory: the batch was halved and training went on
+            st.warning(tm(note), icon=":material/memory:")
         stop, pause, device = st.columns([1, 1, 3], vertical_alignment="center")
         # Callbacks run before the redraw the click causes, so that redraw already shows the new state.
         stop.button(t("Stop"), icon=":material/stop_circle:", disabled=snap.status == STOPPING, on_click=job.stop,
@@ -381,6 +383,8 @@ def result_summary(trained: TrainedModel, with_curves: bool = False) -> None:
     device = tm(trained.device)
     if trained.info.get("warning"):
         st.warning(tm(trained.info["warning"]), icon=":material/warning:")
+    for note in history.notes:
+        st.info(tm(note), icon=":material/memory:")
     cards = st.columns([1, 1, 1, 2])  # the test score's card has room for its baseline sentence
     cards[0].metric(t("Epochs run"), history.epochs_run, help=t("Training stopped because {why}.", why=why),
                     border=True)
