@@ -123,11 +123,27 @@ def test_read_member_is_bounded_and_names_missing_members():
 
 
 def test_read_member_caps_bytes_even_when_the_header_lies():
+    # zipfile itself stops at the declared size, so a lying header alone only ever ends in a CRC
+    # error. The cap is the guard for a reader that trusts the data: here a member whose stream
+    # gives 4,000 bytes although its header says 10. It must stop at the cap, not at a CRC check.
+    class LyingZip:
+        def getinfo(self, name):
+            info = zipfile.ZipInfo(name)
+            info.file_size = 10
+            return info
+
+        def open(self, info):
+            return io.BytesIO(b"y" * 4000)
+
+    with pytest.raises(BundleError, match="a.txt unpacks to more than the 100 bytes allowed"):
+        read_member(LyingZip(), "a.txt", limit=100)
+
+
+def test_a_header_that_lies_about_its_size_is_reported_as_damaged():
     data = bytearray(make_zip({"a.txt": b"y" * 4000}, compression=zipfile.ZIP_STORED))
     with open_zip(bytes(data)) as zf:
-        info = zf.getinfo("a.txt")
-        info.file_size = 10  # the central directory claims 10 bytes; 4000 follow
-        with pytest.raises(BundleError):
+        zf.getinfo("a.txt").file_size = 10  # the central directory claims 10 bytes; 4000 follow
+        with pytest.raises(BundleError, match="a.txt is damaged"):
             read_member(zf, "a.txt", limit=100)
 
 
