@@ -587,3 +587,49 @@ def test_python_m_builder_train_then_predict(data_dir: Path, tmp_path: Path) -> 
                              capture_output=True, text=True, timeout=60)
     assert failing.returncode == 2 and failing.stdout == ""
     assert failing.stderr.count("\n") == 1 and "'fly'" in failing.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# Nothing left behind (issue 11, item 7)
+
+
+def test_a_refused_command_leaves_no_output_folder(capsys: pytest.CaptureFixture, data_dir: Path,
+                                                   tmp_path: Path) -> None:
+    out = tmp_path / "new" / "folder" / "model.zip"
+    code, _, err = run_cli(capsys, "train", "--data", tmp_path / "missing.csv", "--out", out)
+    assert_one_line_error(code, err)
+    code, _, err = run_cli(capsys, "train", "--data", data_dir / "cancer.csv", "--target", "nope", "--out", out)
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "new").exists()  # the folder waits for something to write
+
+
+def test_an_output_under_a_file_is_refused_at_once(capsys: pytest.CaptureFixture, data_dir: Path,
+                                                    tmp_path: Path) -> None:
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("a file, not a folder")
+    code, _, err = run_cli(capsys, "train", "--data", data_dir / "cancer.csv", "--target", "target",
+                           "--out", blocker / "model.zip")
+    assert "is a file, not a folder" in assert_one_line_error(code, err)
+
+
+def test_an_export_removes_the_partial_bundle_a_killed_export_left(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from builder.data import DataSpec, load_sample
+    from builder.export import write_bundle
+    from builder.export.writer import STALE_PARTIAL_S
+    from builder.pipeline import train_model
+    from builder.train import TrainConfig
+
+    iris = load_sample("iris")
+    trained = train_model(iris, DataSpec("species", "multiclass", [c for c in iris.columns if c != "species"]),
+                          TrainConfig(epochs=2), with_baseline=False)
+
+    stale, fresh = tmp_path / ".bundle-abc123.zip.tmp", tmp_path / ".bundle-def456.zip.tmp"
+    stale.write_bytes(b"half a zip")
+    fresh.write_bytes(b"an export in progress")
+    old = time.time() - STALE_PARTIAL_S - 60
+    os.utime(stale, (old, old))
+    write_bundle(trained, tmp_path / "again.zip")
+    assert not stale.exists() and fresh.exists() and (tmp_path / "again.zip").is_file()

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -41,12 +42,19 @@ def existing_path(path: str, option: str) -> Path:
 
 
 def output_file(path: str, option: str, example: str) -> Path:
-    """Check, before any slow work, that ``path`` can be a file; create its folder."""
+    """Check, before any slow work, that ``path`` can be a file. Its folder is made only when the
+    file is written, so a command refused later leaves no empty folder behind."""
     file = Path(path).expanduser()
     if file.is_dir():
         raise DataError(f"{option} needs a file name, but {path} is a folder: add a file name, e.g. "
                         f"{str(Path(path) / example)}.")
-    file.parent.mkdir(parents=True, exist_ok=True)
+    existing = next((folder for folder in file.parents if folder.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DataError(f"{option} cannot be written: {existing} is a file, not a folder. Choose another "
+                        "place for it.")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"{option} cannot be written: the folder {existing} is not writable for you. "
+                        "Choose another place for it.")
     return file
 
 

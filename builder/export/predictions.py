@@ -191,4 +191,5 @@ def write_predictions(predictions: pd.DataFrame, path: str | Path) -> None:
         DataError: too many rows for an Excel sheet.
     """
     data = predictions_excel(predictions) if is_excel_name(path) else predictions_csv(predictions)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # made now, once there is something to write
     Path(path).write_bytes(data)

@@ -204,6 +204,20 @@ def _bundle_members(trained: TrainedModel, onnx_model: bytes, samples: dict[str,
     return members
 
 
+PARTIAL_PREFIX, PARTIAL_SUFFIX = ".bundle-", ".zip.tmp"  # a bundle being written, beside its final name
+STALE_PARTIAL_S = 15 * 60  # an export takes seconds: a partial file this old was left by a killed one
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """Delete the half-written bundles of exports that were killed (no ``finally`` ran for them)."""
+    now = time.time()
+    for partial in folder.glob(f"{PARTIAL_PREFIX}*{PARTIAL_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if now - partial.stat().st_mtime > STALE_PARTIAL_S:
+                partial.unlink()
+                log.info("removed %s, left by an export that was stopped", partial.name)
+
+
 def _write_zip_atomically(path: Path, members: dict[str, bytes]) -> None:
     """Write to a temporary file beside ``path`` and rename, so no half-written zip is ever seen."""
     folder = path.parent
@@ -211,7 +225,8 @@ def _write_zip_atomically(path: Path, members: dict[str, bytes]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BundleError(f"Cannot write the bundle in {str(folder)!r}: {exc.strerror or exc}.") from None
-    fd, tmp_name = tempfile.mkstemp(prefix=".bundle-", suffix=".zip.tmp", dir=folder)
+    _remove_stale_partials(folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=PARTIAL_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, data in members.items():
