@@ -65,6 +65,19 @@ def is_valid_token(token: object) -> bool:
     return isinstance(token, str) and bool(TOKEN_PATTERN.fullmatch(token))
 
 
+MAX_STORED_NAME = 120  # characters of an uploaded file's name kept on disk (file systems allow 255 bytes)
+
+
+def stored_name(name: str) -> str:
+    """An uploaded file's name as the workspace stores it: safe characters, short enough for any file
+    system, the extension kept (it says how to read the file). The page shows the name as uploaded."""
+    safe = SAFE_NAME.sub("_", Path(name).name).strip().lstrip(".") or "data"
+    if len(safe) <= MAX_STORED_NAME:
+        return safe
+    suffix = Path(safe).suffix[:16]
+    return safe[: MAX_STORED_NAME - len(suffix)] + suffix
+
+
 class DataFile(NamedTuple):
     """The workspace's data file: the name to show, where it is, and whether it is a table or images."""
 
@@ -217,11 +230,16 @@ class Workspace:
                 f"The file '{Path(name).name}' is {len(content) / 1024**2:,.0f} MB, more than the "
                 f"{MAX_DATA_BYTES // 1024**2:,} MB a workspace keeps. Use a smaller sample of it."
             )
-        safe = SAFE_NAME.sub("_", Path(name).name).strip().lstrip(".") or "data"
+        safe = stored_name(name)
         folder = self.root / "data"
         # Write the new file beside the old one first: a failed write never loses the old data.
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".upload-"))
-        (staging / safe).write_bytes(content)
+        try:
+            (staging / safe).write_bytes(content)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise DataError(f"The file '{Path(name).name[:80]}' could not be kept ({exc.strerror or exc}): free some "
+                            "disk space, or upload it again.") from None
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)

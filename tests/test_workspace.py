@@ -140,3 +140,14 @@ def test_unknown_or_malformed_share_tokens_open_nothing(tmp_path, token):
     with pytest.raises(ReadOnlyError):
         Workspace.open_shared(token, home=tmp_path)
     assert not (tmp_path / str(token)).exists()
+
+
+def test_an_upload_with_a_300_character_name_is_kept_under_a_shorter_one(tmp_path):
+    """Issue 11, item 5: the name is shortened on disk (extension kept), shown as uploaded, no temp
+    folder is left, and the table reads back."""
+    workspace = Workspace.open(None, home=tmp_path)
+    name = "quarterly sales " * 19 + "final.csv"  # 313 characters
+    path = workspace.save_table(name, b"a,b\n1,2\n3,4\n")
+    assert len(path.name) <= 120 and path.suffix == ".csv" and path.read_bytes().startswith(b"a,b")
+    assert workspace.data_file().name == name
+    assert not list(workspace.root.glob(".upload-*"))
