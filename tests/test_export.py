@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import io
 import json
+import shlex
 import subprocess
 import sys
 import uuid
@@ -594,3 +595,17 @@ def test_kept_columns_default_to_id_like_ones_and_refuse_unknown_names():
     assert joined["customer_id"].tolist() == rows["customer_id"].iloc[::-1].tolist()
     with pytest.raises(DataError, match="3 predictions for 40 rows"):
         with_kept_columns(predictions.head(3), rows, ["customer_id"])
+
+
+def test_predict_script_exits_quietly_when_its_reader_stops_early(exported, tmp_path):
+    """Issue 11, item 3: `python predict.py rows.csv | head -3` prints three lines and no traceback."""
+    item = exported["binary"]
+    rows = pd.concat([messy_new_rows(item.table, with_target=False)] * 200, ignore_index=True)
+    input_csv = tmp_path / "many.csv"
+    rows.to_csv(input_csv, index=False)
+    command = f"{shlex.quote(sys.executable)} -I predict.py {shlex.quote(str(input_csv))} | head -3"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=item.folder, capture_output=True,
+                            text=True, timeout=120)
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr == "", result.stderr
+    assert result.returncode == 0

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -297,8 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.output:
         predictions.to_csv(args.output, index=False)
-    else:
+        return 0
+    try:
         predictions.to_csv(sys.stdout, index=False, lineterminator="\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): that is its choice, not an error. Point stdout at
+        # nothing so Python's own flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
