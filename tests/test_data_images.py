@@ -10,6 +10,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +284,19 @@ def test_module_works_when_copied_without_the_builder_package(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["file", "(1,", "1,", "16,", "16)", "DataError"]
+
+
+def test_an_empty_class_folder_is_said_not_silently_dropped():
+    """Issue 11, item 4: a class folder with no image (or only other files) would train a model that
+    does not know that class: the reader names the folders, the Data page warns."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(make_digits_zip(n_per_class=3, junk=False))) as source, \
+            zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        target.writestr("digits/cats/", b"")
+        target.writestr("digits/dogs/notes.txt", b"no pictures here")
+    images = read_image_zip(out.getvalue())
+    assert images.empty_classes == ["cats", "dogs"]
+    assert "'cats', 'dogs' hold no image" in images.empty_note
+    assert "cats" not in images.counts and read_image_zip(make_digits_zip(n_per_class=3)).empty_note is None

@@ -207,6 +207,13 @@ def test_a_digits_zip_shows_its_classes_and_saves_an_image_spec(app):
     assert any("a mirrored 2 is not a 2" in c.value for c in at.caption)
 
 
+def test_an_empty_class_folder_is_warned_about_on_the_data_page(app):
+    zipped = make_zip({"cats/a.png": solid((1, 2, 3)), "cats/b.png": solid((9, 9, 9)),
+                       "dogs/c.png": solid((5, 5, 5)), "dogs/d.png": solid((7, 7, 7)), "birds/": b""})
+    at = upload(open_data(app), "pets.zip", zipped, "application/zip")
+    assert any("'birds' hold no image" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
 def test_an_image_zip_survives_a_new_session_with_the_same_link(app):
     at = upload(open_data(app), "digits.zip", make_digits_zip(n_per_class=5, classes=(1, 7)), "application/zip")
     token, saved = state(at).workspace.token, state(at).data_spec

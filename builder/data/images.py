@@ -110,9 +110,19 @@ class ImageSet:
     data: list[bytes]
     sizes: list[tuple[int, int]] = field(default_factory=list)
     gray: list[bool] = field(default_factory=list)
+    empty_classes: list[str] = field(default_factory=list)  # class folders without one image
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def empty_note(self) -> str | None:
+        """What a model trained on these images will not know: the classes whose folder is empty."""
+        if not self.empty_classes:
+            return None
+        listed = ", ".join(repr(name) for name in self.empty_classes[:10])
+        return (f"The folder(s) {listed} hold no image, so the model will not know those classes. Add their "
+                "images to the zip, or remove the empty folders if those classes are not wanted.")
 
     @property
     def images(self) -> Sequence[Image.Image]:
@@ -204,10 +214,12 @@ def read_image_zip(source: Any, max_images: int = 50_000) -> ImageSet:
         found: dict[str, str] = {}  # member name -> class
         skipped: Counter[str] = Counter()
         at_root = []
+        folders: set[tuple[str, ...]] = set()  # every folder the zip names, as path parts
         for info in zf.infolist():
+            parts = [p for p in info.filename.replace("\\", "/").split("/") if p]
+            folders.update(tuple(parts[:i]) for i in range(1, len(parts) if not info.is_dir() else len(parts) + 1))
             if info.is_dir():
                 continue
-            parts = [p for p in info.filename.replace("\\", "/").split("/") if p]
             reason = _skip_reason(parts)
             if reason:
                 skipped[reason] += 1
@@ -264,12 +276,26 @@ def read_image_zip(source: Any, max_images: int = 50_000) -> ImageSet:
             data.append(raw)
             sizes.append(image.size)
             gray.append(_is_gray(image))
-    images = ImageSet(paths=paths, labels=[found[p] for p in paths], data=data, sizes=sizes, gray=gray)
+    images = ImageSet(paths=paths, labels=[found[p] for p in paths], data=data, sizes=sizes, gray=gray,
+                      empty_classes=_empty_class_folders(folders, found))
+    if images.empty_note:
+        logger.warning("%s", images.empty_note)
     logger.info(
         "Read %d images in %d classes: %s",
         len(images), len(counts), ", ".join(f"{k}={v}" for k, v in images.counts.items()),
     )
     return images
+
+
+def _empty_class_folders(folders: set[tuple[str, ...]], found: dict[str, str]) -> list[str]:
+    """Folders beside the class folders (same parent) that hold no image: classes left empty."""
+    image_folders = {tuple(p for p in name.replace("\\", "/").split("/") if p)[:-1] for name in found}
+    parents = {folder[:-1] for folder in image_folders}
+    holding = {folder[:i] for folder in image_folders for i in range(1, len(folder) + 1)}  # folders with images inside
+    empty = {folder[-1] for folder in folders
+             if folder[:-1] in parents and folder not in holding
+             and not any(part == "__MACOSX" or part.startswith(".") for part in folder)}
+    return sort_classes(empty - set(found.values()))
 
 
 # ---------------------------------------------------------------------------------------------

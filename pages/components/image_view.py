@@ -18,7 +18,7 @@ from PIL import Image
 from builder.data import DataSpec
 from builder.data.images import MAX_SIDE, ImageSet, choose_size
 from pages.components.data_view import data_key, table_title
-from pages.components.i18n import t
+from pages.components.i18n import t, tm
 from pages.components.state import AppState
 from pages.components.ui import COLOURS
 
@@ -159,6 +159,8 @@ def image_panel(state: AppState, suffix: str) -> DataSpec:
             "Shifting moves each picture by a pixel or two. Mirroring also flips half of them left to right: "
             "right for photos of things (a mirrored cat is still a cat), wrong for digits and letters (a "
             "mirrored 2 is not a 2, and a 7 could look like nothing)."))
+    if images.empty_note:  # a class folder with no picture: the model would not know that class
+        st.warning(tm(images.empty_note), icon=":material/folder_off:")
     small = [name for name in classes if counts[name] < FEW_IMAGES]
     if small:
         st.warning(t("{n} class(es) have fewer than {few} images ({names}). A network needs a few dozen per "
