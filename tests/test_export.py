@@ -13,7 +13,9 @@ import dataclasses
 import importlib.util
 import io
 import json
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -29,7 +31,8 @@ import torch
 from builder import export
 from builder.codegen import constructor_arguments, model_source
 from builder.data import DataSpec, read_table
-from builder.errors import BundleError
+from builder.data.preprocess import Preprocessor
+from builder.errors import BuilderError, BundleError
 from builder.export import (
     BundleReport,
     load_trained,
@@ -609,3 +612,23 @@ def test_predict_script_exits_quietly_when_its_reader_stops_early(exported, tmp_
     assert len(result.stdout.splitlines()) == 3
     assert result.stderr == "", result.stderr
     assert result.returncode == 0
+
+
+@pytest.mark.parametrize("bad", [0.0, -2.5, 1e30])
+def test_a_bundle_with_an_absurd_scale_is_refused_not_answered_with_a_constant(exported, tmp_path, bad):
+    """Issue 11, item 4: preprocess.json edited to a spread of 0, below 0 or 1e30 would make every
+    answer the same. The app's reader and the bundle's own predict.py both refuse it, naming the column."""
+    item = exported["regression"]
+    folder = tmp_path / "bundle"
+    shutil.copytree(item.folder, folder)
+    state = json.loads((folder / "preprocess.json").read_text())
+    numeric = next(c for c in state["columns"] if "std" in c)
+    numeric["std"] = bad
+    (folder / "preprocess.json").write_text(json.dumps(state))
+    with pytest.raises(BuilderError, match=rf"'{re.escape(numeric['name'])}' has an impossible spread"):
+        Preprocessor.from_dict(state)  # what the app's bundle reader rebuilds from preprocess.json
+    rows = tmp_path / "rows.csv"
+    messy_new_rows(item.table, with_target=False).to_csv(rows, index=False)
+    result = subprocess.run([sys.executable, "-I", "predict.py", str(rows)], cwd=folder, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "impossible spread" in result.stderr and "Traceback" not in result.stderr

@@ -341,6 +341,31 @@ def _center_scale(numbers: np.ndarray, name: str) -> tuple[float, float, float]:
     return float(np.median(present)), mean, std if std > 1e-12 else 1.0
 
 
+MAX_SCALE = 1e15  # no real column spreads wider (the fit floors a spread below 1e-12 to 1)
+
+
+def _scaling_problem(state: dict) -> str | None:
+    """What is wrong with a saved column's centring and scaling numbers, or None.
+
+    A bundle's numbers could have been edited: a spread of zero divides by zero, and an absurd one
+    (1e30) squeezes every value to the same input, so the model would give one constant answer.
+    """
+    if "std" not in state:
+        return None  # not a scaled column (a category's fill is its most common value)
+    for key in ("fill", "mean", "std"):
+        if key not in state:
+            continue
+        try:
+            values = np.asarray(state[key], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            return f"a {key} that is not a number ({str(state[key])[:40]})"
+        if not np.isfinite(values).all():
+            return f"a {key} that is not a finite number"
+        if key == "std" and ((values <= 0) | (values < 1e-12) | (values > MAX_SCALE)).any():
+            return f"an impossible spread ({values[(values <= 1e-12) | (values > MAX_SCALE)][0]:g})"
+    return None
+
+
 def _standardise(numbers: np.ndarray, fill: float, mean: float, std: float) -> np.ndarray:
     filled = np.where(np.isnan(numbers), fill, numbers)
     return np.clip((filled - mean) / std, -CLIP, CLIP)
@@ -1092,6 +1117,10 @@ class Preprocessor(DecisionThreshold):
                 f"The preprocessing file uses unknown column kinds {_quote_list(unknown)}. "
                 "Export the model again with this version of the app."
             )
+        for where, part in [*((repr(c.get("name")), c) for c in columns), ("the target", pre._target_state or {})]:
+            problem = _scaling_problem(part)
+            if problem:
+                raise DataError(f"The preprocessing file is damaged: {where} has {problem}. Export the model again.")
         pre._columns = columns
         pre._load_decision_state(state)
         return pre
