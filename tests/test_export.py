@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib.util
 import io
 import json
@@ -625,6 +626,9 @@ def test_a_bundle_with_an_absurd_scale_is_refused_not_answered_with_a_constant(e
     numeric = next(c for c in state["columns"] if "std" in c)
     numeric["std"] = bad
     (folder / "preprocess.json").write_text(json.dumps(state))
+    manifest = json.loads((folder / "bundle.json").read_text())  # a forged bundle, hashes made to agree
+    manifest["files"]["preprocess.json"] = hashlib.sha256((folder / "preprocess.json").read_bytes()).hexdigest()
+    (folder / "bundle.json").write_text(json.dumps(manifest))
     with pytest.raises(BuilderError, match=rf"'{re.escape(numeric['name'])}' has an impossible spread"):
         Preprocessor.from_dict(state)  # what the app's bundle reader rebuilds from preprocess.json
     rows = tmp_path / "rows.csv"
@@ -632,3 +636,31 @@ def test_a_bundle_with_an_absurd_scale_is_refused_not_answered_with_a_constant(e
     result = subprocess.run([sys.executable, "-I", "predict.py", str(rows)], cwd=folder, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and "impossible spread" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_script_refuses_a_changed_file_and_notes_an_added_script(exported, tmp_path):
+    """Issue 11, item 8: predict.py checks every file against bundle.json's SHA-256 before using it."""
+    item = exported["binary"]
+    folder = tmp_path / "bundle"
+    shutil.copytree(item.folder, folder)
+    rows = tmp_path / "rows.csv"
+    messy_new_rows(item.table, with_target=False).to_csv(rows, index=False)
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-I", "predict.py", str(rows)], cwd=folder, capture_output=True,
+                              text=True, timeout=120)
+
+    (folder / "helper.py").write_text("print('not from the bundle')\n")
+    result = run()
+    assert result.returncode == 0 and "helper.py in the bundle folder did not come with the bundle" in result.stderr
+    with (folder / "preprocess.py").open("a") as handle:
+        handle.write("\n# an edit after export\n")
+    result = run()
+    assert result.returncode == 2 and result.stdout == ""
+    assert "preprocess.py was changed after the bundle was exported" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_model_card_says_a_bundle_is_code_to_trust(exported):
+    card = (exported["binary"].folder / "README.md").read_text()
+    assert "A bundle is code" in card and "Run only a bundle you trust" in card and "SHA-256" in card

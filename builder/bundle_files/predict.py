@@ -37,6 +37,7 @@ Exit status 2 with one sentence on stderr when the input cannot be used.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import os
@@ -68,6 +69,35 @@ FORMATS = {
     "builder.series-preprocessor": ("timeseries", "SeriesPreprocessor", "table"),
     "builder.image-preprocessor": ("images", "ImagePreprocessor", "images"),
 }
+
+
+# --- the bundle's own files ----------------------------------------------------------------------
+
+
+def check_files(folder: str | Path = HERE) -> list[str]:
+    """Check every file bundle.json lists against its SHA-256 before any of it is used.
+
+    A bundle is code: a changed file (predict.py, preprocess.py, the model) could do anything when
+    run, so a file that is not as exported stops the run. Returns the names of Python files that
+    bundle.json does not list (someone added them; they could be imported), for a warning.
+
+    Raises:
+        DataError: bundle.json is missing or unreadable, or a listed file is missing or changed.
+    """
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+        files = dict(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"bundle.json is missing or damaged ({exc}): use the bundle as it was exported.") from None
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"{name} is missing from the bundle folder: unzip the bundle again.")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise DataError(f"{name} was changed after the bundle was exported (its SHA-256 does not match "
+                            "bundle.json): unzip the bundle again. A bundle is code: run only one you trust.")
+    return sorted(p.name for p in folder.glob("*.py") if p.name not in files)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -285,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # an image bundle has no read.py
         pass
     try:
+        extra = check_files()
+        if extra:
+            sys.stderr.write(f"Note: {', '.join(extra)} in the bundle folder did not come with the bundle; "
+                             "remove them if you did not put them there.\n")
         preprocessor = load_preprocessor()
         if args.threshold is not None:
             check_decision_threshold(args.threshold, preprocessor.task, "--threshold")

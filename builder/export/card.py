@@ -103,6 +103,10 @@ def model_card(trained: TrainedModel, metrics: dict[str, Any] | None = None,
         "",
         *_how_to_use(trained, metrics, samples),
         "",
+        "A bundle is code: `predict.py` and the modules beside it run on your machine like any script. "
+        "Run only a bundle you trust. Before it predicts, `predict.py` checks every file against the "
+        "SHA-256 in `bundle.json` and stops if one was changed.",
+        "",
         "## Files",
         "",
         "| File | What it is |",
