@@ -70,7 +70,10 @@ def join(world: World) -> None:
 
 
 def leave() -> None:
+    """Leave the process group together: a process that tears its connections down while another
+    still uses them can abort the whole run (gloo: "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
