@@ -310,7 +310,7 @@ class WorkerPool:
                 job, request = self._waiting[0]
                 if job.control.stopped:
                     self._waiting.popleft()
-                    self._finish(job, "stopped", None, None)
+                    job.finish_from_worker("stopped", None, None, None)
                     continue
                 idle = next((w for w in self._workers if w.job is None and w.process.is_alive()), None)
                 if idle is None:
@@ -346,14 +346,11 @@ class WorkerPool:
             self._recorders.pop(job.id, None)
         if kind == "done":
             run_id, stopped = payload
-            self._finish(job, "stopped" if stopped else "finished", None, None, run_id)
+            job.finish_from_worker("stopped" if stopped else "finished", None, None, run_id)
         else:
             message, detail = payload
-            self._finish(job, "failed", message, detail)
+            job.finish_from_worker("failed", message, detail, None)
         self._dispatch()
-
-    def _finish(self, job: Any, status: str, error: str | None, detail: str | None, run_id: str | None = None) -> None:
-        job.finish_from_worker(status, error, detail, run_id)
 
     def _monitor(self) -> None:
         """Replace a worker that died; its job (only its) fails with a plain reason."""
@@ -370,7 +367,7 @@ class WorkerPool:
                         self._recorders.pop(job.id, None)
                     self._workers[position] = self._start_worker(worker.index)
                 if job is not None:
-                    self._finish(job, "failed", died_message(code), None)
+                    job.finish_from_worker("failed", died_message(code), None, None)
                 self._dispatch()
 
 

@@ -116,11 +116,9 @@ def _list(store: RunStore, args: argparse.Namespace) -> int:
         what = " that match" if args.task or args.search else ""
         print(f"No runs{what} yet: '{PROG} train' and the app's Train page keep every run here.")
         return EXIT_OK
-    rows = [("ID", "CREATED", "TASK", "MODEL", "TEST SCORE", "STATUS", "TITLE")]
-    rows += [(r.id, r.created, r.task or "?", r.family or "?", _score(r), _status(r), r.title) for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    rows = [["ID", "CREATED", "TASK", "MODEL", "TEST SCORE", "STATUS", "TITLE"]]
+    rows += [[r.id, r.created, r.task or "?", r.family or "?", _score(r), _status(r), r.title] for r in records]
+    _print_table(rows)
     return EXIT_OK
 
 

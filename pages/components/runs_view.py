@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from builder.evaluate import HEADLINE_METRIC, format_metric
+from builder.evaluate import HEADLINE_METRIC, METRICS, format_metric
 from builder.runs import METRIC_ORDER, RunRecord, RunStore
 from pages.components import charts
 from pages.components.i18n import shown_as, t, tm
@@ -74,7 +74,7 @@ def _listed(store: RunStore, token: str, task: str | None, search: str, order: s
             column = "created"
         else:
             column = METRIC_ORDER + metric
-            descending = metric not in ("rmse", "mae")  # errors: smaller is better
+            descending = METRICS[metric].higher_is_better  # errors (RMSE, MAE): smallest first
     return store.list(workspace=token, task=task, search=search or None, order=column, descending=descending)
 
 

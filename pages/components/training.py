@@ -103,6 +103,7 @@ def _submit(state: AppState, job_id: str, request: TrainingRequest, config: Trai
 
         job = registry.start(workspace.token, work, request.title, config.epochs, on_done, job_id)
     job.outputs["config"] = config  # the run's own settings: the coach reads its curves with them
+    job.outputs["checkpoint_to_drop"] = True  # take_over_if_done drops it once the job has ended
     state.set_job(job.id)
     return job
 
@@ -154,7 +155,7 @@ def take_over_if_done(state: AppState, job: Job) -> str:
     if not job.snapshot().done:
         return "running"
     run_id = job.outputs.get("run_id")
-    if not state.workspace.read_only:
+    if job.outputs.pop("checkpoint_to_drop", False) and not state.workspace.read_only:
         resume.forget(state.workspace, job.id)  # it ended while the app ran: nothing is left to resume
     if job.status == FAILED or not run_id or job.result is None:
         return "failed"
