@@ -106,7 +106,7 @@ def cancer_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 def test_help_names_every_command(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0
-    for command in ("train", "predict", "inspect"):
+    for command in ("train", "predict", "inspect", "runs", "serve"):
         assert command in out
     assert "examples:" in out
 
@@ -115,6 +115,7 @@ def test_help_names_every_command(capsys: pytest.CaptureFixture) -> None:
     ("train", ["--data", "--target", "--model", "--spec", "--epochs", "--out", "--threshold", "examples:"]),
     ("predict", ["--bundle", "--data", "--out", "prediction", "probability_", "--keep", "--threshold", ".xlsx"]),
     ("inspect", ["--spec", "--bundle", "--json", "locked"]),
+    ("serve", ["--bundle", "--host", "127.0.0.1", "--port", "--workers", "/predict", "/docs", "413", "422"]),
 ])
 def test_command_help_is_clear(capsys: pytest.CaptureFixture, command: str, words: list[str]) -> None:
     code, out, err = run_cli(capsys, command, "--help")

@@ -114,6 +114,7 @@ def messy_new_rows(table: pd.DataFrame, with_target: bool) -> pd.DataFrame:
 EXPECTED_FILES = {
     "README.md", "predict.py", "preprocess.py", "read.py", "preprocess.json", "model.onnx", "model.safetensors",
     "model.py", "spec.json", "metrics.json", "requirements.txt", "sample_input.csv", "bundle.json",
+    "serve.py", "requirements-serve.txt", "Dockerfile",
 }
 
 
@@ -134,8 +135,8 @@ def test_preprocess_py_is_the_apps_file_verbatim(exported):
     for name in ("preprocess.py", "read.py"):
         copied = (exported["binary"].folder / name).read_bytes()
         assert copied == (ROOT / "builder" / "data" / name).read_bytes()
-    assert (exported["binary"].folder / "predict.py").read_bytes() == (
-        ROOT / "builder" / "bundle_files" / "predict.py").read_bytes()
+    for name in ("predict.py", "serve.py", "Dockerfile"):
+        assert (exported["binary"].folder / name).read_bytes() == (ROOT / "builder" / "bundle_files" / name).read_bytes()
 
 
 @pytest.mark.parametrize("task", TASKS)

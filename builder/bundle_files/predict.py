@@ -36,23 +36,83 @@ Exit status 2 with one sentence on stderr when the input cannot be used.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import importlib
-import json
 import os
 import sys
-import zipfile
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
+# Python puts a script's folder first on sys.path, so any file dropped beside predict.py (numpy.py,
+# json.py...) would be imported instead of the installed package of that name. The folder leaves
+# sys.path before anything else is imported; the bundle's own modules are found by name only
+# (OWN_MODULES), and each is checked against bundle.json's SHA-256 before it runs.
+HERE_PATH = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != HERE_PATH]
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the app's modules (preprocess.py, read.py...) live next to this file
+import argparse  # noqa: E402  (the imports wait for the line above)
+import hashlib  # noqa: E402
+import importlib  # noqa: E402
+import importlib.abc  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
-from preprocess import DataError, check_decision_threshold  # noqa: E402  (needs the path above)
+try:
+    import numpy as np
+    import pandas as pd
+except ImportError as exc:
+    if __name__ != "__main__":
+        raise
+    sys.stderr.write(f"predict.py needs the package {exc.name}: pip install -r requirements.txt\n")
+    sys.exit(2)
+
+HERE = Path(HERE_PATH)
+MANIFEST = "bundle.json"
+OWN_MODULES = ("preprocess", "read", "images", "text", "timeseries", "predict", "serve")
+
+
+class BundleChanged(ImportError):
+    """One of the bundle's own modules is missing from bundle.json or differs from it."""
+
+
+class _OwnModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports the bundle's own modules from its folder, each only if its SHA-256 is bundle.json's."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        file = os.path.join(HERE_PATH, f"{name}.py")
+        if path is not None or name not in OWN_MODULES or not os.path.isfile(file):
+            return None
+        return importlib.util.spec_from_file_location(name, file, loader=self)
+
+    def create_module(self, spec: Any) -> None:
+        return None  # the default module object
+
+    def exec_module(self, module: Any) -> None:
+        file = module.__spec__.origin
+        name = os.path.basename(file)
+        with open(file, "rb") as handle:
+            source = handle.read()  # hashed and run from the same bytes
+        try:
+            with open(os.path.join(HERE_PATH, MANIFEST), encoding="utf-8") as handle:
+                expected = json.load(handle)["files"][name]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BundleChanged(f"{name} is not listed in a readable {MANIFEST}: unzip the bundle again.") from None
+        if hashlib.sha256(source).hexdigest() != expected:
+            raise BundleChanged(f"{name} was changed after the bundle was exported (its SHA-256 does not match "
+                                f"{MANIFEST}): unzip the bundle again. A bundle is code: run only one you trust.")
+        exec(compile(source, file, "exec"), module.__dict__)  # noqa: S102  (the checked module's own code)
+
+
+if not any(type(finder).__name__ == _OwnModules.__name__ for finder in sys.meta_path):
+    sys.meta_path.insert(0, _OwnModules())
+
+try:
+    from preprocess import DataError, check_decision_threshold
+except BundleChanged as exc:
+    if __name__ != "__main__":
+        raise
+    sys.stderr.write(f"{exc}\n")
+    sys.exit(2)
 
 CHUNK_ROWS = 8192  # inputs per model call: bounds memory on big files
 IMAGE_CHUNK = 1024  # images decoded at a time
@@ -79,14 +139,14 @@ def check_files(folder: str | Path = HERE) -> list[str]:
 
     A bundle is code: a changed file (predict.py, preprocess.py, the model) could do anything when
     run, so a file that is not as exported stops the run. Returns the names of Python files that
-    bundle.json does not list (someone added them; they could be imported), for a warning.
+    bundle.json does not list (someone added them), for a warning.
 
     Raises:
         DataError: bundle.json is missing or unreadable, or a listed file is missing or changed.
     """
     folder = Path(folder)
     try:
-        manifest = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         files = dict(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"bundle.json is missing or damaged ({exc}): use the bundle as it was exported.") from None
@@ -118,12 +178,19 @@ def input_kind(preprocessor: Any) -> str:
     return FORMATS[preprocessor.to_dict()["format"]][2]
 
 
-def load_model(folder: str | Path = HERE) -> tuple[Any, Any]:
-    """Load the preprocessing state and the ONNX model from the bundle folder."""
+def load_model(folder: str | Path = HERE, threads: int | None = None) -> tuple[Any, Any]:
+    """Load the preprocessing state and the ONNX model from the bundle folder.
+
+    Args:
+        threads: onnxruntime's threads per model call (default: its own choice, one per core).
+    """
     import onnxruntime as ort  # here, so the preprocessing can be used without it
 
     preprocessor = load_preprocessor(folder)
-    session = ort.InferenceSession(str(Path(folder) / "model.onnx"), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    session = ort.InferenceSession(str(Path(folder) / "model.onnx"), options, providers=["CPUExecutionProvider"])
     return preprocessor, session
 
 
@@ -140,28 +207,60 @@ def runner(session: Any, n_outputs: int):
     return run
 
 
-def predict(raw: Any, folder: str | Path = HERE, threshold: float | None = None, **options: Any) -> pd.DataFrame:
-    """Predictions for raw input, exactly as the app makes them (``predict_with``).
+class Model:
+    """The bundle loaded once (its preprocessing and one onnxruntime session) for many predictions.
 
-    Args:
-        raw: rows (a table, text or anomaly model), the history (a forecast), or images as bytes,
-            paths or Pillow images (an image model; name them with ``files=[...]``).
-        folder: the unpacked bundle.
-        threshold: a yes/no model only: the decision threshold for this call instead of the
-            bundle's own (strictly between 0 and 1).
+    Safe to share between threads: onnxruntime sessions are, and a call with its own threshold gets
+    a copy of the preprocessing instead of changing the shared one. ``run`` is the model as a
+    function of preprocessed inputs; a server may replace it (e.g. to batch concurrent calls).
     """
-    preprocessor, session = load_model(folder)
-    if threshold is not None:
-        check_decision_threshold(threshold, preprocessor.task)  # a plain error for other models
-        preprocessor.set_decision_threshold(threshold)
-    run = runner(session, preprocessor.n_outputs)
-    if input_kind(preprocessor) != "images":
-        return preprocessor.predict_with(raw, run, **options)
-    items, files = list(raw), options.pop("files", None)
-    parts = [preprocessor.predict_with(items[start:start + IMAGE_CHUNK], run,
-                                       files=None if files is None else files[start:start + IMAGE_CHUNK], **options)
-             for start in range(0, len(items), IMAGE_CHUNK)]
-    return pd.concat(parts, ignore_index=True) if parts else preprocessor.predict_with([], run, files=files)
+
+    MAX_THRESHOLD_COPIES = 16
+
+    def __init__(self, folder: str | Path = HERE, threads: int | None = None) -> None:
+        self.preprocessor, self.session = load_model(folder, threads)
+        self.kind = input_kind(self.preprocessor)
+        self.run = runner(self.session, self.preprocessor.n_outputs)
+        self._with_threshold: dict[float, Any] = {}
+        self._lock = threading.Lock()
+
+    def predict(self, raw: Any, threshold: float | None = None, **options: Any) -> pd.DataFrame:
+        """Predictions for raw input, exactly as the app makes them (``predict_with``).
+
+        Args:
+            raw: rows (a table, text or anomaly model), the history (a forecast), or images as
+                bytes, paths or Pillow images (an image model; name them with ``files=[...]``).
+            threshold: a yes/no model only: the decision threshold for this call instead of the
+                bundle's own (strictly between 0 and 1).
+        """
+        preprocessor = self._preprocessor(threshold)
+        if self.kind != "images":
+            return preprocessor.predict_with(raw, self.run, **options)
+        items, files = list(raw), options.pop("files", None)
+        parts = [preprocessor.predict_with(items[start:start + IMAGE_CHUNK], self.run,
+                                           files=None if files is None else files[start:start + IMAGE_CHUNK],
+                                           **options)
+                 for start in range(0, len(items), IMAGE_CHUNK)]
+        return pd.concat(parts, ignore_index=True) if parts else preprocessor.predict_with([], self.run, files=files)
+
+    def _preprocessor(self, threshold: float | None) -> Any:
+        if threshold is None:
+            return self.preprocessor
+        check_decision_threshold(threshold, self.preprocessor.task)  # a plain error for other models
+        with self._lock:
+            if threshold not in self._with_threshold:
+                if len(self._with_threshold) >= self.MAX_THRESHOLD_COPIES:
+                    self._with_threshold.clear()
+                state = self.preprocessor.to_dict()
+                copy = type(self.preprocessor).from_dict(state)
+                copy.set_decision_threshold(threshold)
+                self._with_threshold[threshold] = copy
+            return self._with_threshold[threshold]
+
+
+def predict(raw: Any, folder: str | Path = HERE, threshold: float | None = None, **options: Any) -> pd.DataFrame:
+    """One call's predictions: ``Model(folder).predict(raw, threshold, **options)``."""
+    return Model(folder).predict(raw, threshold, **options)
 
 
 # --- reading the input ----------------------------------------------------------------------------

@@ -42,12 +42,12 @@ def plain_argparse_message(message: str, prog: str) -> str:
     if match := re.match(r"the following arguments are required: (.+)", message):
         names = match.group(1)
         if names == "COMMAND":
-            return f"Choose a command: train, predict or inspect (run '{PROG} --help' for what each does)."
+            return f"Choose a command: train, predict, inspect, runs or serve (run '{PROG} --help' for what each does)."
         return f"Missing required option(s) {names}: {help_hint}"
     if match := re.match(r"argument (\S+?)(?:/\S+)?: (.+)", message):
         name, problem = match.group(1), match.group(2)
         if name == "COMMAND":
-            return f"Unknown command {problem.split(':', 1)[-1].split(' (')[0].strip()}: use train, predict or inspect."
+            return f"Unknown command {problem.split(':', 1)[-1].split(' (')[0].strip()}: use train, predict, inspect, runs or serve."
         if choice := re.match(r"invalid choice: (.+?) \(choose from (.+)\)", problem):
             allowed = choice.group(2).replace("'", "")
             return f"{name} does not accept {choice.group(1)}: choose one of {allowed}."

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from builder import __version__
-from builder.cli import inspect, predict, runs, train
+from builder.cli import inspect, predict, runs, serve, train
 from builder.cli.args import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER_ERROR, FORMATTER, PROG, CliError, CliParser
 from builder.cli.stderr_log import StderrLog, logging_to_stderr
 from builder.errors import BuilderError
@@ -28,6 +28,7 @@ examples:
   {PROG} train --data photos.zip --out photo_model.zip
   {PROG} predict --bundle price_model.zip --data new_houses.csv --out predictions.csv
   {PROG} inspect --bundle price_model.zip
+  {PROG} serve --bundle price_model.zip
 
 Run '{PROG} COMMAND --help' for the options of a command. Errors exit with code 2 and one
 sentence; add --debug to any command to see the full details.
@@ -35,7 +36,7 @@ sentence; add --debug to any command to see the full details.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m builder`` and its three commands."""
+    """The argument parser of ``python -m builder`` and its commands."""
     debug = CliParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an error, show the full traceback; also log debug details")
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
 
-    for command in (train, predict, inspect, runs):
+    for command in (train, predict, inspect, runs, serve):
         command.add_command(commands, debug)
     return parser
 

@@ -521,11 +521,12 @@ class ImagePreprocessor(DecisionThreshold):
         )
         return self
 
-    def transform(self, images: Any) -> np.ndarray:
+    def transform(self, images: Any, names: Sequence[str] | None = None) -> np.ndarray:
         """Turn images into the model's input.
 
         Args:
             images: an ``ImageSet``, or a list of Pillow images, image bytes or file paths.
+            names: what an error calls each image (default: an ``ImageSet``'s paths, a path itself).
 
         Returns:
             float32 ``(N, C, H, W)``, normalised with the training mean and std.
@@ -534,7 +535,8 @@ class ImagePreprocessor(DecisionThreshold):
             DataError: an image is damaged or not a PNG/JPEG/BMP/GIF (the message names it).
         """
         state = self._fitted()
-        items, names = _as_images(images)
+        items, found = _as_images(images)
+        names = found if names is None else [str(n) for n in names]
         c, h, w = state["channels"], state["height"], state["width"]
         out = np.empty((len(items), c, h, w), dtype=np.float32)  # (N, C, H, W)
         for i, (item, name) in enumerate(zip(items, names, strict=True)):
@@ -603,7 +605,7 @@ class ImagePreprocessor(DecisionThreshold):
         """
         if files is None and isinstance(images, ImageSet):
             files = images.paths
-        return self.decode_outputs(run(self.transform(images)), files=files)
+        return self.decode_outputs(run(self.transform(images, names=files)), files=files)
 
     # -- description ----------------------------------------------------------------------------
 

@@ -31,6 +31,9 @@ SAMPLE_LIMIT = 64 * MiB  # one sample member (an image, the sample table) read b
 FILE_PURPOSES = {
     "README.md": "Model card: data, task, quality against a simple baseline, limits, how to use",
     "predict.py": "Standalone script: python predict.py input > predictions.csv",
+    "serve.py": "Prediction service: python serve.py, then POST /predict (see /docs)",
+    "requirements-serve.txt": "Python packages serve.py needs (pinned): predict.py's and the web server",
+    "Dockerfile": "The prediction service as a container: docker build, docker run -p 8000:8000",
     "preprocess.py": "The app's preprocessing code, copied unchanged (used by predict.py)",
     "read.py": "The app's file reader, copied unchanged (used by predict.py)",
     "images.py": "The app's image preprocessing code, copied unchanged (used by predict.py)",

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 _BUILDER_FOLDER = Path(__file__).resolve().parent.parent
 _DATA_FOLDER = _BUILDER_FOLDER / "data"
-_PREDICT_TEMPLATE = _BUILDER_FOLDER / "bundle_files" / "predict.py"
+_TEMPLATES = _BUILDER_FOLDER / "bundle_files"  # copied as they are: predict.py, serve.py, Dockerfile
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,8 @@ def _bundle_members(trained: TrainedModel, onnx_model: bytes, samples: dict[str,
         code = model_source(trained.spec, trained.input_shape, trained.n_outputs, about=_about(trained))
     members = {
         "README.md": model_card(trained, metrics, samples=list(samples)).encode(),
-        "predict.py": _PREDICT_TEMPLATE.read_bytes(),
+        "predict.py": (_TEMPLATES / "predict.py").read_bytes(),
+        "serve.py": (_TEMPLATES / "serve.py").read_bytes(),
         # Verbatim: one implementation of reading and preprocessing, in the app and the bundle.
         **{name: (_DATA_FOLDER / name).read_bytes() for name in BUNDLE_MODULES[kind]},
         "preprocess.json": _json_bytes(trained.preprocessor.to_dict()),
@@ -197,6 +198,8 @@ def _bundle_members(trained: TrainedModel, onnx_model: bytes, samples: dict[str,
         "spec.json": spec_json.encode(),
         "metrics.json": _json_bytes(metrics),
         "requirements.txt": _requirements(kind).encode(),
+        "requirements-serve.txt": _serve_requirements().encode(),
+        "Dockerfile": (_TEMPLATES / "Dockerfile").read_bytes(),
         **samples,
     }
     manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
@@ -307,6 +310,16 @@ def _requirements(kind: str) -> str:
         f"# safetensors=={_version('safetensors')}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _serve_requirements() -> str:
+    return "\n".join([
+        "# What serve.py needs: predict.py's packages and the web server. pip install -r requirements-serve.txt",
+        "-r requirements.txt",
+        f"fastapi=={_version('fastapi')}",
+        f"uvicorn=={_version('uvicorn')}",
+        f"python-multipart=={_version('python-multipart')}",
+    ]) + "\n"
 
 
 def _version(package: str) -> str:
