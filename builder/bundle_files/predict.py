@@ -406,14 +406,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(between 0 and 1; default: the model's own, see decision_threshold in "
                              "preprocess.json)")
     args = parser.parse_args(argv)
-    errors: tuple[type[Exception], ...] = (DataError,)
+    errors: tuple[type[Exception], ...] = (DataError, BundleChanged)
     try:
-        from read import DataError as ReadError  # read.py has its own copy of the error class
+        if (HERE / "read.py").is_file():  # an image bundle has none
+            from read import DataError as ReadError  # read.py has its own copy of the error class
 
-        errors += (ReadError,)
-    except ImportError:  # an image bundle has no read.py
-        pass
-    try:
+            errors += (ReadError,)
         extra = check_files()
         if extra:
             sys.stderr.write(f"Note: {', '.join(extra)} in the bundle folder did not come with the bundle; "

@@ -158,11 +158,14 @@ class RequestProblem(Exception):
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
-    """The errors that mean "this input cannot be used": the bundle's DataError classes."""
-    errors: tuple[type[Exception], ...] = (predict.DataError,)
+    """The errors that mean "this input (or this bundle) cannot be used": the bundle's DataError
+    classes, and a module that differs from bundle.json."""
+    errors: tuple[type[Exception], ...] = (predict.DataError, predict.BundleChanged)
     if os.path.isfile(os.path.join(HERE_PATH, "read.py")):  # not in an image bundle
-        from read import DataError as ReadError  # read.py has its own copy of the error class
-
+        try:
+            from read import DataError as ReadError  # read.py has its own copy of the error class
+        except predict.BundleChanged:
+            return errors  # check_files() names the changed file
         errors += (ReadError,)
     return errors
 

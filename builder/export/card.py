@@ -103,9 +103,10 @@ def model_card(trained: TrainedModel, metrics: dict[str, Any] | None = None,
         "",
         *_how_to_use(trained, metrics, samples),
         "",
-        "A bundle is code: `predict.py` and the modules beside it run on your machine like any script. "
-        "Run only a bundle you trust. Before it predicts, `predict.py` checks every file against the "
-        "SHA-256 in `bundle.json` and stops if one was changed.",
+        "A bundle is code: `predict.py`, `serve.py` and the modules beside them run on your machine like "
+        "any script. Run only a bundle you trust. Before they predict, both check every file against the "
+        "SHA-256 in `bundle.json` and stop if one was changed; they import only the bundle's own modules "
+        "from its folder, so a file added there cannot stand in for an installed package.",
         "",
         "## Files",
         "",
@@ -478,6 +479,35 @@ def _how_to_use(trained: TrainedModel, metrics: dict[str, Any], samples: list[st
         f"(batch, {trained.n_outputs}): {_onnx_output_words(trained)} "
         f"It was checked against PyTorch before export: largest difference "
         f"{parity.get('max_abs_diff', float('nan')):.1g} on {parity.get('rows', 0)} inputs.",
+        "",
+        *_serving(kind, samples),
+    ]
+
+
+def _serving(kind: str, samples: list[str]) -> list[str]:
+    """How to run the bundle as a prediction service (serve.py), locally and in a container."""
+    if kind == "images":
+        sample = next((s for s in samples if s.startswith(f"{SAMPLE_FOLDER}/")), "photo.png")
+        call = f"curl -F files=@{sample} http://127.0.0.1:8000/predict"
+        body = "images (or zips of images) as the multipart field `files`"
+    else:
+        call = f"curl -F file=@{SAMPLE_FILE} http://127.0.0.1:8000/predict"
+        body = ('`{"rows": [{column: value, ...}, ...]}` (`null` for a missing value), a table file as the '
+                "multipart field `file`, or a CSV body")
+    return [
+        "As a prediction service (FastAPI on uvicorn; `requirements-serve.txt` adds them):",
+        "",
+        "```",
+        "pip install -r requirements-serve.txt",
+        "python serve.py                     # http://127.0.0.1:8000, this machine only; --workers N for more",
+        call,
+        "```",
+        "",
+        f"`POST /predict` takes {body} and answers `{{\"predictions\": [...]}}` with the values "
+        "`predict.py` writes. `GET /docs` shows how to call it, `GET /model` the input schema, `GET /health` "
+        "that it is up. Input it cannot use gets status 422 with a sentence saying why. As a container: "
+        "`docker build -t model . && docker run -p 8000:8000 model`. To scale out, run more workers or more "
+        "containers behind a load balancer: each keeps no state between requests.",
     ]
 
 
@@ -503,8 +533,9 @@ def _onnx_output_words(trained: TrainedModel) -> str:
 
 
 def _card_files(kind: str, samples: list[str]) -> list[tuple[str, str]]:
-    names = ["README.md", "predict.py", *BUNDLE_MODULES[kind], "preprocess.json", "model.onnx", WEIGHTS,
-             "model.py", "spec.json", "metrics.json", "requirements.txt"]
+    names = ["README.md", "predict.py", "serve.py", *BUNDLE_MODULES[kind], "preprocess.json", "model.onnx",
+             WEIGHTS, "model.py", "spec.json", "metrics.json", "requirements.txt", "requirements-serve.txt",
+             "Dockerfile"]
     rows = [(name, FILE_PURPOSES[name]) for name in names]
     if any(s.startswith(f"{SAMPLE_FOLDER}/") for s in samples):
         rows.append((f"{SAMPLE_FOLDER}/", FILE_PURPOSES[f"{SAMPLE_FOLDER}/"]))
