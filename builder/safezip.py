@@ -20,6 +20,7 @@ import io
 import re
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,6 +46,12 @@ EXPORT_AGAIN = "Export the model again from the Export page."
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 ZipSource = str | Path | bytes | bytearray | memoryview | BinaryIO
+
+# What reading a damaged member raises: a CRC mismatch or bad header (BadZipFile), truncated data
+# (EOFError, OSError), corrupt deflate data (zlib.error), a header offset pointing before the file
+# (ValueError: negative seek), an unsupported compression method (NotImplementedError), encryption
+# (RuntimeError).
+ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, NotImplementedError, RuntimeError)
 
 
 def open_zip(
@@ -200,8 +207,9 @@ def read_member(zf: zipfile.ZipFile, name: str, limit: int = DEFAULT_MAX_MEMBER_
                         f"{what}: {name} unpacks to more than the {_size(limit)} allowed."
                     )
                 parts.append(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-        # CRC mismatch, truncated data, an unsupported compression method...
+    except BundleError:  # the cap above (a ValueError too)
+        raise
+    except ZIP_READ_ERRORS as exc:
         raise BundleError(f"{what}: {name} is damaged ({exc}). {EXPORT_AGAIN}") from None
     return b"".join(parts)
 

@@ -54,6 +54,7 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 import zipfile  # noqa: E402
+import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -348,7 +349,7 @@ def _read_image_zip(path: Path, max_bytes: int) -> tuple[list[str], list[bytes]]
     """The images of a zip, read into memory only (nothing is unpacked to disk), with size limits."""
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         raise DataError(f"{path.name!r} is not a zip archive (or it is damaged). Zip the images again.") from None
     with zf:
         infos = zf.infolist()
@@ -387,7 +388,9 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, zip_nam
                     raise DataError(f"The zip {zip_name!r} is refused: {info.filename!r} unpacks to more than "
                                     f"{limit // 1024**2} MB.")
                 parts.append(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+    except DataError:  # the cap above (a ValueError too)
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, NotImplementedError, RuntimeError) as exc:
         raise DataError(f"The zip {zip_name!r} is damaged at {info.filename!r} ({exc}). Zip the images again.") from None
     return b"".join(parts)
 
