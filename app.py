@@ -19,11 +19,13 @@ import torch.optim  # noqa: F401
 from builder.device import cap_threads_for_server, choose_device
 from builder.errors import ReadOnlyError
 from builder.train import warm_up
+from builder.workspaces import WorkspaceLimitError
 from pages.components.build_view import design_ready
 from pages.components.evaluate_view import data_differs
 from pages.components.i18n import language_switch, t, tm
 from pages.components.state import app_state, job_registry, view_only_link
 from pages.components.ui import JOURNEY, PAGE_BY_TITLE, page_run, trained_time
+from pages.components.workspaces_view import recent_workspaces_sidebar
 
 # The icon ships with the app: a named Material icon would be fetched from the internet on every load.
 ICON = Path(__file__).parent / "pages" / "components" / "assets" / "icon.png"
@@ -130,10 +132,16 @@ if view_only_link():
 else:
     navigation = st.navigation([st.Page(path, title=t(title), icon=icon) for path, title, icon in JOURNEY])
     language_switch()
+    try:
+        state = app_state()
+    except WorkspaceLimitError as exc:  # no room for a new workspace on this machine
+        st.error(tm(str(exc)), icon=":material/block:")
+        st.stop()
     # Drawn before the page (so it shows while a page works) and again after it, so a step the page
     # just completed is ticked at once, also when the page ends early (ui.end_page, not st.stop).
     sidebar = st.sidebar.empty()
     journey_sidebar(sidebar, device)
+    recent_workspaces_sidebar(state)
     with page_run():
         navigation.run()
     journey_sidebar(sidebar, device)

@@ -129,10 +129,26 @@ class Workspace:
 
     @classmethod
     def open(cls, token: str | None, home: Path | None = None) -> Workspace:
-        """Open the workspace of ``token``, or create a new one when it is missing or invalid."""
+        """Open the workspace of ``token``, or create a new one when it is missing or invalid.
+
+        Before a new one is made, empty workspaces left by earlier visits expire and the number of
+        workspaces is capped (``builder.workspaces.prepare_new``). Reopening one marks it as used
+        now: its folder's time is what the expiry and the recent list go by.
+
+        Raises:
+            WorkspaceLimitError: a new one is needed, and the home is full of workspaces with work.
+        """
         home = Path(home) if home is not None else default_home()
         if not is_valid_token(token) or not (home / token).is_dir():
+            from builder.workspaces import prepare_new  # it builds on this module
+
+            prepare_new(home, keep=[token] if is_valid_token(token) else [])
             token = new_token()
+        else:
+            try:
+                os.utime(home / token)
+            except OSError as exc:  # read-only disk, say: the workspace still opens
+                log.warning("workspace %s... could not be marked as used (%s)", token[:6], exc)
         return cls(home / token, token)
 
     @classmethod
@@ -233,6 +249,7 @@ class Workspace:
         safe = stored_name(name)
         folder = self.root / "data"
         # Write the new file beside the old one first: a failed write never loses the old data.
+        self.root.mkdir(parents=True, exist_ok=True)  # an empty workspace may have expired meanwhile
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".upload-"))
         try:
             (staging / safe).write_bytes(content)

@@ -291,6 +291,7 @@ def app_state() -> AppState:
 
     Raises:
         ReadOnlyError: the view-only link does not work (revoked, or never made).
+        WorkspaceLimitError: a new workspace is needed and this machine keeps as many as it may.
     """
     ensure_router()
     state = st.session_state.get(STATE_KEY)
