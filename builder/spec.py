@@ -102,6 +102,9 @@ class LayerSpec:
     def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
         if not isinstance(data, dict) or "type" not in data:
             raise SpecError(f"Each layer must be an object with a 'type'; got {data!r}.")
+        if not isinstance(data["type"], str):
+            shown = _shown(data["type"])
+            raise SpecError(f"Each layer's 'type' must be a layer name such as 'Linear'; got {shown}.")
         params = {k: v for k, v in data.items() if k != "type"}
         return cls(type=data["type"], params=params)
 
@@ -178,6 +181,10 @@ class ModelSpec:
         layers = data.get("layers", [])
         if not isinstance(layers, list):
             raise SpecError("'layers' must be a list of layer objects.")
+        for key, example in (("family", "mlp"), ("init", "default")):
+            if not isinstance(data.get(key, example), str):
+                shown = _shown(data[key])
+                raise SpecError(f"The design's '{key}' must be a name such as '{example}'; got {shown}.")
         spec = cls(
             family=data.get("family", "mlp"),
             layers=[LayerSpec.from_dict(item) for item in layers],
@@ -196,6 +203,11 @@ class ModelSpec:
             data = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SpecError(f"This design file is not valid JSON ({exc}). Save a design from the Build page and load that.") from None
+        except RecursionError:  # json's answer to nesting deeper than the interpreter allows
+            raise SpecError(
+                "This design file is nested too deeply to be a design (lists or objects inside each other "
+                "hundreds of levels deep). Save a design from the Build page and load that."
+            ) from None
         return cls.from_dict(data)
 
     # --- editing --------------------------------------------------------------------------------
@@ -275,6 +287,12 @@ _TASK_WORDS = {
     "anomaly": "anomaly detection (no column to predict)",
 }
 _KIND_WORDS = {"table": "tables", "images": "images", "text": "text", "series": "time series"}
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, cut short: a hostile file's value can be megabytes."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _or_titles(families: list[Family]) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from builder.data.read import SUPPORTED_TABLE_EXTENSIONS, read_table
+from builder.data.read import LIMIT_SETTINGS, SUPPORTED_TABLE_EXTENSIONS, ReadLimits, read_table
 from builder.errors import DataError
 from tests.tabular_fixtures import make_messy_table
 
@@ -260,3 +260,50 @@ def test_missing_path_is_named(tmp_path):
 def test_supported_extensions_are_all_readable():
     expected = {".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".json"}
     assert expected <= set(SUPPORTED_TABLE_EXTENSIONS)
+
+
+# --- limits on what a file expands to (issue 11; the hostile files are in test_hostile_files.py) ---
+
+
+def test_read_limits_default_to_the_issue_figures_and_each_is_a_setting():
+    assert ReadLimits.from_env({}) == ReadLimits(max_rows=10_000_000, max_cells=200_000_000, max_cell_chars=32_767)
+    assert LIMIT_SETTINGS == {"max_rows": "BUILDER_MAX_ROWS", "max_cells": "BUILDER_MAX_CELLS",
+                              "max_cell_chars": "BUILDER_MAX_CELL_CHARS"}
+    given = {"BUILDER_MAX_ROWS": "1_000", "BUILDER_MAX_CELLS": "50,000", "BUILDER_MAX_CELL_CHARS": " 80 "}
+    assert ReadLimits.from_env(given) == ReadLimits(max_rows=1_000, max_cells=50_000, max_cell_chars=80)
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-5", "1.5"])
+def test_a_limit_setting_that_is_not_a_whole_number_is_named(value):
+    with pytest.raises(DataError, match=rf"The setting BUILDER_MAX_CELLS='{value}' is not a whole number of 1 or more"):
+        ReadLimits.from_env({"BUILDER_MAX_CELLS": value})
+
+
+def test_read_table_takes_its_limits_from_the_environment(monkeypatch, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{'x' * i}\n" for i in range(6)))
+    monkeypatch.setenv("BUILDER_MAX_ROWS", "5")
+    with pytest.raises(DataError, match=r"'t.csv' has 6 rows, more than the limit of 5 rows.*BUILDER_MAX_ROWS"):
+        read_table(path)
+    monkeypatch.setenv("BUILDER_MAX_ROWS", "6")
+    monkeypatch.setenv("BUILDER_MAX_CELLS", "11")
+    with pytest.raises(DataError, match=r"6 rows of 2 columns \(12 values\), more than the limit of 11 values"):
+        read_table(path.read_bytes(), name="t.csv")
+    monkeypatch.setenv("BUILDER_MAX_CELLS", "12")
+    monkeypatch.setenv("BUILDER_MAX_CELL_CHARS", "4")
+    with pytest.raises(DataError, match=r"5 characters in one cell \(column 'b', data row 6\)"):
+        read_table(path)
+    monkeypatch.setenv("BUILDER_MAX_CELL_CHARS", "5")
+    assert read_table(path).shape == (6, 2)
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".parquet", ".json"])
+def test_every_format_honours_the_limits(small, tmp_path, suffix):
+    path = tmp_path / f"t{suffix}"
+    {".xlsx": lambda: small.to_excel(path, index=False), ".parquet": lambda: small.to_parquet(path),
+     ".json": lambda: small.to_json(path, orient="records", date_format="iso")}[suffix]()
+    assert read_table(path).shape == (4, 4)
+    with pytest.raises(DataError, match="more than the limit of 3 rows"):
+        read_table(path, limits=ReadLimits(max_rows=3))
+    with pytest.raises(DataError, match=r"more than the limit of 5 per cell|longer than the limit of 5 characters"):
+        read_table(path, limits=ReadLimits(max_cell_chars=5))

@@ -396,14 +396,17 @@ def load_spec(path: str, strict: bool = True) -> ModelSpec:
 
 
 def _read_json(file: Path, what: str = "design") -> Any:
+    page = "Build" if what == "design" else "Train"
     try:
         return json.loads(file.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "it is not text"
         where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        page = "Build" if what == "design" else "Train"
         raise SpecError(f"The {what} file {file.name} is not valid JSON ({reason}{where}): save the "
                         f"{what} from the {page} page and use that.") from None
+    except RecursionError:  # json's answer to nesting deeper than the interpreter allows
+        raise SpecError(f"The {what} file {file.name} is nested too deeply (lists or objects inside each other "
+                        f"hundreds of levels deep): save the {what} from the {page} page and use that.") from None
 
 
 def _resolve_family(model: str, spec: ModelSpec | None) -> str | None:

@@ -47,6 +47,7 @@ try:
         DecisionThreshold,
         check_saved_state,
         decode_class_outputs,
+        finite_numbers,
         output_matrix,
     )
 except ImportError:  # copied into an export bundle, next to the app's preprocess.py
@@ -55,6 +56,7 @@ except ImportError:  # copied into an export bundle, next to the app's preproces
         DecisionThreshold,
         check_saved_state,
         decode_class_outputs,
+        finite_numbers,
         output_matrix,
     )
 
@@ -657,14 +659,15 @@ class ImagePreprocessor(DecisionThreshold):
         """
         check_saved_state(state, FORMAT, FORMAT_VERSION, "image")
         try:
-            channels = int(state["channels"])
+            channels = state["channels"]
+            # Sizes as fit() allows them, 1 to 1024 (a forged 100,000-pixel side would be 120 GB an
+            # image); finite centres and positive spreads (text, NaN or 0 make every input the same).
             ok = (
-                channels in (1, 3)
-                and int(state["height"]) >= 1
-                and int(state["width"]) >= 1
-                and len(state["mean"]) == channels
-                and len(state["std"]) == channels
-                and all(float(s) > 0 for s in state["std"])
+                type(channels) is int and channels in (1, 3)
+                and all(type(state[side]) is int and 1 <= state[side] <= 1024 for side in ("height", "width"))
+                and finite_numbers(state["mean"], channels)
+                and finite_numbers(state["std"], channels)
+                and all(s > 1e-12 for s in state["std"])
                 and (state["classes"] is None or len(state["classes"]) >= 2)
             )
         except (KeyError, TypeError, ValueError):

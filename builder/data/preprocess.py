@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from statistics import NormalDist
@@ -363,6 +364,82 @@ def _scaling_problem(state: dict) -> str | None:
             return f"a {key} that is not a finite number"
         if key == "std" and ((values <= 0) | (values < 1e-12) | (values > MAX_SCALE)).any():
             return f"an impossible spread ({values[(values <= 1e-12) | (values > MAX_SCALE)][0]:g})"
+    return None
+
+
+def finite_numbers(value: Any, count: int | None = None) -> bool:
+    """Whether ``value`` is a finite number, or a list of ``count`` (any number when ``None``) of
+    them: what a saved state's centres, fills and spreads must be. Text, true/false and missing
+    values are not numbers here."""
+    items = value if isinstance(value, list) else [value]
+    if count is not None and len(items) != count:
+        return False
+    return all(_finite_number(v) for v in items)
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):  # within 64 bits, or numpy makes a list holding it an array of objects
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _saved_column_problem(state: dict, settings: dict) -> str | None:
+    """What is wrong with one saved column's state, or None: its numbers (``_scaling_problem``),
+    its categories (no more than its own max_categories setting: each is a model input), its
+    quantile map, its fills. A bundle's preprocess.json could have been edited."""
+    if not isinstance(state.get("name"), str):
+        return "a name that is not a text"
+    problem = _scaling_problem(state)
+    if problem:
+        return problem
+    kind = state.get("kind")
+    if kind in ("categorical", "text"):
+        categories, most = state.get("categories"), settings.get("max_categories")
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            return "categories that are not a list of texts"
+        if len(categories) > most:
+            return f"{len(categories):,} categories, more than its setting max_categories ({most:,}) allows"
+        if state.get("fill") is not None and not isinstance(state["fill"], str):
+            return "a most common value that is not a text"
+    elif kind == "boolean" and not finite_numbers(state.get("fill")):
+        return "a fill that is not a number"
+    elif kind == "datetime":
+        if not all(finite_numbers(state.get(key), len(DATE_PARTS)) for key in ("fill", "mean", "std")):
+            return f"a fill, mean or spread that is not a list of {len(DATE_PARTS)} numbers"
+    elif kind == "numeric":
+        if not isinstance(state.get("indicator"), bool):
+            return "a missing-value indicator that is not true or false"
+        if ("quantiles" in state or "scores" in state) and not _quantile_map_ok(state):
+            return "quantiles and scores that are not two equally long lists of numbers, quantiles in order"
+    return None
+
+
+def _quantile_map_ok(state: dict) -> bool:
+    quantiles, scores = state.get("quantiles"), state.get("scores")
+    if not (isinstance(quantiles, list) and quantiles and finite_numbers(scores, len(quantiles))
+            and finite_numbers(quantiles)):
+        return False
+    return bool(np.all(np.diff(np.asarray(quantiles, dtype=np.float64)) >= 0))
+
+
+def _saved_target_problem(state: dict, task: str) -> str | None:
+    """What is wrong with the saved target encoding, or None."""
+    if not isinstance(state, dict):
+        return "an encoding that is not an object"
+    if task == "regression":
+        if not ("mean" in state and "std" in state):
+            return "no mean and spread"
+        return _scaling_problem(state)
+    classes = state.get("classes")
+    labels = classes if isinstance(classes, list) else []
+    if not all(isinstance(c, str | int | float) for c in labels) or len({repr(c) for c in labels}) != len(labels):
+        return "classes that are not a list of distinct labels"
+    if len(labels) < 2:
+        return f"{len(labels)} class(es), where a model needs at least 2"
+    if task == "binary" and len(labels) != 2:
+        return f"{len(labels)} classes, where a yes/no (binary) model has 2"
     return None
 
 
@@ -1101,12 +1178,20 @@ class Preprocessor(DecisionThreshold):
         try:
             columns = copy.deepcopy(list(state["columns"]))
             unknown = [c.get("kind") for c in columns if c.get("kind") not in _STEPS]
-            pre = cls(**state["settings"])
+            settings = dict(state["settings"])
+            for key in ("max_categories", "min_category_count"):
+                if key in settings and not (type(settings[key]) is int and settings[key] >= 1):
+                    raise KeyError(f"settings: {key}")
+            pre = cls(**settings)
             pre._task, pre._target = state["task"], state["target"]
+            if pre._task not in (*TASKS, ANOMALY_TASK):
+                raise KeyError("task")
             pre._target_state = copy.deepcopy(state["target_encoding"])
+            if (pre._target_state is None) != (pre._task == ANOMALY_TASK):
+                raise KeyError("target_encoding")
             pre._anomaly = copy.deepcopy(state.get("anomaly"))
-            if pre._anomaly is not None:
-                float(pre._anomaly["threshold"])
+            if pre._anomaly is not None and not finite_numbers(pre._anomaly["threshold"]):
+                raise KeyError("anomaly threshold")
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise DataError(
                 f"The preprocessing file is incomplete or damaged (problem with {error}). "
@@ -1117,8 +1202,10 @@ class Preprocessor(DecisionThreshold):
                 f"The preprocessing file uses unknown column kinds {_quote_list(unknown)}. "
                 "Export the model again with this version of the app."
             )
-        for where, part in [*((repr(c.get("name")), c) for c in columns), ("the target", pre._target_state or {})]:
-            problem = _scaling_problem(part)
+        parts = [(repr(c.get("name")), _saved_column_problem(c, {"max_categories": pre.max_categories})) for c in columns]
+        if pre._target_state is not None:
+            parts.append(("the target", _saved_target_problem(pre._target_state, pre._task)))
+        for where, problem in parts:
             if problem:
                 raise DataError(f"The preprocessing file is damaged: {where} has {problem}. Export the model again.")
         pre._columns = columns

@@ -12,6 +12,11 @@ at the top (openpyxl, pyarrow and charset-normalizer only when a file needs them
 Plain CSV files (UTF-8, '.' decimals) are read with pyarrow's multi-threaded reader where pyarrow
 is installed, into exactly the frame pandas' C parser gives (``_read_delimited_fast``); every other
 file, and any value the two parsers would convert differently, is read by the C parser as before.
+
+A file's size on disk says little about its size once read: 50 KB of Parquet can hold 3.5 GB of
+zeros, and 650 KB of .xlsx one cell of 650 million characters. ``ReadLimits`` bounds the rows, the
+values and the characters per cell, checked from a Parquet file's metadata and while an Excel sheet
+streams by, before any frame is built, and on every frame read.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import os
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 try:
@@ -40,6 +48,56 @@ except ImportError:  # copied into an export bundle, next to predict.py
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 200 * 2**20
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How large a table may be once read, whatever the size of its file.
+
+    Each limit is a setting: the environment variable in ``LIMIT_SETTINGS`` changes it for the app,
+    the command line and a bundle's predict.py alike.
+
+    Attributes:
+        max_rows: most rows of data.
+        max_cells: most values (rows times columns).
+        max_cell_chars: most characters in one cell (32,767 is Excel's own limit).
+    """
+
+    max_rows: int = 10_000_000
+    max_cells: int = 200_000_000
+    max_cell_chars: int = 32_767
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReadLimits:
+        """The limits, each taken from its environment variable when that is set.
+
+        Raises:
+            DataError: a variable is set to something other than a whole number of 1 or more.
+        """
+        values = {}
+        for item in fields(cls):
+            setting = LIMIT_SETTINGS[item.name]
+            raw = environ.get(setting, "").strip().replace("_", "").replace(",", "")
+            if not raw:
+                continue
+            if not raw.isdigit() or int(raw) < 1:
+                given, default = environ[setting], item.default
+                raise DataError(
+                    f"The setting {setting}={given!r} is not a whole number of 1 or more. Set it to a "
+                    f"number such as {default:,} (the default), or remove it."
+                )
+            values[item.name] = int(raw)
+        return cls(**values)
+
+
+# The environment variable that sets each limit.
+LIMIT_SETTINGS = {
+    "max_rows": "BUILDER_MAX_ROWS",
+    "max_cells": "BUILDER_MAX_CELLS",
+    "max_cell_chars": "BUILDER_MAX_CELL_CHARS",
+}
+ROWS_SETTING, CELLS_SETTING, CELL_CHARS_SETTING = LIMIT_SETTINGS.values()
+
 SUPPORTED_TABLE_EXTENSIONS = (
     ".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".json", ".jsonl", ".ndjson",
 )
@@ -73,6 +131,8 @@ def read_table(
     name: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     drop_empty_rows: bool = True,
+    *,
+    limits: ReadLimits | None = None,
 ) -> pd.DataFrame:
     """Read a table file into a DataFrame with clean, unique column names.
 
@@ -83,15 +143,18 @@ def read_table(
         max_bytes: refuse files larger than this.
         drop_empty_rows: drop rows with no value at all (right for training); predicting keeps
             them, so the output has one row per input row, in order.
+        limits: most rows, values and characters per cell (default: ``ReadLimits.from_env()``).
 
     Returns:
         The table. Column names are stripped of spaces; blank ones become ``column_3`` (its
         position) and repeated ones get ``_2``, ``_3`` suffixes.
 
     Raises:
-        DataError: the file is missing, empty, too large, not a supported format, not a table,
-            or damaged. The message names the file and says what to do.
+        DataError: the file is missing, empty, too large (in bytes, or once read: see
+            ``ReadLimits``), not a supported format, not a table, or damaged. The message names
+            the file and says what to do.
     """
+    limits = limits or ReadLimits.from_env()
     tried_arrow = False
     if isinstance(source, (str, os.PathLike)):
         # A delimited file on disk goes to pyarrow's reader straight from the file: no copy of its
@@ -103,7 +166,7 @@ def read_table(
             label = f"'{name or path.name}'"
             frame = _read_delimited_fast(path, label, _DELIMITED[suffix])
             if frame is not None:
-                return _tidy(frame, label, drop_empty_rows)
+                return _tidy(frame, label, limits, drop_empty_rows)
             tried_arrow = True
     data, name = _read_bytes(source, name, max_bytes)
     # Messages read "The file {label} ...": "The file 'sales.csv' is empty." / "The file you
@@ -115,8 +178,8 @@ def read_table(
     if extension in _DELIMITED:
         frame = _read_delimited(data, label, _DELIMITED[extension], fast=not tried_arrow)
     else:
-        frame = _READERS[extension](data, label)
-    return _tidy(frame, label, drop_empty_rows)
+        frame = _READERS[extension](data, label, limits)
+    return _tidy(frame, label, limits, drop_empty_rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,10 +407,6 @@ def _read_delimited(data: bytes, label: str, delimiter: str | None = None, fast:
         ) from None
 
 
-def _read_tsv(data: bytes, label: str) -> pd.DataFrame:
-    return _read_delimited(data, label, delimiter="\t")
-
-
 # pyarrow's multi-threaded CSV reader: the fast path for plain files --------------------------
 
 # The missing-value words of pandas' C parser (``pandas._libs.parsers.STR_NA_VALUES``), so both
@@ -533,13 +592,32 @@ def _has_hex(data: bytes) -> bool:
     return False
 
 
-def _read_json(data: bytes, label: str) -> pd.DataFrame:
+def _read_json(data: bytes, label: str, limits: ReadLimits) -> pd.DataFrame:
+    # Every value but the first in a list or object follows a comma, so commas and brackets bound
+    # the values, records included (commas inside text only over-count): checked before Python
+    # holds any of them, at some 60 bytes each.
+    values = data.count(b",") + data.count(b"[") + data.count(b"{") + 1
+    if values > limits.max_cells:
+        limit = limits.max_cells
+        raise DataError(
+            f"The file {label} holds up to {values:,} values and records, more than the limit of "
+            f"{limit:,} values per table. Use a smaller extract, or raise the limit with the "
+            f"environment variable {CELLS_SETTING}."
+        )
     text = _decode(data, label)
     try:
         content: Any = json.loads(text)
     except json.JSONDecodeError as error:
-        content = _json_lines(text, label, error)
-    frame = _frame_from_json(content, label)
+        content = _json_lines(text, label, error, limits)
+    except RecursionError:
+        raise DataError(_too_deep_message(label)) from None
+    del text
+    if isinstance(content, list):
+        _check_rows(len(content), label, limits)
+    try:
+        frame = _frame_from_json(content, label)
+    except RecursionError:  # pandas flattens nested records recursively
+        raise DataError(_too_deep_message(label)) from None
     # Nested lists/objects would make columns unhashable for profiling: keep them as JSON text.
     for column in frame.columns[frame.dtypes == object]:
         if frame[column].map(lambda v: isinstance(v, (list, dict))).any():
@@ -549,7 +627,15 @@ def _read_json(data: bytes, label: str) -> pd.DataFrame:
     return frame
 
 
-def _json_lines(text: str, label: str, whole_file_error: json.JSONDecodeError) -> list[Any]:
+def _too_deep_message(label: str) -> str:
+    return (
+        f"The file {label} is JSON nested too deeply to read (lists or objects inside each other "
+        "hundreds of levels deep). Tables are read from a list of records, an object of columns, "
+        "or one record per line (JSON Lines)."
+    )
+
+
+def _json_lines(text: str, label: str, whole_file_error: json.JSONDecodeError, limits: ReadLimits) -> list[Any]:
     """Parse JSON Lines (one record per line), or explain where the JSON is broken."""
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -565,6 +651,10 @@ def _json_lines(text: str, label: str, whole_file_error: json.JSONDecodeError) -
                 "complete; tables are read from a list of records, an object of columns, or one "
                 "record per line (JSON Lines)."
             ) from None
+        except RecursionError:
+            raise DataError(_too_deep_message(label)) from None
+        if len(records) > limits.max_rows:
+            _check_rows(len(records), label, limits)
     return records
 
 
@@ -572,8 +662,13 @@ def _frame_from_json(content: Any, label: str) -> pd.DataFrame:
     if isinstance(content, dict) and isinstance(content.get("data"), list):
         # pandas' "split" ({"columns": [...], "data": [[...]]}) and "table" orientations.
         if "columns" in content:
-            return pd.DataFrame(content["data"], columns=content["columns"])
-        index_fields = (content.get("schema") or {}).get("primaryKey") or []
+            try:
+                return pd.DataFrame(content["data"], columns=content["columns"])
+            except (ValueError, TypeError):  # rows that do not fit the columns, columns not a list
+                raise DataError(_not_a_table_message(label)) from None
+        schema = content.get("schema")
+        keys = schema.get("primaryKey") if isinstance(schema, dict) else None
+        index_fields = [key for key in keys if isinstance(key, str)] if isinstance(keys, list) else []
         frame = _frame_from_json(content["data"], label)
         return frame.drop(columns=[c for c in index_fields if c in frame.columns])
     if isinstance(content, list) and content and all(isinstance(r, dict) for r in content):
@@ -591,7 +686,11 @@ def _frame_from_json(content: Any, label: str) -> pd.DataFrame:
         return pd.DataFrame([content])  # a single record
     if isinstance(content, list) and not content:
         raise DataError(f"The file {label} holds an empty list: there are no rows to read.")
-    raise DataError(
+    raise DataError(_not_a_table_message(label))
+
+
+def _not_a_table_message(label: str) -> str:
+    return (
         f"The file {label} is JSON but not a table. Use a list of records "
         '([{"age": 31, "city": "Paris"}, ...]), an object of equally long columns '
         '({"age": [31, 45], "city": ["Paris", "Rome"]}), or one record per line.'
@@ -603,18 +702,40 @@ def _frame_from_json(content: Any, label: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_excel(data: bytes, label: str) -> pd.DataFrame:
+def _read_excel(data: bytes, label: str, limits: ReadLimits) -> pd.DataFrame:
+    from xml.etree.ElementTree import ParseError
+
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
+        from lxml.etree import XMLSyntaxError  # openpyxl parses with lxml when it is installed
+    except ImportError:
+        XMLSyntaxError = ParseError  # noqa: N806
+
+    try:
+        _check_workbook(data, label, limits)
         with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
             sheets = book.sheet_names
+            if not sheets:
+                raise DataError(
+                    f"The file {label} holds no worksheet (only charts, or nothing). Open it in Excel, "
+                    "put the table on a sheet, and save it again as .xlsx or CSV."
+                )
             first = sheets[0]
             if len(sheets) > 1:
                 logger.info("The file %s has %d sheets; reading %r", label, len(sheets), first)
             frame = pd.read_excel(book, sheet_name=0)
             header = pd.read_excel(book, sheet_name=0, header=None, nrows=1)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError):
+    except DataError:  # our own sentence (a ValueError too): passed on as it is
+        raise
+    except (ParseError, XMLSyntaxError) as error:  # in a part openpyxl reads and the scan does not
+        reason = str(error)
+        raise DataError(
+            f"The file {label} could not be opened as an Excel workbook: part of its XML is broken "
+            f"({reason}). Open it in Excel and save it again as .xlsx or CSV."
+        ) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, InvalidFileException,
+            KeyError, OSError, ValueError, TypeError):
         raise DataError(
             f"The file {label} could not be opened as an Excel workbook: it may be damaged, "
             "password-protected, or not really an .xlsx file. Open it in Excel and save it "
@@ -623,24 +744,422 @@ def _read_excel(data: bytes, label: str) -> pd.DataFrame:
     return _with_raw_header(frame, header)
 
 
-def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
+# Excel: what openpyxl would build, counted before it builds any of it -------------------------
+
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_TYPES_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
+_OFFICE_RELS_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_SHARED_STRINGS_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+_WORKBOOK_TYPES = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+    "application/vnd.ms-excel.sheet.macroEnabled.main+xml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml",
+    "application/vnd.ms-excel.template.macroEnabled.main+xml",
+)
+# openpyxl reads the workbook part, its relationships, styles, theme and properties whole; in a real
+# workbook each is at most a few MB.
+XLSX_PART_BYTES = 32 * 2**20
+# expat passes text on in pieces but holds a tag whole, so a stretch of XML without a "<" longer
+# than this many bytes per character of the cell limit (escaped, a character takes at most 10),
+# plus room for a tag, is refused before expat sees it.
+_XML_BYTES_PER_CHAR = 10
+_XML_TAG_BYTES = 2**16
+_XML_CHUNK = 2**20
+
+
+class _TooLong(Exception):
+    """Raised inside an expat handler: the text counted so far is over the limit."""
+
+
+class _Found(Exception):
+    """Raised inside an expat handler: the cell looked for (``args[0]``)."""
+
+
+def _check_workbook(data: bytes, label: str, limits: ReadLimits) -> None:
+    """Refuse a workbook whose first sheet or shared texts are larger once read than ``limits``
+    allow, or whose XML is broken, by streaming that XML through expat before openpyxl reads it.
+
+    Mirrors how openpyxl (read-only, as pandas opens it) finds the parts and how pandas pads the
+    sheet: rows up to the last row number, each as wide as the widest row.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        sheet, name, strings = _workbook_parts(zf, label)
+        if sheet is not None:
+            _scan_sheet(zf, sheet, name, label, limits)
+        if strings is not None and strings in zf.namelist():
+            entry = _scan_shared_strings(zf, strings, label, limits)
+            if entry is not None:
+                limit = limits.max_cell_chars
+                cell = _cell_using_text(zf, sheet, entry - 1) if sheet is not None else None
+                if cell is not None:
+                    raise DataError(
+                        f"The file {label} has a cell longer than the limit of {limit:,} characters "
+                        f"(cell {cell} of the sheet '{name}'). Shorten that text, or raise the limit "
+                        f"with the environment variable {CELL_CHARS_SETTING}."
+                    )
+                raise DataError(
+                    f"The file {label} holds a text longer than the limit of {limit:,} characters "
+                    f"(shared text {entry:,} of the workbook). Shorten that text, or raise the limit "
+                    f"with the environment variable {CELL_CHARS_SETTING}."
+                )
+
+
+def _workbook_parts(zf: zipfile.ZipFile, label: str) -> tuple[str | None, str, str | None]:
+    """``(first worksheet's part, its name, shared strings' part)``, found as openpyxl finds them;
+    ``None`` where the workbook has none (openpyxl then says so itself)."""
+    import posixpath
+
+    workbook, strings = "xl/workbook.xml", None
+    types = _small_part(zf, "[Content_Types].xml", label)
+    for override in types.iter(f"{{{_TYPES_NS}}}Override") if types is not None else ():
+        kind, part = override.get("ContentType"), (override.get("PartName") or "").lstrip("/")
+        if kind == _SHARED_STRINGS_TYPE:
+            strings = part
+        elif kind in _WORKBOOK_TYPES:
+            workbook = part
+    folder = posixpath.dirname(workbook)
+    targets: dict[str | None, tuple[str, str]] = {}
+    rels = _small_part(zf, posixpath.join(folder, "_rels", posixpath.basename(workbook) + ".rels"), label)
+    for rel in rels.iter(f"{{{_RELS_NS}}}Relationship") if rels is not None else ():
+        target = rel.get("Target") or ""
+        if rel.get("TargetMode") != "External":
+            part = target[1:] if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+            targets[rel.get("Id")] = (rel.get("Type") or "", part)
+    for kind, part in targets.values():
+        if kind.endswith(("/styles", "/theme")):
+            _small_part(zf, part, label, parse=False)
+    for part in ("_rels/.rels", "docProps/core.xml", "docProps/app.xml", "docProps/custom.xml"):
+        _small_part(zf, part, label, parse=False)
+    book, names = _small_part(zf, workbook, label), set(zf.namelist())
+    for item in book.iter(f"{{{_MAIN_NS}}}sheet") if book is not None else ():
+        kind, part = targets.get(item.get(f"{{{_OFFICE_RELS_NS}}}id"), ("", ""))
+        if part in names and "chartsheet" not in kind:
+            return part, str(item.get("name") or ""), strings
+    return None, "", strings
+
+
+def _small_part(zf: zipfile.ZipFile, part: str, label: str, parse: bool = True) -> Any:
+    """A part openpyxl reads whole, refused when it unpacks to more than any real one; parsed
+    (``parse``), or ``None`` when the workbook has no such part."""
+    from xml.etree import ElementTree
+
+    try:
+        info = zf.getinfo(part)
+    except KeyError:
+        return None
+    if info.file_size > XLSX_PART_BYTES:
+        size, most = _megabytes(info.file_size), _megabytes(XLSX_PART_BYTES)
+        raise DataError(
+            f"The file {label} could not be opened as an Excel workbook: its part {part} unpacks to "
+            f"{size}, more than the {most} such a part takes in a real workbook. Open it in Excel and "
+            "save it again as .xlsx or CSV."
+        )
+    if not parse:
+        return None
+    try:
+        return ElementTree.fromstring(zf.read(info))
+    except ElementTree.ParseError as error:
+        raise DataError(_broken_part_message(label, part, str(error))) from None
+
+
+def _broken_part_message(label: str, part: str, reason: str) -> str:
+    return (
+        f"The file {label} could not be opened as an Excel workbook: {part} is not valid XML "
+        f"({reason}). Open it in Excel and save it again as .xlsx or CSV."
+    )
+
+
+def _xml_parser(start: Callable[..., None] | None, text: Callable[[str], None] | None,
+                end: Callable[[str], None] | None = None) -> Any:
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.buffer_text = True
+    parser.buffer_size = 2**16
+    if start is not None:
+        parser.StartElementHandler = start
+    if text is not None:
+        parser.CharacterDataHandler = text
+    if end is not None:
+        parser.EndElementHandler = end
+    return parser
+
+
+def _stream_part(zf: zipfile.ZipFile, part: str, parser: Any, label: str, run_limit: int | None = None) -> bool:
+    """Feed ``part`` to ``parser`` in chunks. With ``run_limit``, stop before a stretch of more
+    than that many bytes without a "<" and answer ``False`` (the handlers' state then tells where
+    it starts); else ``True`` once the whole part is parsed.
+
+    Raises:
+        DataError: the part is not well-formed XML (naming the line and column).
+    """
+    from xml.parsers import expat
+
+    offset = run_start = 0  # run_start: where the current stretch without "<" began
+    try:
+        with zf.open(part) as member:
+            while chunk := member.read(_XML_CHUNK):
+                if run_limit is not None:
+                    long_at, run_start = _long_stretch(chunk, offset, run_start, run_limit)
+                    if long_at is not None:
+                        parser.Parse(chunk[:max(long_at, 0)], False)
+                        return False
+                parser.Parse(chunk, False)
+                offset += len(chunk)
+            parser.Parse(b"", True)
+    except expat.ExpatError as error:
+        reason = f"{expat.ErrorString(error.code)}, line {error.lineno}, column {error.offset + 1}"
+        raise DataError(_broken_part_message(label, part, reason)) from None
+    return True
+
+
+def _long_stretch(chunk: bytes, offset: int, run_start: int, limit: int) -> tuple[int | None, int]:
+    """Whether ``chunk`` (at ``offset`` in its part) extends a stretch without "<" past ``limit``
+    bytes: ``(its start relative to the chunk, or None; where the stretch open at the chunk's end
+    began)``. One ``rfind`` per ``limit`` bytes: no Python loop over tags."""
+    end = offset + len(chunk)
+    while run_start + limit < end:
+        found = chunk.rfind(b"<", max(run_start - offset, 0), run_start + limit + 1 - offset)
+        if found == -1:
+            return run_start - offset, run_start
+        run_start = offset + found + 1
+    found = chunk.rfind(b"<", max(run_start - offset, 0))
+    return None, (offset + found + 1 if found != -1 else run_start)
+
+
+def _scan_sheet(zf: zipfile.ZipFile, part: str, name: str, label: str, limits: ReadLimits) -> None:
+    """Count the rows and columns pandas would build from the sheet, and the characters of each
+    cell, refusing as soon as one is over its limit."""
+    row_tag, cell_tag = f"{_MAIN_NS} row", f"{_MAIN_NS} c"
+    limit = limits.max_cell_chars
+    columns: dict[str, int] = {}
+    row = column = last_row = widest = chars = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal row, column, last_row, widest, chars
+        if tag == cell_tag:
+            ref = attrs.get("r")
+            if ref:
+                letters = ref.rstrip("0123456789")
+                column = columns.get(letters) or columns.setdefault(letters, _column_number(letters, ref, part, label))
+            else:
+                column += 1
+            widest = max(widest, column)
+            chars = 0
+        elif tag == row_tag:
+            ref = attrs.get("r")
+            row = _row_number(ref, part, label) if ref else row + 1
+            column = 0
+            if row > last_row:
+                last_row = row
+                _check_size_limits(last_row - 1, widest, label, limits)
+
+    def text(data: str) -> None:
+        nonlocal chars
+        chars += len(data)
+        if chars > limit:
+            raise _TooLong
+
+    try:
+        complete = _stream_part(zf, part, _xml_parser(start, text), label, _XML_BYTES_PER_CHAR * limit + _XML_TAG_BYTES)
+    except _TooLong:
+        complete = False
+    if not complete:
+        cell = f"{_column_letters(column)}{row}"
+        raise DataError(
+            f"The file {label} has a cell longer than the limit of {limit:,} characters "
+            f"(cell {cell} of the sheet '{name}'). Shorten that text, or raise the limit with the "
+            f"environment variable {CELL_CHARS_SETTING}."
+        )
+    _check_size_limits(max(last_row - 1, 0), widest, label, limits)
+
+
+def _scan_shared_strings(zf: zipfile.ZipFile, part: str, label: str, limits: ReadLimits) -> int | None:
+    """The number (1-based) of the first shared text longer than the cell limit, or ``None``;
+    refuses a table of more texts than the values limit."""
+    entry_tag = f"{_MAIN_NS} si"
+    char_limit, most = limits.max_cell_chars, limits.max_cells
+    entries = chars = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal entries, chars
+        if tag == entry_tag:
+            entries += 1
+            chars = 0
+            if entries > most:
+                raise DataError(
+                    f"The file {label} holds more than {most:,} different texts, more than the limit "
+                    f"of values per table. Use a smaller extract, or raise the limit with the "
+                    f"environment variable {CELLS_SETTING}."
+                )
+
+    def text(data: str) -> None:
+        nonlocal chars
+        chars += len(data)
+        if chars > char_limit:
+            raise _TooLong
+
+    try:
+        complete = _stream_part(zf, part, _xml_parser(start, text), label, _XML_BYTES_PER_CHAR * char_limit + _XML_TAG_BYTES)
+    except _TooLong:
+        complete = False
+    return None if complete else max(entries, 1)
+
+
+def _cell_using_text(zf: zipfile.ZipFile, part: str, index: int) -> str | None:
+    """The first cell of the sheet that shows shared text number ``index`` (0-based), or ``None``.
+    Run only once a text was found too long, over a sheet already scanned."""
+    row_tag, cell_tag, value_tag = f"{_MAIN_NS} row", f"{_MAIN_NS} c", f"{_MAIN_NS} v"
+    wanted = str(index)
+    row = column = 0
+    shared = in_value = False
+    value: list[str] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal row, column, shared, in_value
+        if tag == cell_tag:
+            ref = attrs.get("r")
+            if ref:
+                letters = ref.rstrip("0123456789")
+                row, column = int(ref[len(letters):] or row), _column_number(letters, ref, part, "")
+            else:
+                column += 1
+            shared = attrs.get("t") == "s"
+        elif tag == row_tag:
+            ref = attrs.get("r")
+            row, column = (_row_number(ref, part, "") if ref else row + 1), 0
+        elif tag == value_tag and shared:
+            in_value = True
+            value.clear()
+
+    def text(data: str) -> None:
+        if in_value:
+            value.append(data)
+
+    def end(tag: str) -> None:
+        nonlocal in_value
+        if tag == value_tag and in_value:
+            in_value = False
+            if "".join(value).strip() == wanted:
+                raise _Found(f"{_column_letters(column)}{row}")
+
+    try:
+        _stream_part(zf, part, _xml_parser(start, text, end), "")
+    except _Found as found:
+        return str(found.args[0])
+    return None
+
+
+def _column_number(letters: str, ref: str, part: str, label: str) -> int:
+    """1 for "A", 27 for "AA"; a reference openpyxl would refuse is a damaged workbook."""
+    if not (1 <= len(letters) <= 3 and letters.isascii() and letters.isalpha()):
+        raise DataError(_broken_part_message(label, part, f"the cell reference {ref!r} is not valid"))
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + ord(letter) - 64
+    return number
+
+
+def _column_letters(number: int) -> str:
+    letters = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters or "A"
+
+
+def _row_number(ref: str, part: str, label: str) -> int:
+    try:
+        number = float(ref)
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer() or number < 1:
+        raise DataError(_broken_part_message(label, part, f"the row number {ref!r} is not valid"))
+    return int(number)
+
+
+# Parquet ----------------------------------------------------------------------------------------
+
+
+def _read_parquet(data: bytes, label: str, limits: ReadLimits) -> pd.DataFrame:
     import pyarrow
 
     try:
+        _check_parquet(data, label, limits)
         return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
-    except (pyarrow.ArrowException, OSError, ValueError):
+    except DataError:  # our own sentence (a ValueError too): passed on as it is
+        raise
+    except (pyarrow.ArrowException, OSError, ValueError, TypeError, KeyError):  # TypeError, KeyError: pandas'
+        # own metadata in the file is damaged (an unknown dtype, a missing field)
         raise DataError(
             f"The file {label} could not be read as Parquet: it may be damaged or not really a "
             "Parquet file. Export it again, or save the table as CSV."
         ) from None
 
 
+def _check_parquet(data: bytes, label: str, limits: ReadLimits) -> None:
+    """Refuse a Parquet file over the limits from its metadata (rows, values), and by the longest
+    text of each text column, read with every repeated text held once (as the file holds it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(pa.BufferReader(data))
+    meta, schema = file.metadata, file.schema_arrow
+    rows, leaves = meta.num_rows, meta.num_columns
+    values = None
+    if leaves != len(schema.names):  # nested columns: a list in one row can hold millions of values
+        values = sum(meta.row_group(g).column(c).num_values for g in range(meta.num_row_groups)
+                     for c in range(leaves))
+    _check_size_limits(rows, len(schema.names), label, limits, values)
+    limit = limits.max_cell_chars
+    # Only a column whose stored text (its dictionary included) exceeds the limit can hold a longer cell.
+    text = {field.name for field in schema if _is_text(pa, field.type)}
+    paths = [meta.schema.column(c).path for c in range(leaves)]
+    long = sorted({paths[c] for g in range(meta.num_row_groups) for c in range(leaves)
+                   if paths[c] in text and meta.row_group(g).column(c).total_uncompressed_size > limit})
+    if not long:
+        return
+    # Read as dictionaries: a text repeated in every row stays one text, so a table of 1,000 copies
+    # of a million characters is checked without making them.
+    dictionary_file = pq.ParquetFile(pa.BufferReader(data), read_dictionary=long)
+    done = 0
+    for batch in dictionary_file.iter_batches(columns=long, batch_size=2**16):
+        for column in long:
+            array = batch.column(column)
+            if pa.types.is_dictionary(array.type):
+                lengths = pc.take(_text_lengths(pa, pc, array.dictionary), array.indices)
+            else:
+                lengths = _text_lengths(pa, pc, array)
+            longest = pc.max(lengths).as_py()
+            if longest is not None and longest > limit:
+                chars = longest
+                row = done + pc.index(lengths, longest).as_py() + 1
+                raise DataError(
+                    f"The file {label} has {chars:,} characters in one cell (column '{column}', data "
+                    f"row {row:,}), more than the limit of {limit:,} per cell. Shorten that text, or "
+                    f"raise the limit with the environment variable {CELL_CHARS_SETTING}."
+                )
+        done += batch.num_rows
+
+
+def _is_text(pa: Any, kind: Any) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+                or pa.types.is_large_binary(kind))
+
+
+def _text_lengths(pa: Any, pc: Any, array: Any) -> Any:
+    kind = array.type
+    return pc.utf8_length(array) if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pc.binary_length(array)
+
+
 # The delimited formats and their separator (None: sniffed from the file).
 _DELIMITED: dict[str, str | None] = {".csv": None, ".txt": None, ".tsv": "\t"}
-_READERS: dict[str, Callable[[bytes, str], pd.DataFrame]] = {
-    ".csv": _read_delimited,
-    ".txt": _read_delimited,
-    ".tsv": _read_tsv,
+# The other formats' readers (the delimited ones are read by ``read_table`` itself).
+_READERS: dict[str, Callable[[bytes, str, ReadLimits], pd.DataFrame]] = {
     ".xlsx": _read_excel,
     ".xlsm": _read_excel,
     ".parquet": _read_parquet,
@@ -664,8 +1183,9 @@ def _with_raw_header(frame: pd.DataFrame, header: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _tidy(frame: pd.DataFrame, label: str, drop_empty_rows: bool = True) -> pd.DataFrame:
+def _tidy(frame: pd.DataFrame, label: str, limits: ReadLimits, drop_empty_rows: bool = True) -> pd.DataFrame:
     """Clean column names, drop empty rows and unnamed empty columns, reject tables without data."""
+    _check_frame(frame, label, limits)
     if frame.shape[1] == 0:
         raise DataError(f"The file {label} has no columns. Choose a file that contains a table.")
     raw = [str(c).strip() for c in frame.columns]
@@ -689,6 +1209,71 @@ def _tidy(frame: pd.DataFrame, label: str, drop_empty_rows: bool = True) -> pd.D
             "Choose a file that contains the data as well as the header."
         )
     return frame
+
+
+def _check_rows(rows: int, label: str, limits: ReadLimits) -> None:
+    if rows > limits.max_rows:
+        limit = limits.max_rows
+        raise DataError(
+            f"The file {label} has {rows:,} rows, more than the limit of {limit:,} rows. Use a sample "
+            f"of the rows, or raise the limit with the environment variable {ROWS_SETTING}."
+        )
+
+
+def _check_size_limits(rows: int, columns: int, label: str, limits: ReadLimits, values: int | None = None) -> None:
+    """Refuse ``rows`` over the row limit, or ``values`` (default: rows times columns) over the
+    values limit."""
+    _check_rows(rows, label, limits)
+    cells = rows * columns if values is None else values
+    if cells > limits.max_cells:
+        limit = limits.max_cells
+        raise DataError(
+            f"The file {label} has {rows:,} rows of {columns:,} columns ({cells:,} values), more than "
+            f"the limit of {limit:,} values. Keep fewer rows or columns, or raise the limit with the "
+            f"environment variable {CELLS_SETTING}."
+        )
+
+
+def _check_frame(frame: pd.DataFrame, label: str, limits: ReadLimits) -> None:
+    """The limits, checked on the frame as read (every format; the CSV reader's memory is bounded
+    by the file's size, the others were checked before they built it)."""
+    rows, columns = frame.shape
+    _check_size_limits(rows, columns, label, limits)
+    limit = limits.max_cell_chars
+    for position, (name, values) in enumerate(frame.items(), start=1):
+        if isinstance(name, str) and len(name) > limit:
+            chars = len(name)
+            raise DataError(
+                f"The file {label} has a column name of {chars:,} characters (column {position:,}), "
+                f"more than the limit of {limit:,} per cell. Shorten that name, or raise the limit "
+                f"with the environment variable {CELL_CHARS_SETTING}."
+            )
+        lengths = _cell_lengths(values)
+        if lengths is None:
+            continue
+        at = int(lengths.argmax()) if len(lengths) else 0
+        if len(lengths) and lengths[at] > limit:
+            chars, row, column = int(lengths[at]), at + 1, str(name)
+            raise DataError(
+                f"The file {label} has {chars:,} characters in one cell (column '{column}', data row "
+                f"{row:,}), more than the limit of {limit:,} per cell. Shorten that text, or raise "
+                f"the limit with the environment variable {CELL_CHARS_SETTING}."
+            )
+
+
+def _cell_lengths(column: pd.Series) -> Any:
+    """Characters in each cell of a text column (0 for any other value), or ``None`` for columns
+    that hold no text."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        sizes = pd.Series(dtype.categories).map(lambda v: len(v) if isinstance(v, str | bytes) else 0)
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes >= 0, sizes.to_numpy()[codes], 0) if len(sizes) else None
+    if isinstance(dtype, pd.StringDtype):
+        return column.str.len().fillna(0).to_numpy(dtype="int64")
+    if dtype == object:
+        return column.map(lambda v: len(v) if isinstance(v, str | bytes) else 0).to_numpy(dtype="int64")
+    return None
 
 
 def _unique_names(raw: list[str], blank: list[bool], label: str) -> list[str]:

@@ -571,9 +571,14 @@ class TextPreprocessor(DecisionThreshold):
                 raise ValueError("inconsistent values")
             pre._settings = dict(state["settings"])
             _check_ngrams(pre._settings.get("ngrams", 1))
+            most = pre._settings.get("max_vocab", len(vocabulary))
+            if type(most) is not int or len(vocabulary) > most:  # each entry is a row of the model's embedding
+                raise KeyError(f"a vocabulary of {len(vocabulary):,} entries for max_vocab {most!r}")
             pre._classes = list(state["classes"])
             pre._task, pre._target = state["task"], state["target"]
             pre._text_column = state["text_column"]
+            if not all(isinstance(name, str | None) for name in (pre._target, pre._text_column)):
+                raise KeyError("text_column")
         except (KeyError, TypeError, ValueError) as error:
             raise DataError(
                 f"The text preprocessing file is incomplete or damaged (problem with {error}). "

@@ -40,6 +40,7 @@ try:
         cell_text,
         check_saved_state,
         detect_datetime_format,
+        finite_numbers,
         missing_mask,
         parse_datetime,
         parse_numeric,
@@ -51,6 +52,7 @@ except ImportError:  # copied into an export bundle, next to preprocess.py
         cell_text,
         check_saved_state,
         detect_datetime_format,
+        finite_numbers,
         missing_mask,
         parse_datetime,
         parse_numeric,
@@ -908,8 +910,15 @@ class SeriesPreprocessor:
             pre = cls(fill=state["fill"])
             _as_step(state["step"])
             names = [c["name"] for c in state["columns"]]
-            ok = state["target"] in names and all(isinstance(c["std"], float) for c in state["columns"])
-            ok = ok and isinstance(state["time_column"], str)
+            ok = state["target"] in names and all(isinstance(name, str) for name in names)
+            # Finite centres and positive spreads: text, NaN or 0 would break or flatten every input.
+            ok = ok and all(finite_numbers(c["mean"]) and finite_numbers(c["std"]) and c["std"] > 0
+                            for c in state["columns"])
+            ok = ok and all(state.get(key) is None or (type(state[key]) is int and state[key] >= 1)
+                            for key in ("window", "horizon", "season", "reference_season"))
+            # The naive forecast repeats a value one season back inside the window.
+            ok = ok and state.get("reference_season", 1) <= (state.get("window") or 1)
+            ok = ok and isinstance(state["time_column"], str) and isinstance(state.get("time_format") or "", str)
         except (KeyError, TypeError, AttributeError, SpecError, DataError):
             ok = False
         if not ok:

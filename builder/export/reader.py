@@ -1,7 +1,9 @@
 """Reading a bundle back: check it, rebuild the model, predict exactly as the app does.
 
-The manifest, the format version and the members' hashes are checked before anything is used;
-``bundle_samples`` gives the sample input a bundle carries.
+The manifest, the format version and the members' hashes are checked before anything is used, each
+JSON member's size in values and depth before Python builds it, and preprocess.json against the
+manifest (kind, task, input shape, outputs, classes, input names, vocabulary) before the bundle is
+used; ``bundle_samples`` gives the sample input a bundle carries.
 """
 
 from __future__ import annotations
@@ -34,9 +36,17 @@ from builder.export.layout import (
     WEIGHTS,
 )
 from builder.export.weights import load_state, load_weights, rebuild_model
+from builder.jsonsafe import plain
 from builder.safezip import EXPORT_AGAIN, NOT_A_BUNDLE, open_zip, read_member
 from builder.spec import ModelSpec
 from builder.trained import PREDICT_CHUNK_ROWS
+
+# A JSON member of up to JSON_LIMIT bytes can still become gigabytes of Python objects ("[{}, {},
+# ...]": 1.5 GB from 64 MB). Counted on the bytes before parsing, none of a real bundle's members
+# comes near these: a text model's 20,000-word vocabulary is 20,000 values.
+MAX_JSON_VALUES = 8_000_000  # commas, so about one per value
+MAX_JSON_CONTAINERS = 1_000_000  # lists and objects, 60 bytes or more each once parsed
+MAX_JSON_DEPTH = 32  # real members nest 5 deep; deeper ones stop Python's recursive code
 
 
 @dataclass
@@ -128,11 +138,14 @@ def read_bundle(source: str | Path | bytes | Any) -> Bundle:
         weights = read_member(zf, WEIGHTS)
         metrics = _read_json_member(zf, "metrics.json") if "metrics.json" in zf.namelist() else {}
     _check_hashes(manifest, {**members, WEIGHTS: weights})
-    spec = _parse(lambda: ModelSpec.from_dict(json.loads(members["spec.json"])), "spec.json")
-    preprocessor = _parse(lambda: load_preprocessor(json.loads(members["preprocess.json"])), "preprocess.json")
+    spec = _parse(lambda: ModelSpec.from_dict(_json_value(members["spec.json"], "spec.json")), "spec.json")
+    state = _json_value(members.pop("preprocess.json"), "preprocess.json")
+    preprocessor = _parse(lambda: load_preprocessor(state), "preprocess.json")
+    del state
+    check_preprocessing(preprocessor, manifest)
     data_spec = _parse(lambda: DataSpec.from_dict(manifest["data_spec"]), MANIFEST)
-    input_shape = tuple(int(d) for d in manifest["input_shape"])
-    n_outputs = int(manifest["n_outputs"])
+    input_shape = tuple(manifest["input_shape"])
+    n_outputs = manifest["n_outputs"]
     state, _ = load_weights(weights)
     model = _parse(lambda: rebuild_model(spec, shape_of(preprocessor), input_shape, n_outputs), "spec.json")
     load_state(model, state, "this bundle")
@@ -163,14 +176,93 @@ def bundle_samples(source: str | Path | bytes | Any) -> pd.DataFrame | list[tupl
 
 
 def _read_json_member(zf: zipfile.ZipFile, name: str) -> dict[str, Any]:
-    data = read_member(zf, name, JSON_LIMIT)
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BundleError(f"{NOT_A_BUNDLE}: its {name} is not valid JSON. {EXPORT_AGAIN}") from None
+    value = _json_value(read_member(zf, name, JSON_LIMIT), name)
     if not isinstance(value, dict):
         raise BundleError(f"{NOT_A_BUNDLE}: its {name} is not a JSON object. {EXPORT_AGAIN}")
     return value
+
+
+def _json_value(data: bytes, name: str) -> Any:
+    """A JSON member parsed, once its values, lists and objects are counted on the bytes (commas
+    and brackets inside text only over-count) and its depth is known to be sane.
+
+    Raises:
+        BundleError: not JSON, or larger or deeper than any bundle's member.
+    """
+    values, containers = data.count(b",") + 1, data.count(b"[") + data.count(b"{")
+    if values > MAX_JSON_VALUES:
+        raise BundleError(
+            f"{NOT_A_BUNDLE}: its {name} holds about {values:,} values, far more than an exported "
+            f"model's ({MAX_JSON_VALUES:,} at most). {EXPORT_AGAIN}"
+        )
+    if containers > MAX_JSON_CONTAINERS:
+        raise BundleError(
+            f"{NOT_A_BUNDLE}: its {name} holds {containers:,} lists and objects, far more than an "
+            f"exported model's ({MAX_JSON_CONTAINERS:,} at most). {EXPORT_AGAIN}"
+        )
+    try:
+        value = json.loads(data)
+        too_deep = _depth(value) > MAX_JSON_DEPTH
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleError(f"{NOT_A_BUNDLE}: its {name} is not valid JSON. {EXPORT_AGAIN}") from None
+    except RecursionError:  # how json answers nesting deeper than the interpreter allows
+        too_deep = True
+    if too_deep:
+        raise BundleError(
+            f"{NOT_A_BUNDLE}: its {name} is nested more than {MAX_JSON_DEPTH} levels deep, which no "
+            f"exported model's is. {EXPORT_AGAIN}"
+        )
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in ``value`` (0 for a plain value), without recursion;
+    counting stops past ``MAX_JSON_DEPTH``."""
+    deepest, stack = 0, [(value, 1)] if isinstance(value, dict | list) else []
+    while stack and deepest <= MAX_JSON_DEPTH:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def check_preprocessing(preprocessor: Any, manifest: dict[str, Any]) -> None:
+    """Refuse a preprocess.json that does not belong to the model its bundle.json describes: its
+    kind of data, task, input shape, outputs, classes, input names or vocabulary differ (an edited
+    preprocess.json with two million categories would otherwise give each row two million inputs).
+
+    Raises:
+        BundleError: the first difference, both values shown.
+    """
+    shape = _parse(lambda: shape_of(preprocessor), "preprocess.json")
+    found: list[tuple[str, Any, Any]] = [
+        ("the kind of data", shape.kind, manifest.get("kind", shape.kind)),
+        ("the task", shape.task, manifest["task"]),
+        ("the input shape", list(shape.input_shape), manifest["input_shape"]),
+        ("the number of outputs", shape.n_outputs, manifest["n_outputs"]),
+    ]
+    if "classes" in manifest:
+        found.append(("the classes", plain(list(preprocessor.classes)), manifest["classes"]))
+    if "feature_names" in manifest:
+        found.append(("the input names", list(preprocessor.feature_names), manifest["feature_names"]))
+    if "vocab_size" in manifest:
+        found.append(("the vocabulary size", shape.vocab_size, manifest["vocab_size"]))
+    for what, got, expected in found:
+        if got != expected:
+            ours, theirs = _brief(got), _brief(expected)
+            raise BundleError(
+                f"This bundle's preprocess.json and its {MANIFEST} disagree on {what} ({ours} against "
+                f"{theirs}), so the model and its preprocessing do not belong together. {EXPORT_AGAIN}"
+            )
+
+
+def _brief(value: Any) -> str:
+    """A value for a message: a long list as its first items and its length."""
+    if isinstance(value, list) and len(value) > 6:
+        return f"[{', '.join(repr(v) for v in value[:3])}, ... {len(value):,} in all]"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _check_manifest(manifest: dict[str, Any]) -> None:
@@ -179,6 +271,8 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
     version = manifest.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise BundleError(f"{NOT_A_BUNDLE}: its format version {version!r} is not valid. {EXPORT_AGAIN}")
+    if not isinstance(manifest.get("files", {}), dict):
+        raise BundleError(f"{NOT_A_BUNDLE}: its {MANIFEST} is not a bundle manifest. {EXPORT_AGAIN}")
     if version > BUNDLE_VERSION:
         raise BundleError(
             f"This bundle was made by a newer version of the app (bundle format {version}; this app "
@@ -188,6 +282,16 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
     missing = [key for key in ("input_shape", "n_outputs", "data_spec", "task") if key not in manifest]
     if missing:
         raise BundleError(f"{NOT_A_BUNDLE}: its {MANIFEST} lacks {', '.join(missing)}. {EXPORT_AGAIN}")
+    shape, outputs = manifest["input_shape"], manifest["n_outputs"]
+    if not (isinstance(shape, list) and shape and all(_whole(d) for d in shape) and _whole(outputs)):
+        raise BundleError(
+            f"{NOT_A_BUNDLE}: its {MANIFEST} gives the input shape {shape!r} and {outputs!r} outputs, "
+            f"where whole numbers of 1 or more belong. {EXPORT_AGAIN}"
+        )
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int and value >= 1
 
 
 def _check_hashes(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
