@@ -12,6 +12,7 @@ sentence for input the model cannot use, 413 over the limits, never a stack trac
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -281,11 +282,14 @@ def test_openapi_and_docs_are_served_from_here(served):
     assert "mean radius" in body["application/json"]["schema"]["properties"]["rows"]["items"]["properties"]
     assert {"413", "422"} <= set(openapi["paths"]["/predict"]["post"]["responses"])
     assert openapi["paths"]["/predict"]["post"]["parameters"][0]["name"] == "threshold"
+    assert openapi["info"]["title"] == "Predicting 'target'"
     docs = server.request("GET", "/docs")
     assert docs.status == 200 and docs.content_type.startswith("text/html")
     page = docs.body.decode()
     assert "mean radius" in page and "curl" in page
-    assert "<script" not in page and "http://" not in page.replace("http://HOST", "") and "https://" not in page
+    own = f"http://127.0.0.1:{server.port}/predict"
+    assert own in page and "<title>Predicting 'target'</title>" in html.unescape(page) and ">nan<" not in page
+    assert "<script" not in page and "http://" not in page.replace(own, "") and "https://" not in page
     assert server.request("GET", "/redoc").status == 404
 
 

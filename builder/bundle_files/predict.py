@@ -165,13 +165,47 @@ def check_files(folder: str | Path = HERE) -> list[str]:
 
 
 def load_preprocessor(folder: str | Path = HERE) -> Any:
-    """The fitted preprocessing of this bundle (table, text, series or image), from preprocess.json."""
-    state = json.loads((Path(folder) / "preprocess.json").read_text(encoding="utf-8"))
+    """The fitted preprocessing of this bundle (table, text, series or image), from preprocess.json,
+    checked against bundle.json: an edited preprocess.json (two million categories, other classes)
+    would otherwise make every row huge or every answer wrong.
+
+    Raises:
+        DataError: preprocess.json is unreadable, damaged, or does not match bundle.json.
+    """
+    folder = Path(folder)
+    state = _read_json(folder / "preprocess.json")
     fmt = state.get("format") if isinstance(state, dict) else None
     if fmt not in FORMATS:
         raise DataError(f"preprocess.json has the unknown format {fmt!r}; use the bundle as it was exported.")
     module, cls, _ = FORMATS[fmt]
-    return getattr(importlib.import_module(module), cls).from_dict(state)
+    preprocessor = getattr(importlib.import_module(module), cls).from_dict(state)
+    _check_against_manifest(preprocessor, _read_json(folder / MANIFEST))
+    return preprocessor
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"{path.name} is nested too deeply to read: use the bundle as it was exported.") from None
+    except (OSError, ValueError) as exc:  # missing, not UTF-8, not JSON
+        raise DataError(f"{path.name} cannot be read ({exc}): use the bundle as it was exported.") from None
+
+
+def _check_against_manifest(preprocessor: Any, manifest: Any) -> None:
+    """The preprocessing must give the inputs and outputs the model was exported with."""
+    if not isinstance(manifest, dict):
+        raise DataError(f"{MANIFEST} is damaged: use the bundle as it was exported.")
+    found = [("input shape", list(preprocessor.input_shape), manifest.get("input_shape")),
+             ("number of outputs", preprocessor.n_outputs, manifest.get("n_outputs")),
+             ("classes", [str(c) for c in preprocessor.classes],
+              [str(c) for c in manifest["classes"]] if isinstance(manifest.get("classes"), list) else None)]
+    for what, got, expected in found:
+        if expected is not None and got != expected:
+            shown = f"{len(got):,} values" if isinstance(got, list) and len(got) > 6 else repr(got)
+            raise DataError(f"preprocess.json and {MANIFEST} disagree on the {what} ({shown} against "
+                            f"{expected!r:.120}): the preprocessing does not belong to this model. Use the "
+                            "bundle as it was exported.")
 
 
 def input_kind(preprocessor: Any) -> str:

@@ -406,6 +406,13 @@ class Service:
         except self.errors as exc:
             raise RequestProblem(422, str(exc)) from None
 
+    def title(self) -> str:
+        """What the model does, in the model card's words (its first line: "Model card: predicting ...")."""
+        card = self.folder / "README.md"
+        first = card.read_text(encoding="utf-8").splitlines()[0] if card.is_file() else ""
+        words = first.lstrip("# ").removeprefix("Model card:").replace("`", "'").strip()
+        return (words[:1].upper() + words[1:]) if words else f"A {self.manifest.get('task')} model"
+
     def describe(self) -> dict[str, Any]:
         """``GET /model``: the model card's facts and the input schema."""
         pre = self.model.preprocessor
@@ -568,7 +575,7 @@ def create_app(folder: str | Path = HERE_PATH, settings: Settings | None = None)
     settings = settings or Settings.from_environment()
     service = Service(folder, settings)
     manifest = service.manifest
-    title = f"{manifest.get('target') or manifest.get('kind')} model ({manifest.get('task')})"
+    title = service.title()
     app = FastAPI(title=title, version=str(manifest.get("created", "")), docs_url=None, redoc_url=None,
                   description="Predictions of a model exported by the visual model builder. GET /docs for "
                               "how to call it.")
@@ -636,8 +643,8 @@ def create_app(folder: str | Path = HERE_PATH, settings: Settings | None = None)
         return JSONResponse(answer)
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return HTMLResponse(docs_page(service, app.openapi()))
+    def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(docs_page(service, app.openapi(), str(request.base_url).rstrip("/")))
 
     return app
 
@@ -673,7 +680,7 @@ def _predict_openapi(service: Service) -> dict[str, Any]:
     }
 
 
-def docs_page(service: Service, openapi: dict[str, Any]) -> str:
+def docs_page(service: Service, openapi: dict[str, Any], address: str) -> str:
     """``GET /docs``: the API of this model for people, one self-contained page (no outside assets)."""
     facts = service.describe()
     e = html.escape
@@ -683,17 +690,18 @@ def docs_page(service: Service, openapi: dict[str, Any]) -> str:
     schema = facts["input_schema"]
     if service.images:
         inputs = "<p>Images (PNG, JPEG, BMP, GIF) or zips of images, as the multipart field <code>files</code>.</p>"
-        example = "curl -F files=@photo1.png -F files=@photo2.jpg http://HOST/predict"
+        example = f"curl -F files=@photo1.png -F files=@photo2.jpg {address}/predict"
     else:
         properties = schema["properties"]["rows"]["items"]["properties"]
         inputs = "<table><tr><th>column</th><th>type</th><th>notes</th></tr>" + "".join(
             f"<tr><td><code>{e(name)}</code></td><td>{e(' or '.join(s['type']) if isinstance(s['type'], list) else s['type'])}</td>"
             f"<td>{e(s.get('description', ''))}</td></tr>" for name, s in properties.items()) + "</table>"
         body = json.dumps(service.sample_request(), ensure_ascii=False)
-        example = (f"curl -H 'Content-Type: application/json' -d '{body}' http://HOST/predict\n"
-                   "curl -F file=@new_rows.csv http://HOST/predict\n"
-                   "curl -H 'Content-Type: text/csv' --data-binary @new_rows.csv http://HOST/predict")
-    metrics = "".join(f"<tr><td>{e(k)}</td><td>{v:.4g}</td><td>{facts['metrics']['baseline']['test'].get(k, float('nan')):.4g}</td></tr>"
+        example = (f"curl -H 'Content-Type: application/json' -d '{body}' {address}/predict\n"
+                   f"curl -F file=@new_rows.csv {address}/predict\n"
+                   f"curl -H 'Content-Type: text/csv' --data-binary @new_rows.csv {address}/predict")
+    baseline = facts["metrics"]["baseline"]["test"]
+    metrics = "".join(f"<tr><td>{e(k)}</td><td>{_number(v)}</td><td>{_number(baseline.get(k))}</td></tr>"
                       for k, v in facts["metrics"]["test"].items() if isinstance(v, (int, float)))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(openapi['info']['title'])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2430}}
@@ -707,8 +715,13 @@ The machine-readable description is <a href="/openapi.json">/openapi.json</a>; <
 <p>At most {service.settings.max_rows:,} rows, {service.settings.max_request_mb:g} MB and {service.settings.max_images:,} images per request (413 above).
 Input the model cannot use gets 422 and <code>{{"detail": "..."}}</code> saying why.</p>
 <h2>Examples</h2><pre>{e(example)}</pre>
-<h2>Quality on the test rows</h2><table><tr><th>metric</th><th>model</th><th>{e(str(facts['metrics']['baseline']['name']))}</th></tr>{metrics}</table>
+<h2>Quality on the test rows</h2><table><tr><th>metric</th><th>model</th><th>{e(str(facts['metrics']['baseline']['name'] or 'baseline'))}</th></tr>{metrics}</table>
 </body></html>"""
+
+
+def _number(value: Any) -> str:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    return f"{value:.4g}" if number else "-"
 
 
 # --- command line ---------------------------------------------------------------------------------
