@@ -112,7 +112,7 @@ def messy_new_rows(table: pd.DataFrame, with_target: bool) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 EXPECTED_FILES = {
-    "README.md", "predict.py", "preprocess.py", "read.py", "preprocess.json", "model.onnx", "model.safetensors",
+    "README.md", "predict.py", "preprocess.py", "read.py", "xlsx_check.py", "preprocess.json", "model.onnx", "model.safetensors",
     "model.py", "spec.json", "metrics.json", "requirements.txt", "sample_input.csv", "bundle.json",
     "serve.py", "requirements-serve.txt", "Dockerfile",
 }
@@ -132,7 +132,7 @@ def test_bundle_holds_every_file_with_its_purpose(exported, task):
 
 
 def test_preprocess_py_is_the_apps_file_verbatim(exported):
-    for name in ("preprocess.py", "read.py"):
+    for name in ("preprocess.py", "read.py", "xlsx_check.py"):
         copied = (exported["binary"].folder / name).read_bytes()
         assert copied == (ROOT / "builder" / "data" / name).read_bytes()
     for name in ("predict.py", "serve.py", "Dockerfile"):

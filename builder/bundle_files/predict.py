@@ -69,7 +69,7 @@ except ImportError as exc:
 
 HERE = Path(HERE_PATH)
 MANIFEST = "bundle.json"
-OWN_MODULES = ("preprocess", "read", "images", "text", "timeseries", "predict", "serve")
+OWN_MODULES = ("preprocess", "read", "xlsx_check", "images", "text", "timeseries", "predict", "serve")
 
 
 class BundleChanged(ImportError):

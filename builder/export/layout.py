@@ -36,6 +36,7 @@ FILE_PURPOSES = {
     "Dockerfile": "The prediction service as a container: docker build, docker run -p 8000:8000",
     "preprocess.py": "The app's preprocessing code, copied unchanged (used by predict.py)",
     "read.py": "The app's file reader, copied unchanged (used by predict.py)",
+    "xlsx_check.py": "The app's check of Excel files before they are read, copied unchanged",
     "images.py": "The app's image preprocessing code, copied unchanged (used by predict.py)",
     "text.py": "The app's text preprocessing code (tokenizer, vocabulary), copied unchanged",
     "timeseries.py": "The app's time-series preprocessing code, copied unchanged (used by predict.py)",
@@ -58,9 +59,9 @@ SAMPLE_PURPOSES = {
 # The app's own modules predict.py needs, by kind of data, copied verbatim: one implementation.
 # Each imports only numpy, pandas, Pillow (images) and the standard library at the top.
 BUNDLE_MODULES: dict[str, tuple[str, ...]] = {
-    "table": ("preprocess.py", "read.py"),
-    "text": ("preprocess.py", "read.py", "text.py"),
-    "series": ("preprocess.py", "read.py", "timeseries.py"),
+    "table": ("preprocess.py", "read.py", "xlsx_check.py"),
+    "text": ("preprocess.py", "read.py", "xlsx_check.py", "text.py"),
+    "series": ("preprocess.py", "read.py", "xlsx_check.py", "timeseries.py"),
     "images": ("preprocess.py", "images.py"),
 }
 # What raw sample data a caller may give write_bundle: rows for tables, text and series (the
