@@ -43,7 +43,10 @@ def check_image(name: str, content: bytes) -> None:
             if image.format not in ("PNG", "JPEG", "BMP", "GIF"):
                 raise ValueError(image.format)
             image.verify()
-    except Exception:  # noqa: BLE001 - Pillow raises many types for a bad file; all mean the same here
+    # What Pillow raises for a damaged or foreign file (the same list as the image reader's), and
+    # the ValueError above for a format it opens but the model does not read.
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning):
         raise DataError(f"The image {name!r} is damaged or is not a PNG, JPEG, BMP or GIF image. Open it and "
                         "save it again as PNG or JPEG, or leave it out.") from None
 

@@ -46,6 +46,7 @@ import struct
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -961,8 +962,6 @@ def _shape_of_file(path: Path) -> tuple[int | None, int | None]:
     """Rows x columns of a table file as the app reads it; the number of images of a zip."""
     try:
         if path.suffix.lower() == ".zip":
-            import zipfile
-
             from builder.data.images import IMAGE_EXTENSIONS
 
             with zipfile.ZipFile(path) as archive:
@@ -973,7 +972,7 @@ def _shape_of_file(path: Path) -> tuple[int | None, int | None]:
 
         frame = read_table(path)
         return len(frame), len(frame.columns)
-    except Exception as exc:  # noqa: BLE001 - the fingerprint's hash is what counts; the shape is a note
+    except (BuilderError, OSError, zipfile.BadZipFile) as exc:  # the hash is what counts; the shape is a note
         log.debug("rows x columns of %s unknown: %s", path.name, exc)
         return None, None
 

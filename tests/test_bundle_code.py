@@ -89,3 +89,24 @@ def test_serve_py_ignores_files_dropped_beside_it(copy):
         reply = server.request("POST", "/predict", (copy / "sample_input.csv").read_bytes(),
                                {"Content-Type": "text/csv"})
         assert reply.status == 200 and len(reply.json()["predictions"]) == 5
+
+
+def test_files_added_to_a_bundle_zip_are_named_when_it_is_read(bundle_folder, tmp_path, caplog):
+    import logging
+    import zipfile
+
+    from builder.export import read_bundle
+    from builder.export.reader import unlisted_members
+
+    zip_path = tmp_path / "model.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for path in sorted(bundle_folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(bundle_folder).as_posix())
+        zf.writestr("numpy.py", TRAP.format(name="numpy"))
+    with zipfile.ZipFile(zip_path) as zf:
+        assert unlisted_members(zf) == ["numpy.py"]
+    with caplog.at_level(logging.WARNING, logger="builder.export.reader"):
+        bundle = read_bundle(zip_path)
+    assert bundle.task == "multiclass"
+    assert any("numpy.py" in r.getMessage() and "did not come with its export" in r.getMessage() for r in caplog.records)

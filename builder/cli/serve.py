@@ -77,6 +77,7 @@ def add_command(commands: argparse._SubParsersAction, debug: argparse.ArgumentPa
 
 def run_serve(args: argparse.Namespace) -> int:
     """``serve``: unpack the checked bundle and run its serve.py until stopped; its exit code."""
+    from builder.export.reader import warn_unlisted
     from builder.safezip import open_zip, safe_extract
 
     bundle_file = input_file(args.bundle, "--bundle")
@@ -86,6 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
             if "serve.py" not in zf.namelist():
                 raise CliError(f"{bundle_file.name} was exported before bundles could serve themselves (it has no "
                                "serve.py): export the model again from the app or with 'train'.")
+            warn_unlisted(zf)  # serve.py checks what bundle.json lists; this names what it does not
             safe_extract(zf, folder)
         if not _is_loopback(args.host):
             log.warning("Listening on %s: anyone who can reach this machine can use the model (there is no "

@@ -203,6 +203,34 @@ def _stream_part(zf: zipfile.ZipFile, part: str, parser: Any, label: str, run_li
     return True
 
 
+class _TextLength:
+    """An expat text handler counting the characters of the current element (``restart`` at each
+    one); raises ``_TooLong`` as soon as they pass ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chars = 0
+
+    def restart(self) -> None:
+        self.chars = 0
+
+    def __call__(self, data: str) -> None:
+        self.chars += len(data)
+        if self.chars > self.limit:
+            raise _TooLong
+
+
+def _streams_within(zf: zipfile.ZipFile, part: str, start: Callable[[str, dict[str, str]], None],
+                    length: _TextLength, label: str) -> bool:
+    """Stream ``part`` through expat with these handlers: ``False`` when a text ran over its limit
+    (the handlers' state tells where), ``True`` once the whole part is parsed."""
+    try:
+        return _stream_part(zf, part, _xml_parser(start, length), label,
+                            _XML_BYTES_PER_CHAR * length.limit + _XML_TAG_BYTES)
+    except _TooLong:
+        return False
+
+
 def _long_stretch(chunk: bytes, offset: int, run_start: int, limit: int) -> tuple[int | None, int]:
     """Whether ``chunk`` (at ``offset`` in its part) extends a stretch without "<" past ``limit``
     bytes: ``(its start relative to the chunk, or None; where the stretch open at the chunk's end
@@ -222,11 +250,12 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, name: str, label: str, limits: R
     cell, refusing as soon as one is over its limit."""
     row_tag, cell_tag = f"{_MAIN_NS} row", f"{_MAIN_NS} c"
     limit = limits.max_cell_chars
+    length = _TextLength(limit)
     columns: dict[str, int] = {}
-    row = column = last_row = widest = chars = 0
+    row = column = last_row = widest = 0
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal row, column, last_row, widest, chars
+        nonlocal row, column, last_row, widest
         if tag == cell_tag:
             ref = attrs.get("r")
             if ref:
@@ -235,7 +264,7 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, name: str, label: str, limits: R
             else:
                 column += 1
             widest = max(widest, column)
-            chars = 0
+            length.restart()
         elif tag == row_tag:
             ref = attrs.get("r")
             row = _row_number(ref, part, label) if ref else row + 1
@@ -244,17 +273,7 @@ def _scan_sheet(zf: zipfile.ZipFile, part: str, name: str, label: str, limits: R
                 last_row = row
                 check_size_limits(last_row - 1, widest, label, limits)
 
-    def text(data: str) -> None:
-        nonlocal chars
-        chars += len(data)
-        if chars > limit:
-            raise _TooLong
-
-    try:
-        complete = _stream_part(zf, part, _xml_parser(start, text), label, _XML_BYTES_PER_CHAR * limit + _XML_TAG_BYTES)
-    except _TooLong:
-        complete = False
-    if not complete:
+    if not _streams_within(zf, part, start, length, label):
         cell = f"{_column_letters(column)}{row}"
         raise DataError(
             f"The file {label} has a cell longer than the limit of {limit:,} characters "
@@ -268,14 +287,15 @@ def _scan_shared_strings(zf: zipfile.ZipFile, part: str, label: str, limits: Rea
     """The number (1-based) of the first shared text longer than the cell limit, or ``None``;
     refuses a table of more texts than the values limit."""
     entry_tag = f"{_MAIN_NS} si"
-    char_limit, most = limits.max_cell_chars, limits.max_cells
-    entries = chars = 0
+    most = limits.max_cells
+    length = _TextLength(limits.max_cell_chars)
+    entries = 0
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal entries, chars
+        nonlocal entries
         if tag == entry_tag:
             entries += 1
-            chars = 0
+            length.restart()
             if entries > most:
                 raise DataError(
                     f"The file {label} holds more than {most:,} different texts, more than the limit "
@@ -283,17 +303,7 @@ def _scan_shared_strings(zf: zipfile.ZipFile, part: str, label: str, limits: Rea
                     f"environment variable {CELLS_SETTING}."
                 )
 
-    def text(data: str) -> None:
-        nonlocal chars
-        chars += len(data)
-        if chars > char_limit:
-            raise _TooLong
-
-    try:
-        complete = _stream_part(zf, part, _xml_parser(start, text), label, _XML_BYTES_PER_CHAR * char_limit + _XML_TAG_BYTES)
-    except _TooLong:
-        complete = False
-    return None if complete else max(entries, 1)
+    return None if _streams_within(zf, part, start, length, label) else max(entries, 1)
 
 
 def _cell_using_text(zf: zipfile.ZipFile, part: str, index: int) -> str | None:

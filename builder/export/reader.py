@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from builder.jsonsafe import plain
 from builder.safezip import EXPORT_AGAIN, NOT_A_BUNDLE, open_zip, read_member
 from builder.spec import ModelSpec
 from builder.trained import PREDICT_CHUNK_ROWS
+
+log = logging.getLogger(__name__)
 
 # A JSON member of up to JSON_LIMIT bytes can still become gigabytes of Python objects ("[{}, {},
 # ...]": 1.5 GB from 64 MB). Counted on the bytes before parsing, none of a real bundle's members
@@ -134,6 +137,7 @@ def read_bundle(source: str | Path | bytes | Any) -> Bundle:
     with open_zip(source) as zf:
         manifest = _read_json_member(zf, MANIFEST)
         _check_manifest(manifest)
+        warn_unlisted(zf, manifest)
         members = {name: read_member(zf, name, JSON_LIMIT) for name in ("spec.json", "preprocess.json")}
         weights = read_member(zf, WEIGHTS)
         metrics = _read_json_member(zf, "metrics.json") if "metrics.json" in zf.namelist() else {}
@@ -173,6 +177,23 @@ def bundle_samples(source: str | Path | bytes | Any) -> pd.DataFrame | list[tupl
             except DataError:
                 return pd.DataFrame()  # a header-only sample: nothing to show
     return pd.DataFrame()
+
+
+def unlisted_members(zf: zipfile.ZipFile, manifest: dict[str, Any] | None = None) -> list[str]:
+    """The files in a bundle's zip that its bundle.json does not list: added after the export (a
+    bundle is code, so someone may have slipped in a module)."""
+    listed = set((manifest if manifest is not None else _read_json_member(zf, MANIFEST)).get("files") or {})
+    return sorted(name for name in zf.namelist() if not name.endswith("/") and name not in listed | {MANIFEST})
+
+
+def warn_unlisted(zf: zipfile.ZipFile, manifest: dict[str, Any] | None = None) -> list[str]:
+    """Log a warning naming the unlisted files (``unlisted_members``); returns them."""
+    extra = unlisted_members(zf, manifest)
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        log.warning("This bundle holds files that did not come with its export (%s): they are not used by the "
+                    "app, but a bundle is code, so check where it came from.", shown)
+    return extra
 
 
 def _read_json_member(zf: zipfile.ZipFile, name: str) -> dict[str, Any]:
