@@ -936,8 +936,15 @@ class Preprocessor(DecisionThreshold):
         """
         columns = self._fitted_columns()
         self._check_columns(df, [c["name"] for c in columns])
-        blocks = [_STEPS[c["kind"]].transform(c, df[c["name"]]) for c in columns]
-        return np.concatenate(blocks, axis=1).astype(np.float32)  # (N, F)
+        widths = [len(_STEPS[c["kind"]].names(c)) for c in columns]
+        # Each column's float64 block goes straight into one float32 matrix: peak memory is that
+        # matrix plus one block, not every block, their concatenation and its float32 copy.
+        out = np.empty((len(df), sum(widths)), dtype=np.float32)  # (N, F)
+        start = 0
+        for column, width in zip(columns, widths, strict=True):
+            out[:, start:start + width] = _STEPS[column["kind"]].transform(column, df[column["name"]])
+            start += width
+        return out
 
     def encode_target(self, series: pd.Series) -> np.ndarray:
         """Encode the target column for training.
