@@ -21,7 +21,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,14 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.page_load import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_bundle(folder: Path) -> tuple[Path, pd.DataFrame]:

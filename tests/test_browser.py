@@ -17,7 +17,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import pytest
 
 from builder.export import read_bundle
 from tests.image_fixtures import make_digits_zip
+from tests.serve_helpers import free_port
 from tests.tabular_fixtures import TARGET, make_interaction_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -38,12 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_app(home: Path, port: int) -> subprocess.Popen:
@@ -81,7 +75,7 @@ def stop_app(process: subprocess.Popen) -> None:
 def server(tmp_path_factory):
     """The app, started exactly as README.md says, on a free local port with an empty home."""
     home = tmp_path_factory.mktemp("home")
-    port = _free_port()
+    port = free_port()
     process = start_app(home, port)
     try:
         yield f"http://127.0.0.1:{port}"
@@ -463,7 +457,7 @@ def test_a_server_killed_during_training_offers_to_resume_and_goes_on(browser, t
     workspace.save_state("design", starter_spec("mlp", len(features), len(table)).to_dict())
     workspace.save_state("train_config", TrainConfig(epochs=400, batch_size=16, early_stopping_patience=None,
                                                seed=0).to_dict())
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_app(home, port)
     page = browser.new_page(viewport={"width": 1440, "height": 1000})

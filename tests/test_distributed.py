@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -20,15 +19,10 @@ from torch import nn
 
 from builder.train import TensorData, TrainConfig, fit
 from tests.conftest import APP_FILE
+from tests.serve_helpers import free_port
 
 ROWS, FEATURES = 96, 5
 REPO_ROOT = os.path.dirname(APP_FILE)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class CountingMLP(nn.Module):

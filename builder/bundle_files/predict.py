@@ -58,15 +58,6 @@ import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-try:
-    import numpy as np
-    import pandas as pd
-except ImportError as exc:
-    if __name__ != "__main__":
-        raise
-    sys.stderr.write(f"predict.py needs the package {exc.name}: pip install -r requirements.txt\n")
-    sys.exit(2)
-
 HERE = Path(HERE_PATH)
 MANIFEST = "bundle.json"
 OWN_MODULES = ("preprocess", "read", "xlsx_check", "images", "text", "timeseries", "predict", "serve")
@@ -108,11 +99,14 @@ if not any(type(finder).__name__ == _OwnModules.__name__ for finder in sys.meta_
     sys.meta_path.insert(0, _OwnModules())
 
 try:
+    import numpy as np
+    import pandas as pd
     from preprocess import DataError, check_decision_threshold
-except BundleChanged as exc:
+except ImportError as exc:  # a package not installed, or BundleChanged (which names no module)
     if __name__ != "__main__":
         raise
-    sys.stderr.write(f"{exc}\n")
+    sys.stderr.write(f"predict.py needs the package {exc.name}: pip install -r requirements.txt\n" if exc.name
+                     else f"{exc}\n")
     sys.exit(2)
 
 CHUNK_ROWS = 8192  # inputs per model call: bounds memory on big files
@@ -146,11 +140,10 @@ def check_files(folder: str | Path = HERE) -> list[str]:
         DataError: bundle.json is missing or unreadable, or a listed file is missing or changed.
     """
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        files = dict(manifest["files"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"bundle.json is missing or damaged ({exc}): use the bundle as it was exported.") from None
+    manifest = _read_json(folder / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise DataError(f"{MANIFEST} is damaged (it lists no files): use the bundle as it was exported.")
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():

@@ -65,19 +65,6 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-try:
-    import numpy as np
-    import pandas as pd
-    from fastapi import FastAPI, Request
-    from fastapi.concurrency import run_in_threadpool
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
-    from starlette.exceptions import HTTPException
-except ImportError as exc:
-    if __name__ != "__main__":
-        raise
-    sys.stderr.write(f"serve.py needs the package {exc.name}: pip install -r requirements-serve.txt\n")
-    sys.exit(2)
 
 def _load_predict() -> Any:
     """The bundle's predict.py as the module ``predict`` (it installs the checked import of the rest)."""
@@ -91,17 +78,25 @@ def _load_predict() -> Any:
 
 
 try:
+    import numpy as np
+    import pandas as pd
+    from fastapi import FastAPI, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException
+
     predict = _load_predict()
-except ImportError as exc:  # predict.BundleChanged: a module differs from bundle.json
+except ImportError as exc:  # a package not installed, or predict.BundleChanged (which names no module)
     if __name__ != "__main__":
         raise
-    sys.stderr.write(f"{exc}\n")
+    sys.stderr.write(f"serve.py needs the package {exc.name}: pip install -r requirements-serve.txt\n" if exc.name
+                     else f"{exc}\n")
     sys.exit(2)
 
 log = logging.getLogger("serve")
 
 ENVIRONMENT_PREFIX = "BUNDLE_SERVE_"  # how main() hands its options to the worker processes
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".json", ".jsonl")
 INTERNAL_ERROR = ("The model could not answer this request because of an error in the server; "
                   "the server's log has the details.")
 
@@ -256,7 +251,7 @@ class Service:
     def __init__(self, folder: str | Path = HERE_PATH, settings: Settings | None = None) -> None:
         self.folder = Path(folder)
         self.settings = settings or Settings()
-        self.extra_files = predict.check_files(self.folder)
+        predict.check_files(self.folder)  # main() names the extra files once, not every worker
         self.model = predict.Model(self.folder, threads=self.settings.threads or None)
         if self.settings.batching:
             self.model.run = Batcher(self.model.run, predict.CHUNK_ROWS)
@@ -326,8 +321,10 @@ class Service:
         """A table file (CSV, TSV, TXT, Excel, Parquet, JSON), read exactly as predict.py reads it."""
         if self.images:
             raise RequestProblem(422, "This model reads images: send them as the multipart field 'files'.")
+        from read import SUPPORTED_TABLE_EXTENSIONS  # what predict.py and the app read
+
         suffix = Path(name).suffix.lower()
-        if suffix not in TABLE_SUFFIXES:
+        if suffix not in SUPPORTED_TABLE_EXTENSIONS:
             raise RequestProblem(422, f"{Path(name).name[:120]!r} is not a table file: send a CSV, TSV, TXT, "
                                       "Excel (.xlsx), Parquet or JSON file.")
         with tempfile.TemporaryDirectory(prefix="serve-") as folder, self.input_problems():

@@ -8,7 +8,6 @@ exactly as the bundle does anywhere else. The folder is removed when the service
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import shutil
 import signal
@@ -79,6 +78,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """``serve``: unpack the checked bundle and run its serve.py until stopped; its exit code."""
     from builder.export.reader import warn_unlisted
     from builder.safezip import open_zip, safe_extract
+    from builder.workspaces import is_local_address
 
     bundle_file = input_file(args.bundle, "--bundle")
     folder = Path(tempfile.mkdtemp(prefix="builder-serve-"))
@@ -89,7 +89,7 @@ def run_serve(args: argparse.Namespace) -> int:
                                "serve.py): export the model again from the app or with 'train'.")
             warn_unlisted(zf)  # serve.py checks what bundle.json lists; this names what it does not
             safe_extract(zf, folder)
-        if not _is_loopback(args.host):
+        if not is_local_address(args.host):
             log.warning("Listening on %s: anyone who can reach this machine can use the model (there is no "
                         "authentication). Put it behind a proxy you trust.", args.host)
         command = [sys.executable, "serve.py", "--host", args.host, "--port", str(args.port),
@@ -117,11 +117,3 @@ def _run_until_stopped(command: list[str], folder: Path) -> int:
     # uvicorn ends a clean shutdown by raising the signal that asked for it again: a normal stop
     return 0 if code in (-signal.SIGTERM, -signal.SIGINT) else code
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
