@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.child import run_child
+
 DATA_SEED = 0
 TARGET = "churned"
 N_NUMBERS = 14
@@ -127,16 +127,10 @@ def run_size(n: int, folder: Path, epochs: int, threads: int | None, device: str
     env = dict(os.environ, BUILDER_HOME=str(folder / "home"))  # the run store's copy stays in the folder
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage (ru_maxrss in KB on Linux)
-        command_s = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
+    child = run_child(command, env)
     if child.returncode != 0:
-        raise SystemExit(f"train failed on {n} rows (exit {child.returncode}):\n{stderr[-3000:]}")
+        raise SystemExit(f"train failed on {n} rows (exit {child.returncode}):\n{child.stderr[-3000:]}")
+    stdout, stderr = child.stdout, child.stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
     # The first epoch also pays one-off costs (torch's first optimizer step imports ~1.5 s of code).
     all_epochs = [float(m.group(2)) for m in EPOCH_LINE.finditer(stderr)]
@@ -150,8 +144,8 @@ def run_size(n: int, folder: Path, epochs: int, threads: int | None, device: str
         "s_per_epoch": per_epoch,
         "epoch_s": all_epochs,
         "device": summary["device"],
-        "command_s": command_s,
-        "peak_mb": usage.ru_maxrss / 1024,
+        "command_s": child.seconds,
+        "peak_mb": child.peak_mb,
         "inputs": width,
         "tensor_mb": n * width * 4 / 2**20,
         "metric": summary["metrics"]["test"].get("accuracy"),

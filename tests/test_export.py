@@ -332,6 +332,23 @@ def test_onnx_matches_torch_at_batch_1_and_7(exported, task):
     assert item.report.parity_rows == 1 + 3 + 7 + 200
 
 
+def test_the_exporter_warm_up_runs_once_and_the_export_waits_for_it(exported, monkeypatch):
+    from builder.export import onnx_export
+
+    monkeypatch.setattr(onnx_export, "_warm_up", None)  # as in a fresh process
+    calls = []
+    real = onnx_export._export_a_tiny_model
+    monkeypatch.setattr(onnx_export, "_export_a_tiny_model", lambda: (calls.append(1), real()))
+    onnx_export.warm_up_exporter()
+    first = onnx_export._warm_up
+    onnx_export.warm_up_exporter()  # a second start is the same thread
+    assert onnx_export._warm_up is first and first.name == "onnx-exporter-warm-up"
+    item = exported["regression"]
+    data = onnx_export.export_onnx(item.trained)  # waits for the warm-up, then exports
+    assert not first.is_alive() and calls == [1]
+    assert parity_check(item.trained, None, onnx_model=data) < 1e-5
+
+
 def test_parity_check_reuses_an_exported_model(exported):
     item = exported["regression"]
     onnx_model = (item.folder / "model.onnx").read_bytes()

@@ -218,6 +218,10 @@ def run_train(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec) if args.spec else None
     family = _resolve_family(args.model, spec)
     given = _given_settings(args)  # checked before the data is read: a typo fails at once
+    if launched is None or launched.is_main:  # the process that will write the bundle
+        from builder.export.onnx_export import warm_up_exporter
+
+        warm_up_exporter()  # its ~3 s of start-up overlaps reading the data
     choice = choose_data(args, data_file, family)
     check_threshold(args.threshold, choice.data_spec.task)
     test_rows = None
@@ -230,6 +234,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     control = TrainControl()
     progress = ProgressLog(choice.family, noun=SAMPLE_NOUNS[choice.data_spec.kind])
+    from builder.export.onnx_export import wait_for_exporter
+
+    wait_for_exporter()  # before training imports torch's compiler modules too (see its comment)
     world = distributed.launched_world()
     if world is not None:
         return _train_one_process(world, choice, config, spec, progress, control, test_rows, args, out_file,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -37,15 +38,73 @@ EXPORT_BATCH = 2  # example batch for the exporter; 0 and 1 would be specialised
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's warnings (optional torchvision ops, deprecations): not the user's
     business, and the CLI's stderr should carry only what matters."""
+    with _quiet_exporter_log():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+
+
+@contextlib.contextmanager
+def _quiet_exporter_log() -> Iterator[None]:
     logger = logging.getLogger("torch.onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
         logger.setLevel(level)
+
+
+# --- the exporter's one-off start-up, paid on a background thread --------------------------------
+
+# The first export in a process costs ~3 s more than the next ones: importing torch.onnx,
+# onnxscript and torch.export, and building the exporter's operator registry. A command that will
+# export anyway starts that on a thread while it reads and prepares the data (mostly numpy and
+# pyarrow work that leaves the other core free), and waits for it before training, so two threads
+# never import torch's compiler modules at once (a known source of "partially initialized module").
+_warm_up: threading.Thread | None = None
+_warm_up_lock = threading.Lock()
+
+
+def warm_up_exporter() -> None:
+    """Start the exporter's one-off start-up on a background thread (once per process).
+
+    ``wait_for_exporter`` (and ``export_onnx``, which calls it) waits until it has finished. A
+    failure here is only logged: the real export then pays the start-up itself, or says why not.
+    """
+    global _warm_up
+    with _warm_up_lock:
+        if _warm_up is None:
+            _warm_up = threading.Thread(target=_export_a_tiny_model, name="onnx-exporter-warm-up", daemon=True)
+            _warm_up.start()
+
+
+def wait_for_exporter() -> None:
+    """Block until a started warm-up (``warm_up_exporter``) has finished; at once if none was."""
+    with _warm_up_lock:
+        thread = _warm_up
+    if thread is not None:
+        thread.join()
+
+
+def _export_a_tiny_model() -> None:
+    started = time.perf_counter()
+    try:
+        # Not ``warnings.catch_warnings``: it swaps the process-wide filters, which the main thread
+        # may be using meanwhile. An eval-mode Linear raises one deprecation note, filtered at import.
+        with _quiet_exporter_log(), torch.inference_mode(False):
+            torch.onnx.export(
+                torch.nn.Linear(2, 1).eval(), (torch.zeros(EXPORT_BATCH, 2),), dynamo=True,
+                external_data=False, verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},),
+            )
+    except Exception:  # the real export will meet the same problem and name it
+        log.debug("ONNX exporter warm-up failed", exc_info=True)
+        return
+    log.debug("ONNX exporter warmed up in %.1f s", time.perf_counter() - started)
+
+
+# torch 2.13's exporter, on any model: internal, and nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
 
 
 def export_onnx(trained: TrainedModel, example: np.ndarray | None = None) -> bytes:
@@ -64,6 +123,7 @@ def export_onnx(trained: TrainedModel, example: np.ndarray | None = None) -> byt
     Raises:
         BundleError: the exporter cannot translate the network.
     """
+    wait_for_exporter()
     model = trained.model.eval()
     if example is None or len(example) < EXPORT_BATCH:
         example = random_inputs(trained, EXPORT_BATCH, seed=0)

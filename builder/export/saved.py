@@ -68,7 +68,8 @@ def save_trained(trained: TrainedModel, folder: str | Path) -> Path:
         # Weights first, JSON last: a run whose trained.json exists is complete.
         _write_file_atomically(folder / WEIGHTS, weights_bytes(trained.model))
         # NaN can occur in a diverged run's history; Python's json reads its own NaN back exactly.
-        _write_file_atomically(folder / TRAINED_JSON, json.dumps(plain(document), indent=1).encode())
+        # No indent: json's C encoder runs only without one (3x faster on 20,000 kept test rows).
+        _write_file_atomically(folder / TRAINED_JSON, json.dumps(plain(document)).encode())
     except OSError as exc:
         raise BundleError(f"Cannot save the run in {str(folder)!r}: {exc.strerror or exc}.") from None
     return folder
