@@ -18,6 +18,7 @@ import torch.optim  # noqa: F401
 
 from builder.device import cap_threads_for_server, choose_device
 from builder.errors import ReadOnlyError
+from builder.memory import return_big_blocks_to_the_system
 from builder.train import warm_up
 from builder.workspaces import WorkspaceLimitError
 from pages.components.build_view import design_ready
@@ -34,12 +35,14 @@ st.set_page_config(page_title="Model Builder", page_icon=str(ICON), layout="wide
 
 @st.cache_resource(show_spinner=False)
 def start_engine() -> tuple[str, str]:
-    """Once per process: keep a core for the web server, and warm up torch's first optimizer.
+    """Once per process: keep a core for the web server, hand big freed blocks back to the system,
+    and warm up torch's first optimizer.
 
     Returns:
         The device training uses and why, in the engine's English (the sidebar translates them).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return_big_blocks_to_the_system()  # uploads and their previews must not leave the server bloated
     cap_threads_for_server()
     warm_up()
     job_registry()  # the training worker processes start now, so they are warm by the first Start

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-
 # Values JSON writes as they are: a list of only these is returned without a call per item.
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 

@@ -110,6 +110,9 @@ def train_model(
         return cross_validate(source, data_spec, config, spec, family, callbacks, control,
                               test_rows=test_rows)[0]
     data_spec, prepared, shape, spec = prepare_for_design(source, data_spec, config, spec, family, test_rows)
+    # The raw rows are prepared now: a caller that handed the table over (the CLI) frees it here,
+    # before training, rather than holding it next to the prepared arrays to the end.
+    del source
     trained = fit_design(prepared, shape, data_spec, config, spec, callbacks, control,
                          checkpoint_dir=checkpoint_dir, resume_from=resume_from)
     evaluate_trained(trained, prepared, with_baseline=with_baseline)

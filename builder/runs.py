@@ -796,7 +796,7 @@ class RunStore:
 
 
 def record_cli_run(trained: TrainedModel, data_path: str | Path | None, sample: Any = None, *,
-                   source: Any = None, test_rows: Any = None, bundle: str | Path | None = None,
+                   data_shape: tuple[int | None, int | None] | None = None, bundle: str | Path | None = None,
                    home: str | Path | None = None) -> str | None:
     """Keep a run of ``python -m builder train`` in the store: its folder ``<home>/cli-runs/<run id>/``
     (``export.save_trained``, a ``summary.json`` and a sample of the data for its bundle), then its row.
@@ -807,8 +807,7 @@ def record_cli_run(trained: TrainedModel, data_path: str | Path | None, sample: 
         trained: the trained model.
         data_path: the ``--data`` file (its SHA-256 is kept).
         sample: raw sample data as given to ``write_bundle`` (kept for ``runs export``).
-        source: what was trained on (a table or an ``ImageSet``) for the data's rows x columns.
-        test_rows: the mask of rows appended from ``--test-data`` (not part of ``--data``).
+        data_shape: rows x columns of the ``--data`` file as read (columns ``None`` for images).
         bundle: the bundle written (noted with the run).
         home: the store's home (default: ``default_home()``).
 
@@ -834,7 +833,7 @@ def record_cli_run(trained: TrainedModel, data_path: str | Path | None, sample: 
                    "headline": trained.metrics.get("test", {}), "validation": trained.metrics.get("val", {})}
         _write_atomic(folder / "summary.json", json.dumps(_plain(summary), indent=2))
         RunStore(home).record(folder, trained, data_path=data_path, title=title, data_name=name,
-                              data_shape=_shape_of_source(source, test_rows), source="cli",
+                              data_shape=data_shape, source="cli",
                               extra={"bundle": str(Path(bundle).absolute())} if bundle is not None else None)
     except Exception as exc:  # noqa: BLE001 - the bundle is written; the store is a record of it
         log.warning("the run could not be kept in the run store (%s); the bundle is written all the same", exc)
@@ -975,18 +974,6 @@ def _shape_of_file(path: Path) -> tuple[int | None, int | None]:
     except (BuilderError, OSError, zipfile.BadZipFile) as exc:  # the hash is what counts; the shape is a note
         log.debug("rows x columns of %s unknown: %s", path.name, exc)
         return None, None
-
-
-def _shape_of_source(source: Any, test_rows: Any) -> tuple[int | None, int | None] | None:
-    """Rows x columns of what the command line read from ``--data`` (without ``--test-data`` rows)."""
-    if source is None:
-        return None
-    try:
-        extra = int(sum(bool(x) for x in test_rows)) if test_rows is not None else 0
-        columns = getattr(source, "columns", None)
-        return len(source) - extra, (len(columns) if columns is not None else None)
-    except TypeError:
-        return None
 
 
 def _row_of_trained(trained: TrainedModel) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import BuilderError
+from builder.memory import return_big_blocks_to_the_system
 from builder.train import TrainControl
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ def _serve(tasks: Any, events: Any, stop: Any, running: Any, parent_pid: int, th
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     _lower_priority()
+    return_big_blocks_to_the_system()
     import torch
 
     from builder.train import warm_up

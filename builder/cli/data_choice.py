@@ -61,6 +61,26 @@ class DataChoice:
     family: str
     sample: Any
 
+    @property
+    def shape(self) -> tuple[int | None, int | None] | None:
+        """Rows x columns of the source (columns ``None`` for images), for the run store."""
+        if self.source is None:
+            return None
+        columns = getattr(self.source, "columns", None)
+        return len(self.source), (len(columns) if columns is not None else None)
+
+    def hand_over_source(self) -> Any:
+        """The source, forgotten here: whoever trains on it holds the only reference, so a big
+        table is freed as soon as it has been prepared (``pipeline.train_model`` lets go of it)."""
+        source, self.source = self.source, None
+        return source
+
+
+def sample_of(df: pd.DataFrame) -> pd.DataFrame:
+    """The first rows as a table of their own: ``df.head()`` alone is a view that keeps every row
+    of ``df`` in memory for as long as the sample lives (to the end of the command)."""
+    return df.head(SAMPLE_ROWS).copy()
+
 
 def _family_title(family: str) -> str:
     from builder.spec import FAMILIES
@@ -231,7 +251,7 @@ def _anomaly_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family
     for note in health_warnings(profile, None):
         log.warning("%s", note)
     log.info("inputs: %s", column_list(features, limit=20))
-    return DataChoice(df, DataSpec(None, "anomaly", list(features)), family, df.head(SAMPLE_ROWS))
+    return DataChoice(df, DataSpec(None, "anomaly", list(features)), family, sample_of(df))
 
 
 def _table_or_text_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, family: str | None,
@@ -296,7 +316,7 @@ def _table_or_text_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, 
                         "them instead, use --model logistic, which reads the table's columns)",
                         text_column, column_list(left_out, 20))
         data_spec = DataSpec(target, task, [text_column], kind="text", options={"text_column": text_column})
-        return DataChoice(df, data_spec, family, df.head(SAMPLE_ROWS))
+        return DataChoice(df, data_spec, family, sample_of(df))
     if not features:
         raise DataError(f"No column is left to learn from besides {target!r}: the others look like "
                         "identifiers, or are constant or mostly empty. Add columns that describe the rows.")
@@ -309,8 +329,7 @@ def _table_or_text_data(args: argparse.Namespace, df: pd.DataFrame, file: Path, 
                         "that repeat), not word by word: to learn from its words, use --text-column "
                         "%s (a text model reads that column alone)", name, name)
     log.info("inputs: %s", column_list(features, limit=20))
-    return DataChoice(df, DataSpec(target=target, task=task, features=list(features)), family,
-                      df.head(SAMPLE_ROWS))
+    return DataChoice(df, DataSpec(target=target, task=task, features=list(features)), family, sample_of(df))
 
 
 def _infer_task(df: pd.DataFrame, target: str, task: str, quiet: bool = False) -> str:

@@ -223,6 +223,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         warm_up_exporter()  # its ~3 s of start-up overlaps reading the data
     choice = choose_data(args, data_file, family)
+    data_shape = choice.shape  # of --data alone, before --test-data joins it
     check_threshold(args.threshold, choice.data_spec.task)
     test_rows = None
     if args.test_data is not None:
@@ -240,16 +241,16 @@ def run_train(args: argparse.Namespace) -> int:
     world = distributed.launched_world()
     if world is not None:
         return _train_one_process(world, choice, config, spec, progress, control, test_rows, args, out_file,
-                                  data_file)
+                                  data_file, data_shape)
     with _stop_on_ctrl_c(control), contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON only
         from builder.pipeline import train_model
 
         if args.auto:
             trained, found = _search(args, choice, config, spec, out_file, control, started, test_rows)
         else:
-            trained = train_model(choice.source, choice.data_spec, config, spec=spec, family=choice.family,
+            trained = train_model(choice.hand_over_source(), choice.data_spec, config, spec=spec, family=choice.family,
                                   callbacks=[progress], control=control, test_rows=test_rows)
-    summary = _finish(trained, args, out_file, choice, data_file, test_rows)
+    summary = _finish(trained, args, out_file, choice, data_file, data_shape)
     if args.auto:
         summary["search"] = found.summary()
     print(json.dumps(strict(summary), allow_nan=False))
@@ -257,7 +258,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _finish(trained: TrainedModel, args: argparse.Namespace, out_file: Path, choice: DataChoice, data_file: Path,
-            test_rows: Any) -> dict[str, Any]:
+            data_shape: tuple[int | None, int | None] | None) -> dict[str, Any]:
     """The threshold, the bundle and the run store; the JSON line's object."""
     with contextlib.redirect_stdout(sys.stderr):
         if args.threshold is not None:
@@ -268,7 +269,7 @@ def _finish(trained: TrainedModel, args: argparse.Namespace, out_file: Path, cho
     for note in report.warnings:
         log.warning("%s", note)
     log.info("bundle written to %s (%s)", out_file, human_bytes(report.size))
-    record_cli_run(trained, data_file, choice.sample, source=choice.source, test_rows=test_rows, bundle=out_file)
+    record_cli_run(trained, data_file, choice.sample, data_shape=data_shape, bundle=out_file)
     return _train_summary(trained, out_file)
 
 
@@ -288,7 +289,7 @@ def _launch_processes(args: argparse.Namespace) -> int:
 
 def _train_one_process(world: distributed.World, choice: DataChoice, config: TrainConfig, spec: ModelSpec | None,
                        progress: ProgressLog, control: TrainControl, test_rows: Any, args: argparse.Namespace,
-                       out_file: Path, data_file: Path) -> int:
+                       out_file: Path, data_file: Path, data_shape: tuple[int | None, int | None] | None) -> int:
     """One of the --nproc processes: all train together; rank 0 alone scores, writes and prints."""
     from builder.pipeline import evaluate_trained, fit_design, prepare_for_design
 
@@ -296,7 +297,7 @@ def _train_one_process(world: distributed.World, choice: DataChoice, config: Tra
     try:
         with _stop_on_ctrl_c(control), contextlib.redirect_stdout(sys.stderr):
             data_spec, prepared, shape, design = prepare_for_design(
-                choice.source, choice.data_spec, config, spec, choice.family, test_rows)
+                choice.hand_over_source(), choice.data_spec, config, spec, choice.family, test_rows)
             callbacks = [progress] if world.is_main else []
             trained = fit_design(prepared, shape, data_spec, config, design, callbacks, control)
     finally:
@@ -306,7 +307,7 @@ def _train_one_process(world: distributed.World, choice: DataChoice, config: Tra
     with contextlib.redirect_stdout(sys.stderr):
         evaluate_trained(trained, prepared)
     trained.info["world_size"] = world.size
-    summary = _finish(trained, args, out_file, choice, data_file, test_rows)
+    summary = _finish(trained, args, out_file, choice, data_file, data_shape)
     summary["world_size"] = world.size
     print(json.dumps(strict(summary), allow_nan=False))
     return EXIT_OK

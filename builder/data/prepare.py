@@ -168,6 +168,28 @@ class PreparedData:
         return self.preprocessor.target_scale
 
 
+class RowsByColumn:
+    """Some rows of a table, copied one column at a time as they are read.
+
+    ``Preprocessor`` fits and transforms column by column, so handing it this instead of
+    ``df.iloc[rows]`` keeps one column of the training rows in memory at a time, not a copy of
+    every column of them (on 1M rows x 20 columns, ~120 MB less at the command's peak).
+    """
+
+    def __init__(self, df: pd.DataFrame, positions: np.ndarray) -> None:
+        self._df, self._positions = df, positions
+
+    @property
+    def columns(self) -> pd.Index:
+        return self._df.columns
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, column: str) -> pd.Series:
+        return self._df[column].iloc[self._positions]
+
+
 def prepare_tabular(
     df: pd.DataFrame,
     spec: DataSpec,
@@ -217,12 +239,15 @@ def prepare_tabular(
 
     # Classes come from every usable row, so a class absent from the training split still decodes.
     classes = pd.unique(labels).tolist() if task in ("binary", "multiclass") and target else None
-    preprocessor = Preprocessor().fit(df.iloc[train], target, task, spec.features, classes=classes)
+    train_rows = RowsByColumn(df, train)
+    preprocessor = Preprocessor().fit(train_rows, target, task, spec.features, classes=classes)
 
-    def encode(rows: pd.DataFrame) -> np.ndarray | None:
+    def encode(rows: pd.DataFrame | RowsByColumn) -> np.ndarray | None:
         return None if target is None else preprocessor.encode_target(rows[target])
 
-    parts = {name: df.iloc[idx] for name, idx in (("train", train), ("val", val), ("test", test))}
+    # The validation and test rows stay whole tables (evaluation shows them); the training rows,
+    # most of the table, are only ever read one column at a time.
+    parts = {"train": train_rows, "val": df.iloc[val], "test": df.iloc[test]}
     logger.info(
         "Prepared %d training, %d validation and %d test rows with %d features",
         len(train), len(val), len(test), preprocessor.n_features,
