@@ -272,14 +272,18 @@ def compute_metrics(
 
     truth, guess = _label_arrays(y_true, y_pred)
     class_labels = _classes_or_default(classes, truth, guess)
+    # The same labels as integer codes: sklearn sorts the labels again in every metric, and
+    # sorting 150,000 strings 25 times took 1.3 s where the codes take 0.05 s. Same scores.
+    codes = pd.factorize(np.concatenate([truth, guess]))[0]
+    true_codes, guessed_codes = codes[: len(truth)], codes[len(truth):]
     metrics = {
-        "accuracy": accuracy_score(truth, guess),
+        "accuracy": accuracy_score(true_codes, guessed_codes),
         # Averaged over the labels that occur (sklearn's default), so a class absent from this
         # test split neither helps nor hurts; zero_division=0 scores a never-predicted class as 0
         # instead of warning.
-        "f1_macro": f1_score(truth, guess, average="macro", zero_division=0),
-        "precision_macro": precision_score(truth, guess, average="macro", zero_division=0),
-        "recall_macro": recall_score(truth, guess, average="macro", zero_division=0),
+        "f1_macro": f1_score(true_codes, guessed_codes, average="macro", zero_division=0),
+        "precision_macro": precision_score(true_codes, guessed_codes, average="macro", zero_division=0),
+        "recall_macro": recall_score(true_codes, guessed_codes, average="macro", zero_division=0),
     }
     if proba is not None:
         score = _roc_auc(truth, _proba_array(proba, len(truth), len(class_labels)), class_labels)

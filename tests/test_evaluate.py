@@ -474,3 +474,15 @@ def test_roc_points_match_sklearn_with_string_positive_class(cancer):
 def test_errors_are_catchable_as_builder_errors():
     with pytest.raises(BuilderError):
         ev.verdict("clustering", [])
+
+
+@pytest.mark.parametrize("labels", [["no", "yes"], ["a", "b", "c", "d"], [2, 5, 9]])
+def test_metrics_on_labels_equal_scikit_learns_on_the_same_labels(labels):
+    # compute_metrics scores integer codes of the labels (fast on big test sets): the same numbers.
+    rng = np.random.default_rng(0)
+    truth = rng.choice(np.array(labels), 5000)
+    guess = np.where(rng.random(5000) < 0.7, truth, rng.choice(np.array(labels[:-1]), 5000))
+    got = ev.compute_metrics("binary" if len(labels) == 2 else "multiclass", truth, guess, classes=labels)
+    assert got["accuracy"] == pytest.approx(accuracy_score(truth, guess), abs=1e-12)
+    for name, score in (("f1_macro", f1_score), ("precision_macro", precision_score), ("recall_macro", recall_score)):
+        assert got[name] == pytest.approx(score(truth, guess, average="macro", zero_division=0), abs=1e-12)
