@@ -273,7 +273,7 @@ def compute_metrics(
     truth, guess = _label_arrays(y_true, y_pred)
     class_labels = _classes_or_default(classes, truth, guess)
     # The same labels as integer codes: sklearn sorts the labels again in every metric, and
-    # sorting 150,000 strings 25 times took 1.3 s where the codes take 0.05 s. Same scores.
+    # sorting 150,000 strings 25 times took 1.3 s where the four metrics on codes take 0.07 s.
     codes = pd.factorize(np.concatenate([truth, guess]))[0]
     true_codes, guessed_codes = codes[: len(truth)], codes[len(truth):]
     metrics = {

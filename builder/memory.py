@@ -4,7 +4,8 @@ glibc's malloc serves a block of 128 KB or more with its own ``mmap`` and unmaps
 but it then raises that threshold to the freed block's size (up to 32 MB), so from the second
 time on, blocks of a few MB (a batch of activations, one column of a table) come from the heap,
 where freed memory stays with the process and fragments. Predicting 150,000 rows in chunks of
-8,192 grew the process by 140 MB that way, and the 1M-row command peaked 170 MB higher. A fixed
+8,192 grew the process by 140-260 MB that way (the small outputs kept between chunks pin the
+heap above each freed block), and the 1M-row command peaked ~170 MB higher. A fixed
 threshold stops the raising: blocks of ``MMAP_THRESHOLD`` and more are always mapped and unmapped,
 which costs a page fault per 4 KB on first touch, nothing measurable next to filling them.
 """

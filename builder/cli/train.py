@@ -218,9 +218,9 @@ def run_train(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec) if args.spec else None
     family = _resolve_family(args.model, spec)
     given = _given_settings(args)  # checked before the data is read: a typo fails at once
-    if launched is None or launched.is_main:  # the process that will write the bundle
-        from builder.export.onnx_export import warm_up_exporter
+    from builder.export.onnx_export import wait_for_exporter, warm_up_exporter  # not for the launcher above
 
+    if launched is None or launched.is_main:  # the process that will write the bundle
         warm_up_exporter()  # its ~3 s of start-up overlaps reading the data
     choice = choose_data(args, data_file, family)
     data_shape = choice.shape  # of --data alone, before --test-data joins it
@@ -235,8 +235,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     control = TrainControl()
     progress = ProgressLog(choice.family, noun=SAMPLE_NOUNS[choice.data_spec.kind])
-    from builder.export.onnx_export import wait_for_exporter
-
     wait_for_exporter()  # before training imports torch's compiler modules too (see its comment)
     world = distributed.launched_world()
     if world is not None:
