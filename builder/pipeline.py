@@ -78,6 +78,7 @@ def train_model(
     test_rows: np.ndarray | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume_from: str | os.PathLike[str] | None = None,
+    release_source: bool = False,
 ) -> TrainedModel:
     """Prepare the data, build the design, train it, and evaluate it against a baseline.
 
@@ -96,6 +97,9 @@ def train_model(
         checkpoint_dir: write the training state here after every epoch (``train.fit``).
         resume_from: continue the interrupted run whose checkpoint folder this is (same
             ``source``, ``data_spec``, ``config`` and design; ``train.fit``).
+        release_source: the caller hands ``source`` over (keeps no reference and will not use
+            it again): a table's columns are freed while they are prepared, and the rest before
+            training, so a big table never shares memory with its prepared arrays for long.
 
     Raises:
         DataError, SpecError, ShapeError, TrainingError: a problem the user can fix.
@@ -109,7 +113,8 @@ def train_model(
 
         return cross_validate(source, data_spec, config, spec, family, callbacks, control,
                               test_rows=test_rows)[0]
-    data_spec, prepared, shape, spec = prepare_for_design(source, data_spec, config, spec, family, test_rows)
+    data_spec, prepared, shape, spec = prepare_for_design(source, data_spec, config, spec, family, test_rows,
+                                                          release_source=release_source)
     # The raw rows are prepared now: a caller that handed the table over (the CLI) frees it here,
     # before training, rather than holding it next to the prepared arrays to the end.
     del source
@@ -121,7 +126,7 @@ def train_model(
 
 def prepare_for_design(
     source: Any, data_spec: DataSpec, config: TrainConfig, spec: ModelSpec | None, family: str | None,
-    test_rows: np.ndarray | None = None,
+    test_rows: np.ndarray | None = None, release_source: bool = False,
 ) -> tuple[DataSpec, Prepared, DataShape, ModelSpec]:
     """Split and preprocess the data the way the design reads it, and choose the design.
 
@@ -134,7 +139,7 @@ def prepare_for_design(
     """
     data_spec, family = design_reading(source, data_spec, config, spec, family, test_rows)
     prepared = prepare_data(source, data_spec, config.val_fraction, config.test_fraction, config.seed,
-                            test_rows=test_rows)
+                            test_rows=test_rows, release_source=release_source)
     shape = data_shape(prepared, data_spec)
     return data_spec, prepared, shape, choose_spec(family, spec, shape)
 

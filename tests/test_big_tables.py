@@ -3,7 +3,9 @@
 pyarrow reads plain UTF-8 CSV files with '.' decimals; every other file, and every value the two
 parsers convert differently, goes to the reader the app always had (pandas' C parser after encoding
 detection and decimal-comma repair). Each case here reads the same bytes both ways and requires the
-same frame: same columns, dtypes, values, and Python types of the values.
+same frame: same columns, dtypes, values, and Python types of the values. Big files are read block
+by block (``STREAM_FROM_BYTES``): the cases marked with ``arrow_reader`` run with both of pyarrow's
+readers.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ def assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert [str(t) for t in got.dtypes] == [str(t) for t in want.dtypes]
     for i in range(got.shape[1]):  # NaN, not None; numpy floats, not Python ints
         assert [type(v) for v in got.iloc[:, i]] == [type(v) for v in want.iloc[:, i]], got.columns[i]
+
+
+@pytest.fixture(params=["whole file", "block by block"])
+def arrow_reader(request, monkeypatch) -> str:
+    """Run the test with pyarrow's whole-file reader, then with its streaming one (every file
+    counted as big)."""
+    if request.param == "block by block":
+        monkeypatch.setattr(read, "STREAM_FROM_BYTES", 0)
+    return request.param
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -139,7 +150,7 @@ def test_the_limit_applies_to_one_command_only(one_mb_csv):
 # --- pyarrow and the fallback give the same frame --------------------------------------------------
 
 
-def test_a_generated_benchmark_table_reads_the_same_both_ways(monkeypatch, tmp_path):
+def test_a_generated_benchmark_table_reads_the_same_both_ways(arrow_reader, monkeypatch, tmp_path):
     from bench.rows_scaling import make_table, write_csv
 
     path = tmp_path / "rows.csv"
@@ -151,7 +162,7 @@ def test_a_generated_benchmark_table_reads_the_same_both_ways(monkeypatch, tmp_p
     assert_same_frame(read_table(path.read_bytes(), name="rows.csv"), got)  # bytes: the app's upload
 
 
-def test_a_pandas_written_table_with_every_kind_of_column_reads_the_same(monkeypatch, tmp_path):
+def test_a_pandas_written_table_with_every_kind_of_column_reads_the_same(arrow_reader, monkeypatch, tmp_path):
     rng = np.random.default_rng(1)
     n = 500
     frame = pd.DataFrame({
@@ -195,7 +206,7 @@ def test_a_pandas_written_table_with_every_kind_of_column_reads_the_same(monkeyp
         ("blank_rows.csv", b"a,b\n\n1,2\n\n3,4\n"),
     ],
 )
-def test_plain_files_take_pyarrow_and_read_the_same(monkeypatch, tmp_path, name, data):
+def test_plain_files_take_pyarrow_and_read_the_same(arrow_reader, monkeypatch, tmp_path, name, data):
     path = write(tmp_path, name, data)
     assert fast_used(path, "\t" if name.endswith(".tsv") else None), name
     assert_same_frame(read_table(path), fallback_read(monkeypatch, path))
@@ -211,9 +222,45 @@ TRICKY = ["+5", "+0", "0x1F", "0X10", "NAN", "+nan", "Inf", "-inf", "Infinity", 
 
 @pytest.mark.parametrize("token", TRICKY)
 @pytest.mark.parametrize("other", ["1", "1.5", "x", "True", ""])
-def test_tricky_values_read_the_same(monkeypatch, tmp_path, token, other):
+def test_tricky_values_read_the_same(arrow_reader, monkeypatch, tmp_path, token, other):
     path = write(tmp_path, "t.csv", f"a,b\n{token},0\n{other},1\n3,2\n".encode())
     assert_same_frame(read_table(path), fallback_read(monkeypatch, path))
+
+
+@pytest.mark.parametrize(
+    ("late_row", "kind"),
+    [("1.5,y", "double"), ("x,y", "string")],  # whole numbers turn decimal; numbers turn text
+)
+def test_a_type_that_changes_after_the_first_block_is_read_by_the_whole_file_reader(
+        monkeypatch, tmp_path, late_row, kind):
+    # The streaming reader types each column from its first block and stops at the first value
+    # that does not fit; the whole-file reader then types the column from every row.
+    monkeypatch.setattr(read, "STREAM_FROM_BYTES", 0)
+    monkeypatch.setattr(read, "STREAM_BLOCK_BYTES", 2**20)
+    rows = b"".join(b"%d,\n" % i for i in range(200_000))  # 1.4 MB: b is empty in the first block
+    path = write(tmp_path, "late.csv", b"a,b\n" + rows + late_row.encode() + b"\n")
+    reads = []
+    arrow_csv = read._arrow_csv
+    monkeypatch.setattr(read, "_arrow_csv", lambda *args, **kwargs: reads.append(kwargs.get("stream", False))
+                        or arrow_csv(*args, **kwargs))
+    got = read_table(path)
+    assert reads == [True, False]  # streamed, refused, read whole
+    assert got.shape == (200_001, 2) and str(got["a"].dtype) == {"double": "float64", "string": "str"}[kind]
+    assert got["b"].iloc[-1] == "y" and got["b"].iloc[:-1].isna().all()
+    assert_same_frame(got, fallback_read(monkeypatch, path))
+
+
+def test_a_small_file_is_read_whole_and_a_big_one_block_by_block(monkeypatch, tmp_path):
+    path = write(tmp_path, "t.csv", b"a,b\n1,x\n2,y\n")
+    reads = []
+    arrow_csv = read._arrow_csv
+    monkeypatch.setattr(read, "_arrow_csv", lambda *args, **kwargs: reads.append(kwargs.get("stream", False))
+                        or arrow_csv(*args, **kwargs))
+    read_table(path)
+    monkeypatch.setattr(read, "STREAM_FROM_BYTES", path.stat().st_size)
+    read_table(path)
+    read_table(path.read_bytes(), name="t.csv")  # an upload's bytes: the same rule
+    assert reads == [False, True, True]
 
 
 def test_a_decimal_comma_file_falls_back_to_the_repair(monkeypatch, tmp_path):

@@ -247,7 +247,7 @@ def run_train(args: argparse.Namespace) -> int:
             trained, found = _search(args, choice, config, spec, out_file, control, started, test_rows)
         else:
             trained = train_model(choice.hand_over_source(), choice.data_spec, config, spec=spec, family=choice.family,
-                                  callbacks=[progress], control=control, test_rows=test_rows)
+                                  callbacks=[progress], control=control, test_rows=test_rows, release_source=True)
     summary = _finish(trained, args, out_file, choice, data_file, data_shape)
     if args.auto:
         summary["search"] = found.summary()
@@ -295,7 +295,8 @@ def _train_one_process(world: distributed.World, choice: DataChoice, config: Tra
     try:
         with _stop_on_ctrl_c(control), contextlib.redirect_stdout(sys.stderr):
             data_spec, prepared, shape, design = prepare_for_design(
-                choice.hand_over_source(), choice.data_spec, config, spec, choice.family, test_rows)
+                choice.hand_over_source(), choice.data_spec, config, spec, choice.family, test_rows,
+                release_source=True)
             callbacks = [progress] if world.is_main else []
             trained = fit_design(prepared, shape, data_spec, config, design, callbacks, control)
     finally:

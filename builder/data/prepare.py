@@ -174,10 +174,14 @@ class RowsByColumn:
     ``Preprocessor`` fits and transforms column by column, so handing it this instead of
     ``df.iloc[rows]`` keeps one column of the training rows in memory at a time, not a copy of
     every column of them (on 1M rows x 20 columns: the preparation's peak ~110 MB lower).
+
+    With ``release``, each column is also dropped from ``df`` once its rows are copied: for a table
+    its caller has handed over, so that the table shrinks while the prepared matrix fills and the
+    two never both take their full size (each column can then be read only once).
     """
 
-    def __init__(self, df: pd.DataFrame, positions: np.ndarray) -> None:
-        self._df, self._positions = df, positions
+    def __init__(self, df: pd.DataFrame, positions: np.ndarray, release: bool = False) -> None:
+        self._df, self._positions, self._release = df, positions, release
 
     @property
     def columns(self) -> pd.Index:
@@ -187,7 +191,25 @@ class RowsByColumn:
         return len(self._positions)
 
     def __getitem__(self, column: str) -> pd.Series:
-        return self._df[column].iloc[self._positions]
+        rows = self._df[column].iloc[self._positions]
+        if self._release:
+            del self._df[column]  # its own block (pyarrow's reader gives one per column): freed now
+        return rows
+
+
+def _training_matrix(preprocessor: Preprocessor, df: pd.DataFrame, rows: np.ndarray, release: bool) -> np.ndarray:
+    """The training rows' input matrix; with ``release``, the table's columns freed as it fills.
+
+    Writing one column of a row-major matrix touches every page of it, so the whole matrix would
+    take memory from the first column on, while the table is still whole. Released column by
+    column, the table shrinks as a column-major matrix grows, and the row-major copy training
+    reads is made once the table's inputs are gone (1M rows x 20 columns: ~70 MB lower peak).
+    """
+    if not release:
+        return preprocessor.transform(RowsByColumn(df, rows))
+    out = np.empty((len(rows), preprocessor.n_features), dtype=np.float32, order="F")  # (N, F)
+    preprocessor.transform(RowsByColumn(df, rows, release=True), out=out)
+    return np.ascontiguousarray(out)
 
 
 def prepare_tabular(
@@ -198,6 +220,7 @@ def prepare_tabular(
     seed: int = 42,
     test_rows: np.ndarray | None = None,
     val_rows: np.ndarray | None = None,
+    release_columns: bool = False,
 ) -> PreparedData:
     """Check, split and preprocess a table for training.
 
@@ -211,6 +234,9 @@ def prepare_tabular(
             ``test_fraction``; see ``split_indices``).
         val_rows: boolean mask over ``df``'s rows that are the validation set (replaces
             ``val_fraction``: a cross-validation fold; see ``split_indices``).
+        release_columns: the caller hands ``df`` over and will not use it again: each input
+            column is dropped from it once its training rows are prepared, so that a big table and
+            its prepared matrix do not fill memory together (1M rows x 20 columns: ~140 MB less).
 
     Returns:
         A ``PreparedData``; rows without a target value are left out (and the count logged).
@@ -246,22 +272,25 @@ def prepare_tabular(
         return None if target is None else preprocessor.encode_target(rows[target])
 
     # The validation and test rows stay whole tables (evaluation shows them); the training rows,
-    # most of the table, are only ever read one column at a time.
-    parts = {"train": train_rows, "val": df.iloc[val], "test": df.iloc[test]}
+    # most of the table, are only ever read one column at a time. Everything that reads ``df``
+    # comes before the training matrix, which may release its columns as it fills.
+    raw_val, raw_test = df.iloc[val], df.iloc[test]
+    y_train = encode(train_rows)
+    X_train = _training_matrix(preprocessor, df, train, release_columns)
     logger.info(
         "Prepared %d training, %d validation and %d test rows with %d features",
         len(train), len(val), len(test), preprocessor.n_features,
     )
     return PreparedData(
         preprocessor=preprocessor,
-        X_train=preprocessor.transform(parts["train"]),
-        X_val=preprocessor.transform(parts["val"]),
-        X_test=preprocessor.transform(parts["test"]),
-        y_train=encode(parts["train"]),
-        y_val=encode(parts["val"]),
-        y_test=encode(parts["test"]),
-        raw_val=parts["val"],
-        raw_test=parts["test"],
+        X_train=X_train,
+        X_val=preprocessor.transform(raw_val),
+        X_test=preprocessor.transform(raw_test),
+        y_train=y_train,
+        y_val=encode(raw_val),
+        y_test=encode(raw_test),
+        raw_val=raw_val,
+        raw_test=raw_test,
         train_idx=train,
         val_idx=val,
         test_idx=test,

@@ -922,14 +922,17 @@ class Preprocessor(DecisionThreshold):
 
     # -- using --------------------------------------------------------------------------------
 
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame, out: np.ndarray | None = None) -> np.ndarray:
         """Turn raw rows into the model's input matrix.
 
         Args:
             df: rows with (at least) the input columns; the target and other columns are ignored.
+            out: the float32 ``(N, n_features)`` matrix to fill, e.g. a column-major one (filled
+                column by column, it takes memory only as its columns are written); ``None``: a new
+                row-major one.
 
         Returns:
-            float32 array ``(N, n_features)``, free of NaN and infinity.
+            float32 array ``(N, n_features)`` (``out`` when given), free of NaN and infinity.
 
         Raises:
             DataError: an input column is missing from ``df``.
@@ -939,7 +942,10 @@ class Preprocessor(DecisionThreshold):
         widths = [len(_STEPS[c["kind"]].names(c)) for c in columns]
         # Each column's float64 block goes straight into one float32 matrix: peak memory is that
         # matrix plus one block, not every block, their concatenation and its float32 copy.
-        out = np.empty((len(df), sum(widths)), dtype=np.float32)  # (N, F)
+        if out is None:
+            out = np.empty((len(df), sum(widths)), dtype=np.float32)  # (N, F)
+        elif out.shape != (len(df), sum(widths)) or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 {(len(df), sum(widths))}, not {out.dtype} {out.shape}")
         start = 0
         for column, width in zip(columns, widths, strict=True):
             out[:, start:start + width] = _STEPS[column["kind"]].transform(column, df[column["name"]])

@@ -514,7 +514,8 @@ def _leakage_warnings(
     has_y = ~missing_mask(y)
     y_numbers = parse_numeric(y)
     y_is_number = np.mean(~np.isnan(y_numbers[has_y])) >= 0.95
-    y_text = y.astype("str")
+    # Target values compared as text (1 and "1" are one answer), numbered once for every column.
+    y_codes = pd.factorize(y.astype("str"))[0]
     notes = []
     for column in candidates:
         x = data[column.name]
@@ -528,7 +529,7 @@ def _leakage_warnings(
                 )
                 continue
         # A column with a value per row trivially "determines" anything: require repeated values.
-        if 2 <= column.n_unique <= has_y.sum() / 2 and _determines(x, y_text, has_y):
+        if 2 <= column.n_unique <= has_y.sum() / 2 and _determines(x, y_codes, has_y):
             notes.append(
                 f"Each value of '{column.name}' always comes with the same value of '{target}': it "
                 "may give the answer away (leakage). Leave it out unless it will be known when you "
@@ -544,13 +545,21 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x[both], y[both])[0, 1])
 
 
-def _determines(x: pd.Series, y_text: pd.Series, has_y: np.ndarray) -> bool:
-    """True when every value of ``x`` always comes with one and the same target value."""
+def _determines(x: pd.Series, y_codes: np.ndarray, has_y: np.ndarray) -> bool:
+    """True when every value of ``x`` always comes with one and the same target value.
+
+    ``y_codes`` numbers the target's values (``pd.factorize``). Each value of ``x`` determines the
+    target exactly when there are no more distinct (value, target) pairs than values: two integer
+    arrays hashed, where grouping the target's text by ``x`` held ~100 MB on 1M rows.
+    """
     keep = ~missing_mask(x) & has_y
     if keep.sum() < MIN_TARGET_ROWS:
         return False
-    targets_per_value = y_text[keep].groupby(x[keep].to_numpy()).nunique()
-    return len(targets_per_value) >= 2 and bool(targets_per_value.max() == 1)
+    x_codes, values = pd.factorize(x[keep].to_numpy())
+    if len(values) < 2:
+        return False
+    pairs = x_codes.astype(np.int64) * (int(y_codes.max()) + 1) + y_codes[keep]
+    return len(pd.unique(pairs)) == len(values)
 
 
 def _imbalance_warning(y: pd.Series, target: str) -> list[str]:

@@ -82,6 +82,7 @@ def prepare_data(
     test_rows: np.ndarray | None = None,
     val_rows: np.ndarray | None = None,
     windows: series_data.TimeSplit | None = None,
+    release_source: bool = False,
 ) -> Prepared:
     """Split and preprocess ``source`` for training as ``data_spec`` says.
 
@@ -99,6 +100,8 @@ def prepare_data(
             whole random split. Not for a series.
         windows: a series only: the training, validation and test windows chosen by the caller
             (a cross-validation fold's expanding window); replaces both fractions.
+        release_source: the caller hands ``source`` over and will not use it again: a table's
+            columns are freed as they are prepared (``prepare_tabular``'s ``release_columns``).
 
     Raises:
         DataError: the data cannot be used as asked; the message says what to change.
@@ -136,7 +139,7 @@ def prepare_data(
     if data_spec.task == ANOMALY_TASK and data_spec.target is not None:
         data_spec = DataSpec(None, ANOMALY_TASK, [f for f in data_spec.features if f != data_spec.target])
     return prepare_tabular(df, data_spec, val_fraction, test_fraction, seed, test_rows=test_rows,
-                           val_rows=val_rows)
+                           val_rows=val_rows, release_columns=release_source)
 
 
 def class_counts(source: Any, data_spec: DataSpec) -> dict[str, int] | None:
