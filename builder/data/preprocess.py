@@ -927,9 +927,9 @@ class Preprocessor(DecisionThreshold):
 
         Args:
             df: rows with (at least) the input columns; the target and other columns are ignored.
-            out: the float32 ``(N, n_features)`` matrix to fill, e.g. a column-major one (filled
-                column by column, it takes memory only as its columns are written); ``None``: a new
-                row-major one.
+            out: the float32 ``(N, n_features)`` matrix to fill (the caller's contract, not
+                checked), e.g. a column-major one: filled column by column, it takes memory only as
+                its columns are written. ``None``: a new row-major one.
 
         Returns:
             float32 array ``(N, n_features)`` (``out`` when given), free of NaN and infinity.
@@ -944,8 +944,6 @@ class Preprocessor(DecisionThreshold):
         # matrix plus one block, not every block, their concatenation and its float32 copy.
         if out is None:
             out = np.empty((len(df), sum(widths)), dtype=np.float32)  # (N, F)
-        elif out.shape != (len(df), sum(widths)) or out.dtype != np.float32:
-            raise ValueError(f"out must be float32 {(len(df), sum(widths))}, not {out.dtype} {out.shape}")
         start = 0
         for column, width in zip(columns, widths, strict=True):
             out[:, start:start + width] = _STEPS[column["kind"]].transform(column, df[column["name"]])
