@@ -83,9 +83,11 @@ def to_row_major(matrix: np.ndarray) -> np.ndarray:
     as soon as it is copied, and the rest of ``matrix`` reads as zeros afterwards: the caller gives
     it up. Elsewhere (another array, or no ``madvise``) it is an ordinary copy.
     """
+    buffer = _own_map(matrix)
+    if buffer is None:
+        return np.array(matrix, order="C")  # a copy even of a row-major matrix, as documented
     rows, columns = matrix.shape
     out = np.empty((rows, columns), dtype=matrix.dtype)
-    buffer = _own_map(matrix) if matrix.flags.f_contiguous else None
     column_bytes, page = rows * matrix.itemsize, mmap.PAGESIZE
     # Per column: where its pages not yet handed back start (a page shared with the column before
     # goes with the column after, once both are copied).
@@ -94,8 +96,6 @@ def to_row_major(matrix: np.ndarray) -> np.ndarray:
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         out[start:stop] = matrix[start:stop]
-        if buffer is None:
-            continue
         for j in range(columns):
             copied = (j * column_bytes + stop * matrix.itemsize) // page * page  # whole pages copied
             if copied > released[j]:
@@ -105,8 +105,9 @@ def to_row_major(matrix: np.ndarray) -> np.ndarray:
 
 
 def _own_map(matrix: np.ndarray) -> mmap.mmap | None:
-    """The memory map ``matrix`` fills whole, as ``empty_column_major`` makes it; ``None`` otherwise."""
-    if not hasattr(mmap, "MADV_DONTNEED"):
+    """The memory map a column-major ``matrix`` fills from its start, as ``empty_column_major``
+    makes it (the layout ``to_row_major``'s page arithmetic assumes); ``None`` otherwise."""
+    if not hasattr(mmap, "MADV_DONTNEED") or not matrix.flags.f_contiguous:
         return None
     base = matrix
     while isinstance(base, np.ndarray):

@@ -194,7 +194,9 @@ class RowsByColumn:
     def __getitem__(self, column: str) -> pd.Series:
         rows = self._df[column].iloc[self._positions]
         if self._release:
-            del self._df[column]  # its own block (pyarrow's reader gives one per column): freed now
+            # Freed now where the column is a block of its own, as pyarrow's reader makes them; a
+            # block shared by several columns (pandas' C parser) goes with the last of them.
+            del self._df[column]
         return rows
 
 
